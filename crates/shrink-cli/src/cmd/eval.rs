@@ -1,0 +1,79 @@
+//! `shrink eval`: accuracy, loss, size, MACs and measured latency of a model on a dataset.
+use crate::common::{check_fit, load_data, normalization, parse_split};
+use anyhow::Result;
+use clap::Args;
+use serde_json::json;
+use shrink_ir::stats::model_stats;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// Model file (.safetensors).
+    pub model: PathBuf,
+    /// Dataset path (MNIST IDX dir, CIFAR binary dir, image folder or .tar/.tar.gz).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Which split to evaluate.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Per-channel mean, e.g. 0.485,0.456,0.406 (default: stored in the model).
+    #[arg(long)]
+    pub mean: Option<String>,
+    /// Per-channel std (default: stored in the model).
+    #[arg(long)]
+    pub std: Option<String>,
+    /// Architecture override for plain state_dicts.
+    #[arg(long)]
+    pub arch: Option<String>,
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(a: &EvalArgs) -> Result<()> {
+    if a.batch_size == 0 {
+        anyhow::bail!("--batch-size must be positive");
+    }
+    let model = shrink_io::load_model(&a.model, a.arch.as_deref())?;
+    let norm = normalization(&model, a.mean.as_deref(), a.std.as_deref())?;
+    let ds = load_data(&a.data, parse_split(&a.split)?)?;
+    check_fit(&model, &ds, &a.model.display().to_string())?;
+    let pb = crate::common::progress(ds.len() as u64, !a.json, "eval");
+    let r = shrink_train::evaluate(&model, &ds, &norm, a.batch_size, Some(&pb))?;
+    pb.finish_and_clear();
+    let s = model_stats(&model)?;
+    if a.json {
+        let out = json!({
+            "model": a.model.display().to_string(),
+            "arch": model.meta.arch,
+            "data": ds.source,
+            "split": a.split,
+            "accuracy": r.accuracy,
+            "loss": r.loss,
+            "samples": r.samples,
+            "params": s.params,
+            "nonzero_params": s.nonzero_params,
+            "size_bytes": s.size_bytes,
+            "macs": s.macs,
+            "latency_ms_per_batch": r.latency_ms_per_batch,
+            "throughput_per_s": r.throughput,
+            "batch_size": r.batch_size,
+        });
+        println!("{out}");
+    } else {
+        println!("model      {} ({})", a.model.display(), model.meta.arch);
+        println!("data       {} [{}], {} samples", ds.source, a.split, r.samples);
+        println!("accuracy   {:.2}%", 100.0 * r.accuracy);
+        println!("loss       {:.4}", r.loss);
+        println!("params     {} ({} nonzero)", s.params, s.nonzero_params);
+        println!("size       {:.2} MB dense fp32", s.size_bytes as f64 / 1e6);
+        println!("MACs       {:.2} M per example", s.macs as f64 / 1e6);
+        println!(
+            "latency    {:.2} ms per batch of {} ({:.0} examples/s)",
+            r.latency_ms_per_batch, r.batch_size, r.throughput
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,187 @@
+//! `shrink train`: train a zoo architecture from scratch, or fine-tune a model file (`--init`).
+use crate::common::{check_fit, load_data, parse_floats};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use shrink_io::data::{Augment, Normalize, Split};
+use shrink_ir::candle_core::Device;
+use shrink_train::{OptimizerConfig, Schedule, TrainConfig};
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Zoo architecture (simple-dnn, lenet-300-100, lenet5, resnet20|32|44|56, vgg11-bn, vgg16-bn).
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Start from this model file instead of a fresh initialization (fine-tuning).
+    #[arg(long)]
+    pub init: Option<PathBuf>,
+    /// Dataset path (MNIST IDX dir, CIFAR binary dir, image folder or .tar/.tar.gz).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Epochs (0 writes the initial model). Default: 10 (MNIST-sized inputs) or 30.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Learning rate. Default: 0.05 (SGD, from scratch), 0.01 (SGD, --init), 0.001 (Adam).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// sgd or adam.
+    #[arg(long, default_value = "sgd")]
+    pub optimizer: String,
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f64,
+    #[arg(long)]
+    pub nesterov: bool,
+    /// Weight decay (L2). Default: 0 for 28x28 inputs, 5e-4 otherwise.
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// constant, step or cosine.
+    #[arg(long, default_value = "cosine")]
+    pub schedule: String,
+    /// Epochs between decays for `--schedule step`.
+    #[arg(long, default_value_t = 10)]
+    pub step_size: usize,
+    /// Decay factor for `--schedule step`.
+    #[arg(long, default_value_t = 0.1)]
+    pub gamma: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Validation examples carved from the training set (0 = none; best epoch by validation).
+    #[arg(long, default_value_t = 5000)]
+    pub val_size: usize,
+    /// Random crop (4-pixel padding) + horizontal flip. Default: on for 3-channel data.
+    #[arg(long, value_name = "on|off")]
+    pub augment: Option<String>,
+    /// Per-channel mean (default: the architecture's / stored one).
+    #[arg(long)]
+    pub mean: Option<String>,
+    #[arg(long)]
+    pub std: Option<String>,
+    /// Resumable checkpoint written after every epoch (default: OUT.ckpt).
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Resume from a checkpoint written by an earlier run.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Output model file.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Print the training report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(a: &TrainArgs) -> Result<()> {
+    let device = Device::Cpu;
+    let mut model = match (&a.init, &a.arch) {
+        (Some(path), arch) => shrink_io::load_model(path, arch.as_deref())?,
+        (None, Some(arch)) => shrink_ir::zoo::build(arch, a.seed, &device)?,
+        (None, None) => bail!("--arch or --init is required"),
+    };
+    if a.batch_size == 0 {
+        bail!("--batch-size must be positive");
+    }
+    let output = a.output.clone().unwrap_or_else(|| PathBuf::from(format!("{}.safetensors", model.meta.arch)));
+    if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            bail!("output directory `{}` does not exist", dir.display());
+        }
+    }
+    let small_input = model.meta.input_shape.iter().product::<usize>() <= 28 * 28;
+    let epochs = a.epochs.unwrap_or(if small_input { 10 } else { 30 });
+    if let Some(m) = &a.mean {
+        model.meta.mean = parse_floats("--mean", m)?;
+    }
+    if let Some(s) = &a.std {
+        model.meta.std = parse_floats("--std", s)?;
+    }
+    let normalize = crate::common::normalization(&model, None, None)?;
+    if epochs == 0 {
+        shrink_io::save_model(&model, &output)?;
+        eprintln!("wrote initial model to {}", output.display());
+        return Ok(());
+    }
+    let full = load_data(&a.data, Split::Train)?;
+    check_fit(&model, &full, &a.init.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "--arch".into()))?;
+    if a.val_size >= full.len() {
+        bail!("--val-size {} leaves no training data ({} examples)", a.val_size, full.len());
+    }
+    let (train_set, val_set) = full.split_validation(a.val_size, a.seed);
+    let optimizer = match a.optimizer.as_str() {
+        "sgd" => OptimizerConfig::Sgd {
+            momentum: a.momentum,
+            nesterov: a.nesterov,
+            weight_decay: a.weight_decay.unwrap_or(if small_input { 0.0 } else { 5e-4 }),
+        },
+        "adam" => OptimizerConfig::adam(a.weight_decay.unwrap_or(0.0)),
+        other => bail!("--optimizer must be sgd or adam, got `{other}`"),
+    };
+    let lr = a.lr.unwrap_or(match (a.optimizer.as_str(), a.init.is_some()) {
+        ("adam", _) => 1e-3,
+        (_, true) => 0.01,
+        _ => 0.05,
+    });
+    let schedule = match a.schedule.as_str() {
+        "constant" => Schedule::Constant,
+        "step" => Schedule::Step { step_size: a.step_size, gamma: a.gamma },
+        "cosine" => Schedule::Cosine { total_epochs: epochs, min_lr: 0.0 },
+        other => bail!("--schedule must be constant, step or cosine, got `{other}`"),
+    };
+    let augment = match a.augment.as_deref() {
+        Some("on") => true,
+        Some("off") => false,
+        Some(other) => bail!("--augment must be on or off, got `{other}`"),
+        None => model.meta.input_shape.first() == Some(&3),
+    };
+    let checkpoint = a.checkpoint.clone().unwrap_or_else(|| {
+        let mut p = output.clone().into_os_string();
+        p.push(".ckpt");
+        PathBuf::from(p)
+    });
+    let cfg = TrainConfig {
+        epochs,
+        batch_size: a.batch_size,
+        lr,
+        optimizer,
+        schedule,
+        seed: a.seed,
+        normalize: Normalize { mean: normalize.mean.clone(), std: normalize.std.clone() },
+        augment: augment.then_some(Augment { crop_padding: 4, hflip: true }),
+        eval_batch_size: 256,
+        checkpoint: Some(checkpoint.clone()),
+        resume: a.resume.clone(),
+        progress: !a.json,
+    };
+    let report = shrink_train::train(&mut model, &train_set, Some(&val_set).filter(|v| !v.is_empty()), &cfg)?;
+    shrink_io::save_model(&model, &output).with_context(|| format!("writing {}", output.display()))?;
+    let _ = std::fs::remove_file(&checkpoint);
+    let test = load_data(&a.data, Split::Test).ok();
+    let test_result = match &test {
+        Some(t) => Some(shrink_train::evaluate(&model, t, &normalize, 256, None)?),
+        None => None,
+    };
+    let mean_epoch_s = report.epochs.iter().map(|e| e.seconds).sum::<f64>() / report.epochs.len().max(1) as f64;
+    if a.json {
+        let out = serde_json::json!({
+            "output": output.display().to_string(),
+            "arch": model.meta.arch,
+            "epochs": report.epochs,
+            "best_epoch": report.best_epoch,
+            "best_val_accuracy": report.best_val_accuracy,
+            "test_accuracy": test_result.as_ref().map(|r| r.accuracy),
+            "test_loss": test_result.as_ref().map(|r| r.loss),
+            "mean_epoch_seconds": mean_epoch_s,
+        });
+        println!("{out}");
+    } else {
+        if let (Some(e), Some(acc)) = (report.best_epoch, report.best_val_accuracy) {
+            eprintln!("kept epoch {e} (validation accuracy {:.2}%)", 100.0 * acc);
+        }
+        if let Some(r) = &test_result {
+            eprintln!("test accuracy {:.2}% (loss {:.4})", 100.0 * r.accuracy, r.loss);
+        }
+        eprintln!("mean epoch time {mean_epoch_s:.1}s; wrote {}", output.display());
+    }
+    Ok(())
+}

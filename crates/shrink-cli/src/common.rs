@@ -1,0 +1,79 @@
+//! Helpers shared by subcommands: parsing lists, loading models and data with clear errors.
+use anyhow::{bail, Context, Result};
+use shrink_io::data::{self, Dataset, Normalize, Split};
+use shrink_ir::Model;
+use std::path::Path;
+
+/// Parses `a,b,c` into floats, naming the flag on error.
+pub fn parse_floats(flag: &str, s: &str) -> Result<Vec<f32>> {
+    s.split(',')
+        .map(|v| v.trim().parse::<f32>().with_context(|| format!("{flag}: `{v}` is not a number")))
+        .collect()
+}
+
+/// Normalization from `--mean/--std` flags, else the model's stored one.
+pub fn normalization(model: &Model, mean: Option<&str>, std: Option<&str>) -> Result<Normalize> {
+    let mean = match mean {
+        Some(s) => parse_floats("--mean", s)?,
+        None => model.meta.mean.clone(),
+    };
+    let std = match std {
+        Some(s) => parse_floats("--std", s)?,
+        None => model.meta.std.clone(),
+    };
+    let c = model.meta.input_shape.first().copied().unwrap_or(1);
+    if mean.len() != c || std.len() != c {
+        bail!("--mean/--std need {c} values for a {c}-channel model (got {} and {})", mean.len(), std.len());
+    }
+    if let Some(s) = std.iter().find(|s| **s <= 0.0 || !s.is_finite()) {
+        bail!("--std values must be positive, got {s}");
+    }
+    Ok(Normalize { mean, std })
+}
+
+/// Loads a dataset split.
+pub fn load_data(path: &Path, split: Split) -> Result<Dataset> {
+    Ok(data::load(path, split)?)
+}
+
+/// Checks that `ds` fits `model`'s input shape and class count.
+pub fn check_fit(model: &Model, ds: &Dataset, model_path: &str) -> Result<()> {
+    let shape = ds.image_shape();
+    if model.meta.input_shape != shape {
+        bail!(
+            "model `{model_path}` ({}) expects inputs {:?} but `{}` has images {:?}",
+            model.meta.arch,
+            model.meta.input_shape,
+            ds.source,
+            shape
+        );
+    }
+    let shapes = model.shapes()?;
+    let outputs: usize = shapes.last().map(|s| s.iter().product()).unwrap_or(0);
+    if ds.num_classes() > outputs {
+        bail!("`{}` has {} classes but model `{model_path}` has {outputs} outputs", ds.source, ds.num_classes());
+    }
+    Ok(())
+}
+
+/// Parses `--split`.
+pub fn parse_split(s: &str) -> Result<Split> {
+    match s {
+        "train" => Ok(Split::Train),
+        "test" => Ok(Split::Test),
+        other => bail!("--split must be `train` or `test`, got `{other}`"),
+    }
+}
+
+/// A progress bar on stderr (hidden when disabled or when stderr is not a terminal).
+pub fn progress(len: u64, enabled: bool, prefix: &str) -> indicatif::ProgressBar {
+    if !enabled {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {elapsed_precise}") {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb.set_prefix(prefix.to_string());
+    pb
+}

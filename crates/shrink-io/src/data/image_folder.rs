@@ -1,0 +1,254 @@
+//! Image folders in the torchvision `ImageFolder` layout: `<root>/<split>/<class>/*.{png,jpg,jpeg}`
+//! with `<split>` `train`, or `test` (`val` when there is no `test`). Classes are the sorted
+//! union of the class directories of the train and test splits, so both splits number them
+//! alike; images are taken in path order. The root is a directory or a tar archive (see
+//! [`super::tree`]).
+//!
+//! Images are decoded in parallel. All must have the size of the first one; grayscale gives one
+//! channel, colour three (alpha is dropped), and a folder mixing both is loaded as colour.
+
+use std::collections::BTreeSet;
+use std::io::Cursor;
+
+use image::{ColorType, DynamicImage, ImageDecoder, ImageFormat, ImageReader};
+use rayon::prelude::*;
+
+use super::error::{one_line, DataError};
+use super::tree::{is_image_name, join, Child, Tree};
+use super::{Dataset, Split};
+
+/// What [`super::load`] looks for, for the "no dataset found" message.
+pub(crate) const LOOKED_FOR: &str =
+    "an image folder (train/<class>/*.png|jpg|jpeg, test/<class>/... or val/<class>/...)";
+
+/// The largest single image decoded, in bytes.
+const MAX_IMAGE_BYTES: u64 = 1 << 28;
+
+/// The directory names that hold `split`, preferred first.
+pub(crate) fn split_dir_names(split: Split) -> &'static [&'static str] {
+    match split {
+        Split::Train => &["train"],
+        Split::Test => &["test", "val"],
+    }
+}
+
+/// Does a directory with these children look like an image-folder root?
+pub(crate) fn detect(children: &[Child]) -> bool {
+    children.iter().any(|c| c.is_dir && (c.name == "train" || c.name == "test" || c.name == "val"))
+}
+
+/// Loads one split of an image folder rooted at `base`.
+pub(crate) fn load(tree: &Tree, base: &str, children: &[Child], split: Split) -> Result<Dataset, DataError> {
+    let has = |name: &str| children.iter().any(|c| c.is_dir && c.name == name);
+    let Some(split_dir) = split_dir_names(split).iter().copied().find(|n| has(n)) else {
+        return Err(DataError::MissingSplit {
+            path: tree.display(base),
+            split: split.to_string(),
+            missing: match split {
+                Split::Train => "a `train/` directory".to_string(),
+                Split::Test => "a `test/` (or `val/`) directory".to_string(),
+            },
+        });
+    };
+    let test_dir = split_dir_names(Split::Test).iter().copied().find(|n| has(n));
+    let mut classes = BTreeSet::new();
+    let mut here = BTreeSet::new();
+    for dir in std::iter::once("train").chain(test_dir) {
+        if !has(dir) {
+            continue;
+        }
+        for child in tree.list(&join(base, dir))? {
+            if child.is_dir {
+                if dir == split_dir {
+                    here.insert(child.name.clone());
+                }
+                classes.insert(child.name);
+            }
+        }
+    }
+    let split_rel = join(base, split_dir);
+    if classes.is_empty() {
+        return Err(DataError::NoClasses { path: tree.display(&split_rel) });
+    }
+    let classes: Vec<String> = classes.into_iter().collect();
+    let mut entries: Vec<(String, u32)> = Vec::new();
+    for (label, class) in classes.iter().enumerate() {
+        if !here.contains(class) {
+            continue;
+        }
+        for file in tree.files_under(&join(&split_rel, class))? {
+            if is_image_name(file.rsplit('/').next().unwrap_or(&file)) {
+                entries.push((file, label as u32));
+            }
+        }
+    }
+    if entries.is_empty() {
+        return Err(DataError::NoImages { path: tree.display(&split_rel) });
+    }
+    let (channels, height, width, images) = decode_all(tree, &entries)?;
+    Ok(Dataset {
+        channels,
+        height,
+        width,
+        images,
+        labels: entries.iter().map(|(_, l)| *l).collect(),
+        classes,
+        source: tree.display(&split_rel),
+    })
+}
+
+/// One decoded image, pixels interleaved (HWC).
+struct Decoded {
+    width: u32,
+    height: u32,
+    color: bool,
+    pixels: Vec<u8>,
+}
+
+enum Failure {
+    Decode(String),
+    Size(u32, u32),
+}
+
+/// Decodes all images in parallel into one CHW buffer; returns (channels, height, width, data).
+fn decode_all(tree: &Tree, entries: &[(String, u32)]) -> Result<(usize, usize, usize, Vec<u8>), DataError> {
+    let first_rel = &entries[0].0;
+    let decode_err = |rel: &str, detail: String| DataError::Decode { path: tree.display(rel), detail };
+    let first = match decode(&tree.read(first_rel)?, first_rel, None) {
+        Ok(d) => d,
+        Err(Failure::Decode(detail)) => return Err(decode_err(first_rel, detail)),
+        // No size is asked of the first image, so this cannot happen; report it plainly anyway.
+        Err(Failure::Size(w, h)) => return Err(decode_err(first_rel, format!("unexpected size {w}x{h}"))),
+    };
+    let (w, h) = (first.width, first.height);
+    let rest: Vec<Result<Decoded, DataError>> = entries[1..]
+        .par_iter()
+        .with_min_len(64)
+        .map(|(rel, _)| {
+            let bytes = tree.read(rel)?;
+            decode(&bytes, rel, Some((w, h))).map_err(|f| match f {
+                Failure::Decode(detail) => decode_err(rel, detail),
+                Failure::Size(width, height) => DataError::ImageSize {
+                    path: tree.display(rel),
+                    width,
+                    height,
+                    first_path: tree.display(first_rel),
+                    first_width: w,
+                    first_height: h,
+                },
+            })
+        })
+        .collect();
+    let mut decoded = Vec::with_capacity(entries.len());
+    decoded.push(first);
+    for r in rest {
+        decoded.push(r?);
+    }
+    let channels = if decoded.iter().any(|d| d.color) { 3 } else { 1 };
+    let (hu, wu) = (h as usize, w as usize);
+    let per_image = channels * hu * wu;
+    let total = per_image
+        .checked_mul(decoded.len())
+        .ok_or_else(|| DataError::invalid(tree.display(""), "dataset too large to hold in memory"))?;
+    let mut images = vec![0u8; total];
+    images
+        .par_chunks_mut(per_image)
+        .zip(decoded.into_par_iter())
+        .with_min_len(64)
+        .for_each(|(dst, d)| to_chw(&d, channels, dst));
+    Ok((channels, hu, wu, images))
+}
+
+/// Writes an interleaved image into a planar (CHW) buffer with `channels` planes.
+fn to_chw(d: &Decoded, channels: usize, dst: &mut [u8]) {
+    let plane = d.width as usize * d.height as usize;
+    if !d.color {
+        for c in 0..channels {
+            dst[c * plane..(c + 1) * plane].copy_from_slice(&d.pixels);
+        }
+        return;
+    }
+    let (r, rest) = dst.split_at_mut(plane);
+    let (g, b) = rest.split_at_mut(plane);
+    for (i, px) in d.pixels.chunks_exact(3).enumerate() {
+        r[i] = px[0];
+        g[i] = px[1];
+        b[i] = px[2];
+    }
+}
+
+/// Decodes one image to 8-bit gray or RGB. With `expect`, an image of another size fails with
+/// [`Failure::Size`] before its pixels are decoded.
+fn decode(bytes: &[u8], name: &str, expect: Option<(u32, u32)>) -> Result<Decoded, Failure> {
+    let err = |e: image::ImageError| Failure::Decode(one_line(&e.to_string()));
+    let format = image::guess_format(bytes)
+        .or_else(|_| ImageFormat::from_path(name))
+        .map_err(|_| Failure::Decode("not a PNG or JPEG file".to_string()))?;
+    if format == ImageFormat::Jpeg {
+        return decode_jpeg(bytes, expect);
+    }
+    let decoder = ImageReader::with_format(Cursor::new(bytes), format).into_decoder().map_err(err)?;
+    let (width, height) = decoder.dimensions();
+    if let Some((ew, eh)) = expect {
+        if (width, height) != (ew, eh) {
+            return Err(Failure::Size(width, height));
+        }
+    }
+    if width == 0 || height == 0 {
+        return Err(Failure::Decode(format!("image is {width}x{height}")));
+    }
+    if decoder.total_bytes() > MAX_IMAGE_BYTES {
+        return Err(Failure::Decode(format!("image is too large ({width}x{height})")));
+    }
+    let color_type = decoder.color_type();
+    let color = color_type.has_color();
+    let pixels = match color_type {
+        ColorType::L8 | ColorType::Rgb8 => {
+            let mut buf = vec![0u8; decoder.total_bytes() as usize];
+            decoder.read_image(&mut buf).map_err(err)?;
+            buf
+        }
+        _ => {
+            let img = DynamicImage::from_decoder(decoder).map_err(err)?;
+            if color {
+                img.into_rgb8().into_raw()
+            } else {
+                img.into_luma8().into_raw()
+            }
+        }
+    };
+    Ok(Decoded { width, height, color, pixels })
+}
+
+/// Decodes a JPEG with zune-jpeg directly: `image`'s wrapper parses the headers twice, which
+/// costs a third of the time on small images such as CIFAR's.
+fn decode_jpeg(bytes: &[u8], expect: Option<(u32, u32)>) -> Result<Decoded, Failure> {
+    use zune_core::bytestream::ZCursor;
+    use zune_core::colorspace::ColorSpace;
+    use zune_core::options::DecoderOptions;
+
+    let err = |e: zune_jpeg::errors::DecodeErrors| Failure::Decode(one_line(&e.to_string()));
+    let options = DecoderOptions::default().set_strict_mode(false);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    decoder.decode_headers().map_err(err)?;
+    let (w, h) = decoder.dimensions().ok_or_else(|| Failure::Decode("no image size".to_string()))?;
+    let (width, height) = (w as u32, h as u32);
+    if let Some((ew, eh)) = expect {
+        if (width, height) != (ew, eh) {
+            return Err(Failure::Size(width, height));
+        }
+    }
+    if width == 0 || height == 0 {
+        return Err(Failure::Decode(format!("image is {width}x{height}")));
+    }
+    let color = !matches!(decoder.input_colorspace(), Some(ColorSpace::Luma | ColorSpace::LumaA));
+    let out = if color { ColorSpace::RGB } else { ColorSpace::Luma };
+    decoder.set_options(options.jpeg_set_out_colorspace(out));
+    let len = w * h * out.num_components();
+    if len as u64 > MAX_IMAGE_BYTES || decoder.output_buffer_size() != Some(len) {
+        return Err(Failure::Decode(format!("unsupported or oversized JPEG ({width}x{height})")));
+    }
+    let mut pixels = vec![0u8; len];
+    decoder.decode_into(&mut pixels).map_err(err)?;
+    Ok(Decoded { width, height, color, pixels })
+}

@@ -1,0 +1,9 @@
+//! Model files and datasets for shrink: safetensors model files with metadata (atomic writes),
+//! and dataset loaders (MNIST IDX, CIFAR-10 binary, image folders and archives).
+pub mod atomic;
+pub mod data;
+pub mod error;
+pub mod model_file;
+
+pub use error::{IoError, Result};
+pub use model_file::{load_model, save_model};

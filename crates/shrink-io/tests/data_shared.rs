@@ -1,0 +1,52 @@
+//! The real CIFAR-10 JPEG image-folder archive from the shared data directory, when
+//! `SHRINK_SHARED_DATA` points at it (skipped with a note otherwise).
+//!
+//! Timing of the 50k-image train split (run by hand, in release mode):
+//! `SHRINK_SHARED_DATA=/work/shared cargo test --release -p shrink-io --test data_shared -- --ignored --nocapture`
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use shrink_io::data::{self, Split, CIFAR10_CLASSES};
+
+fn archive() -> Option<PathBuf> {
+    match std::env::var_os("SHRINK_SHARED_DATA") {
+        Some(dir) => Some(PathBuf::from(dir).join("data/cifar10-jpeg.tar.gz")),
+        None => {
+            eprintln!("note: SHRINK_SHARED_DATA is not set; skipping the real CIFAR-10 JPEG test");
+            None
+        }
+    }
+}
+
+#[test]
+fn cifar10_jpeg_test_split() {
+    let Some(path) = archive() else { return };
+    let start = Instant::now();
+    let test = data::load(&path, Split::Test).unwrap();
+    eprintln!("loaded {} test images from {} in {:.2?}", test.len(), path.display(), start.elapsed());
+    assert_eq!(test.len(), 10_000);
+    assert_eq!(test.image_shape(), [3, 32, 32]);
+    assert_eq!(test.classes, CIFAR10_CLASSES.map(String::from).to_vec());
+    assert_eq!(test.label_counts(), vec![1000; 10]);
+    // Real photographs: not blank.
+    let mean = test.images.iter().map(|&p| p as f64).sum::<f64>() / test.images.len() as f64;
+    assert!((90.0..160.0).contains(&mean), "mean pixel {mean}");
+}
+
+#[test]
+#[ignore = "timing of the 50k train split; run by hand in release mode"]
+fn cifar10_jpeg_train_split_timing() {
+    let Some(path) = archive() else { return };
+    let start = Instant::now();
+    let train = data::load(&path, Split::Train).unwrap();
+    eprintln!(
+        "loaded {} train images from {} in {:.2?} ({} threads)",
+        train.len(),
+        path.display(),
+        start.elapsed(),
+        rayon::current_num_threads()
+    );
+    assert_eq!(train.len(), 50_000);
+    assert_eq!(train.label_counts(), vec![5000; 10]);
+}

@@ -1,0 +1,157 @@
+//! A model = graph + parameters + metadata, and its forward pass in eval or train mode.
+use crate::error::{node_err, IrError, Result};
+use crate::graph::{Graph, Op};
+use crate::ops;
+use crate::params::ParamStore;
+use candle_core::{DType, Device, Tensor};
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+/// Facts stored with a model file so it evaluates with no extra flags.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelMeta {
+    /// Zoo architecture name, or `custom` for imported graphs.
+    pub arch: String,
+    /// Input shape without batch, e.g. `[1, 28, 28]`.
+    pub input_shape: Vec<usize>,
+    /// Per-channel normalization mean applied to [0,1] pixels.
+    pub mean: Vec<f32>,
+    /// Per-channel normalization std.
+    pub std: Vec<f32>,
+    /// Class names in label order.
+    pub classes: Vec<String>,
+}
+
+/// Whether a forward pass trains (batch statistics, dropout) or evaluates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Eval,
+    /// Train mode; the seed drives dropout masks so a step is reproducible.
+    Train { seed: u64 },
+}
+
+/// A network: layer graph, named weights and metadata.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub graph: Graph,
+    pub params: ParamStore,
+    pub meta: ModelMeta,
+}
+
+impl Model {
+    /// Builds a model and checks that graph, shapes and weights agree.
+    pub fn new(graph: Graph, params: ParamStore, meta: ModelMeta) -> Result<Model> {
+        graph.infer_shapes(&meta.input_shape)?;
+        params.check_against(&graph)?;
+        Ok(Model { graph, params, meta })
+    }
+
+    /// Device the weights live on.
+    pub fn device(&self) -> Device {
+        self.params.iter().next().map(|(_, p)| p.var.device().clone()).unwrap_or(Device::Cpu)
+    }
+
+    /// The weight as the forward pass sees it: masked, then fake-quantized if a slot is set.
+    pub fn effective_param(&self, name: &str) -> Result<Tensor> {
+        let mut t = self.params.tensor(name)?;
+        if let Some(mask) = self.params.mask(name) {
+            t = t.mul(mask)?;
+        }
+        if let Some(slot) = self.params.quant(name) {
+            t = ops::fake_quant(&t, &slot.fake_quant())?;
+        }
+        Ok(t)
+    }
+
+    /// Runs the graph on a batch `x` of shape [N, ...input_shape]; returns the output node.
+    pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        if x.dims().len() != self.meta.input_shape.len() + 1 || &x.dims()[1..] != self.meta.input_shape.as_slice() {
+            return Err(IrError::InputShape { expected: self.meta.input_shape.clone(), got: x.dims().to_vec() });
+        }
+        let x = if x.dtype() != DType::F32 { x.to_dtype(DType::F32)? } else { x.clone() };
+        let last_use = self.graph.last_uses();
+        let mut values: Vec<Option<Tensor>> = vec![None; self.graph.nodes.len()];
+        let out_id = self.graph.output();
+        for (id, node) in self.graph.nodes.iter().enumerate() {
+            let input = |k: usize| -> Result<&Tensor> {
+                values[node.inputs[k]].as_ref().ok_or_else(|| node_err(&node.name, "input freed too early"))
+            };
+            let p = |suffix: &str| format!("{}.{suffix}", node.name);
+            let y = match &node.op {
+                Op::Input => x.clone(),
+                Op::Linear { bias, .. } => {
+                    let w = self.effective_param(&p("weight"))?;
+                    let y = input(0)?.matmul(&w.t()?)?;
+                    if *bias {
+                        y.broadcast_add(&self.effective_param(&p("bias"))?)?
+                    } else {
+                        y
+                    }
+                }
+                Op::Conv2d { stride, padding, groups, bias, out_channels, .. } => {
+                    let w = self.effective_param(&p("weight"))?;
+                    let y = ops::conv2d(input(0)?, &w, *stride, *padding, *groups)?;
+                    if *bias {
+                        let b = self.effective_param(&p("bias"))?.reshape((1, *out_channels, 1, 1))?;
+                        y.broadcast_add(&b)?
+                    } else {
+                        y
+                    }
+                }
+                Op::BatchNorm { eps, momentum, .. } => {
+                    let gamma = self.effective_param(&p("weight"))?;
+                    let beta = self.effective_param(&p("bias"))?;
+                    let rm = self.params.get(&p("running_mean"))?;
+                    let rv = self.params.get(&p("running_var"))?;
+                    match mode {
+                        Mode::Eval => ops::batch_norm_eval(input(0)?, &gamma, &beta, rm.var.as_tensor(), rv.var.as_tensor(), *eps)?,
+                        Mode::Train { .. } => {
+                            let (y, stats) = ops::batch_norm_train(input(0)?, &gamma, &beta, *eps)?;
+                            let n = stats.count as f64;
+                            let unbiased = if n > 1.0 { (stats.var * (n / (n - 1.0)))? } else { stats.var };
+                            let m = *momentum;
+                            rm.var.set(&((rm.var.as_tensor().detach() * (1.0 - m))? + (stats.mean * m)?)?)?;
+                            rv.var.set(&((rv.var.as_tensor().detach() * (1.0 - m))? + (unbiased * m)?)?)?;
+                            y
+                        }
+                    }
+                }
+                Op::Relu => input(0)?.relu()?,
+                Op::MaxPool2d { kernel, stride, padding } => ops::max_pool2d(input(0)?, *kernel, *stride, *padding)?,
+                Op::AvgPool2d { kernel, stride, padding } => ops::avg_pool2d(input(0)?, *kernel, *stride, *padding)?,
+                Op::GlobalAvgPool => input(0)?.mean_keepdim((2, 3))?,
+                Op::Flatten => input(0)?.flatten_from(1)?,
+                Op::Add => (input(0)? + input(1)?)?,
+                Op::ShortcutA { stride, pad_before, pad_after } => ops::shortcut_a(input(0)?, *stride, *pad_before, *pad_after)?,
+                Op::Dropout { p: prob } => match mode {
+                    Mode::Train { seed } if *prob > 0.0 => dropout(input(0)?, *prob, seed ^ (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))?,
+                    _ => input(0)?.clone(),
+                },
+            };
+            values[id] = Some(y);
+            for &i in &node.inputs {
+                if last_use[i] == id && i != out_id {
+                    values[i] = None;
+                }
+            }
+        }
+        values[out_id].take().ok_or_else(|| IrError::Invalid("graph produced no output".into()))
+    }
+
+    /// Output shape (without batch) of every node.
+    pub fn shapes(&self) -> Result<Vec<Vec<usize>>> {
+        self.graph.infer_shapes(&self.meta.input_shape)
+    }
+}
+
+/// Inverted dropout with a seeded mask.
+fn dropout(x: &Tensor, p: f32, seed: u64) -> Result<Tensor> {
+    if p >= 1.0 {
+        return Ok(x.zeros_like()?);
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let keep = 1.0 / (1.0 - p);
+    let mask: Vec<f32> = (0..x.elem_count()).map(|_| if rng.random::<f32>() < p { 0.0 } else { keep }).collect();
+    let mask = Tensor::from_vec(mask, x.shape(), x.device())?;
+    Ok(x.mul(&mask)?)
+}

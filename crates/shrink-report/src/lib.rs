@@ -1,0 +1,5 @@
+//! Plots and tables for `shrink` reports.
+//!
+//! * [`plot`]: line charts (PNG or SVG), e.g. loss and weight histories.
+
+pub mod plot;

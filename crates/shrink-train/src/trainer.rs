@@ -1,0 +1,218 @@
+//! The training loop: seeded shuffling and augmentation, one optimizer step per batch, masks
+//! re-applied after every step, validation each epoch, best-by-validation weights kept, and a
+//! resumable checkpoint written atomically after every epoch.
+use crate::checkpoint::{load_checkpoint, save_checkpoint, LoopState};
+use crate::eval::{evaluate, loss_and_correct};
+use crate::optim::{Optimizer, OptimizerConfig};
+use crate::schedule::Schedule;
+use crate::{Result, TrainError};
+use candle_core::Tensor;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use shrink_io::data::{make_batch, Augment, Dataset, Normalize};
+use shrink_ir::{Mode, Model};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Everything that controls a training run.
+#[derive(Debug, Clone)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub optimizer: OptimizerConfig,
+    pub schedule: Schedule,
+    pub seed: u64,
+    pub normalize: Normalize,
+    pub augment: Option<Augment>,
+    pub eval_batch_size: usize,
+    /// Where to write the per-epoch resumable checkpoint.
+    pub checkpoint: Option<PathBuf>,
+    /// Continue from this checkpoint.
+    pub resume: Option<PathBuf>,
+    /// Show progress bars.
+    pub progress: bool,
+}
+
+/// What happened in one epoch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub lr: f64,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub val_loss: Option<f64>,
+    pub val_accuracy: Option<f64>,
+    pub seconds: f64,
+    pub samples_per_sec: f64,
+}
+
+/// Summary of a training run.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainReport {
+    pub epochs: Vec<EpochRecord>,
+    /// Epoch (1-based) whose weights were kept, when a validation set was given.
+    pub best_epoch: Option<usize>,
+    pub best_val_accuracy: Option<f64>,
+}
+
+/// Mixes the run seed with a purpose and a counter into an independent stream seed.
+fn derive_seed(seed: u64, purpose: u64, counter: u64) -> u64 {
+    let mut z = seed ^ purpose.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ counter.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn bar(len: u64, enabled: bool, prefix: String) -> ProgressBar {
+    if !enabled {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {elapsed_precise}<{eta_precise} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_prefix(prefix);
+    pb
+}
+
+/// Trains `model` in place on `train_set`; when `val_set` is given the weights of the best
+/// validation epoch are restored at the end.
+pub fn train(model: &mut Model, train_set: &Dataset, val_set: Option<&Dataset>, cfg: &TrainConfig) -> Result<TrainReport> {
+    if cfg.batch_size == 0 {
+        return Err(TrainError::Config("--batch-size must be positive".into()));
+    }
+    if !(cfg.lr.is_finite() && cfg.lr > 0.0) {
+        return Err(TrainError::Config(format!("--lr must be a positive number, got {}", cfg.lr)));
+    }
+    if train_set.is_empty() {
+        return Err(TrainError::Config(format!("training set `{}` is empty", train_set.source)));
+    }
+    let mut state = LoopState {
+        epochs_done: 0,
+        optimizer_steps: 0,
+        seed: cfg.seed,
+        history: vec![],
+        best_epoch: None,
+        best_val_accuracy: None,
+    };
+    let mut resumed_opt = None;
+    if let Some(path) = &cfg.resume {
+        let ck = load_checkpoint(path)?;
+        if ck.model.graph != model.graph {
+            return Err(TrainError::Config(format!("{}: checkpoint is for another architecture", path.display())));
+        }
+        *model = ck.model;
+        state = ck.state;
+        resumed_opt = Some(ck.optimizer_state);
+    }
+    let mut opt = Optimizer::new(model.params.trainable(), cfg.optimizer, cfg.lr);
+    if let Some(tensors) = resumed_opt {
+        opt.load_state(&tensors, state.optimizer_steps)?;
+    }
+    let device = model.device();
+    let [c, h, w] = train_set.image_shape();
+    let has_masks = !model.params.masks().is_empty();
+    let mut best_params = None;
+    let mut buf = Vec::new();
+    for epoch in state.epochs_done..cfg.epochs {
+        let lr = cfg.schedule.lr(cfg.lr, epoch);
+        opt.set_lr(lr);
+        let mut order: Vec<usize> = (0..train_set.len()).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, 1, epoch as u64)));
+        let mut aug_rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, 2, epoch as u64));
+        let pb = bar(order.len() as u64, cfg.progress, format!("epoch {}/{}", epoch + 1, cfg.epochs));
+        let start = Instant::now();
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        for (step, chunk) in order.chunks(cfg.batch_size).enumerate() {
+            let aug = cfg.augment.as_ref().map(|a| (a, &mut aug_rng));
+            let labels = make_batch(train_set, chunk, &cfg.normalize, aug, &mut buf);
+            let x = Tensor::from_slice(&buf, (chunk.len(), c, h, w), &device)?;
+            let y = Tensor::from_vec(labels, chunk.len(), &device)?;
+            let step_seed = derive_seed(cfg.seed, 3, (epoch as u64) << 32 | step as u64);
+            let logits = model.forward(&x, Mode::Train { seed: step_seed })?.flatten_from(1)?;
+            let (loss, ok) = loss_and_correct(&logits, &y)?;
+            let grads = loss.backward()?;
+            opt.step(&grads)?;
+            if has_masks {
+                model.params.apply_masks()?;
+            }
+            let l = loss.to_scalar::<f32>()? as f64;
+            if !l.is_finite() {
+                return Err(TrainError::Config(format!(
+                    "loss became {l} at epoch {} step {step}; lower --lr",
+                    epoch + 1
+                )));
+            }
+            loss_sum += l * chunk.len() as f64;
+            correct += ok;
+            seen += chunk.len();
+            pb.inc(chunk.len() as u64);
+            if step % 10 == 0 {
+                let rate = seen as f64 / start.elapsed().as_secs_f64().max(1e-9);
+                pb.set_message(format!(
+                    "loss {:.4} acc {:.2}% {:.0} ex/s",
+                    loss_sum / seen as f64,
+                    100.0 * correct as f64 / seen as f64,
+                    rate
+                ));
+            }
+        }
+        pb.finish_and_clear();
+        let seconds = start.elapsed().as_secs_f64();
+        let (val_loss, val_accuracy) = match val_set {
+            Some(v) if !v.is_empty() => {
+                let r = evaluate(model, v, &cfg.normalize, cfg.eval_batch_size, None)?;
+                (Some(r.loss), Some(r.accuracy))
+            }
+            _ => (None, None),
+        };
+        let record = EpochRecord {
+            epoch: epoch + 1,
+            lr,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_accuracy: correct as f64 / seen.max(1) as f64,
+            val_loss,
+            val_accuracy,
+            seconds,
+            samples_per_sec: seen as f64 / seconds.max(1e-9),
+        };
+        if cfg.progress {
+            eprintln!(
+                "epoch {:>3}: lr {:.4} train loss {:.4} acc {:.2}% | val acc {} | {:.1}s ({:.0} ex/s)",
+                record.epoch,
+                lr,
+                record.train_loss,
+                100.0 * record.train_accuracy,
+                val_accuracy.map(|a| format!("{:.2}%", 100.0 * a)).unwrap_or_else(|| "-".into()),
+                seconds,
+                record.samples_per_sec
+            );
+        }
+        if let Some(acc) = val_accuracy {
+            if state.best_val_accuracy.is_none_or(|b| acc > b) {
+                state.best_val_accuracy = Some(acc);
+                state.best_epoch = Some(epoch + 1);
+                best_params = Some(model.params.deep_clone()?);
+            }
+        }
+        state.history.push(record);
+        state.epochs_done = epoch + 1;
+        state.optimizer_steps = opt.steps();
+        if let Some(path) = &cfg.checkpoint {
+            save_checkpoint(path, model, &opt, &state)?;
+        }
+    }
+    // Restore the best epoch's weights (only if it is not the last one already in place).
+    if let (Some(best), Some(best_epoch)) = (best_params, state.best_epoch) {
+        if best_epoch != state.epochs_done {
+            model.params = best;
+        }
+    }
+    Ok(TrainReport { epochs: state.history, best_epoch: state.best_epoch, best_val_accuracy: state.best_val_accuracy })
+}
