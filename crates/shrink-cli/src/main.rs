@@ -22,6 +22,8 @@ enum Command {
     Eval(cmd::eval::EvalArgs),
     /// Show the per-layer table of a model.
     Info(cmd::info::InfoArgs),
+    /// Measure training-step or inference throughput (compare with bench/torch_bench.py).
+    Bench(cmd::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
         Command::Train(a) => cmd::train::run(a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Info(a) => cmd::info::run(a),
+        Command::Bench(a) => cmd::bench::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

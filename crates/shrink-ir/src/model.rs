@@ -81,7 +81,9 @@ impl Model {
                 Op::Input => x.clone(),
                 Op::Linear { bias, .. } => {
                     let w = self.effective_param(&p("weight"))?;
-                    let y = input(0)?.matmul(&w.t()?)?;
+                    // y = (W xᵀ)ᵀ: W stays the contiguous left operand, so its gradient
+                    // (dYᵀ x) comes out contiguous in PyTorch's [out, in] layout.
+                    let y = w.matmul(&input(0)?.t()?)?.t()?;
                     if *bias {
                         y.broadcast_add(&self.effective_param(&p("bias"))?)?
                     } else {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
-use plotters::coord::ranged1d::{Ranged, ValueFormatter};
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
@@ -198,15 +198,20 @@ fn register_embedded_font() -> Result<(), String> {
         .clone()
 }
 
+/// An unbroken run of drawable points.
+type Run = Vec<(f64, f64)>;
+
 /// Validated chart input: drawable segments and axis ranges.
 struct ChartSpec<'a> {
     title: &'a str,
     x_label: &'a str,
     y_label: &'a str,
     log_y: bool,
-    /// Per series: label and its unbroken runs of drawable points.
-    series: Vec<(&'a str, Vec<Vec<(f64, f64)>>)>,
+    /// Per series: label and its unbroken runs of drawable points (`(x, log10 y)` when
+    /// `log_y`).
+    series: Vec<(&'a str, Vec<Run>)>,
     x_range: Range<f64>,
+    /// In decades (`log10 y`) when `log_y`.
     y_range: Range<f64>,
 }
 
@@ -218,21 +223,25 @@ impl<'a> ChartSpec<'a> {
         series: &'a [(String, Vec<(f64, f64)>)],
         log_y: bool,
     ) -> Option<Self> {
-        let drawable = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite() && (!log_y || y > 0.0);
+        // On a log axis points are stored as (x, log10 y).
+        let drawable = |&(x, y): &(f64, f64)| {
+            let y = if log_y { y.log10() } else { y };
+            (x.is_finite() && y.is_finite()).then_some((x, y))
+        };
         let (mut x0, mut x1, mut y0, mut y1) =
             (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
         let series: Vec<_> = series
             .iter()
             .map(|(label, points)| {
-                let mut runs: Vec<Vec<(f64, f64)>> = vec![];
+                let mut runs: Vec<Run> = vec![];
                 let mut run = vec![];
                 for p in points {
-                    if drawable(p) {
+                    if let Some(p) = drawable(p) {
                         x0 = x0.min(p.0);
                         x1 = x1.max(p.0);
                         y0 = y0.min(p.1);
                         y1 = y1.max(p.1);
-                        run.push(*p);
+                        run.push(p);
                     } else if !run.is_empty() {
                         runs.push(std::mem::take(&mut run));
                     }
@@ -248,10 +257,10 @@ impl<'a> ChartSpec<'a> {
         }
         let x_range = pad_linear(x0, x1, 0.0);
         let y_range = if log_y {
-            // A little headroom in log space; at least a factor of 10 overall.
-            let (lo, hi) = (y0.log10(), y1.log10());
-            let pad = ((hi - lo) * 0.05).max(if hi - lo < 1.0 { (1.0 - (hi - lo)) / 2.0 } else { 0.0 });
-            10f64.powf(lo - pad)..10f64.powf(hi + pad)
+            // In decades: 5% headroom, and at least one decade overall.
+            let width = y1 - y0;
+            let pad = (width * 0.05).max((1.0 - width) / 2.0);
+            (y0 - pad)..(y1 + pad)
         } else {
             pad_linear(y0, y1, 0.05)
         };
@@ -279,9 +288,9 @@ fn draw<DB: DrawingBackend>(
     builder.caption(spec.title, (FAMILY, 24)).margin(16).x_label_area_size(48).y_label_area_size(84);
     if spec.log_y {
         let chart = builder
-            .build_cartesian_2d(spec.x_range.clone(), spec.y_range.clone().log_scale())
+            .build_cartesian_2d(spec.x_range.clone(), DecadeAxis::new(spec.y_range.clone()))
             .map_err(|e| e.to_string())?;
-        draw_series(chart, spec, &|v: &f64| format!("{v:.0e}"))
+        draw_series(chart, spec, &|v: &f64| format!("{:.0e}", 10f64.powf(*v)))
     } else {
         let chart = builder
             .build_cartesian_2d(spec.x_range.clone(), spec.y_range.clone())
@@ -338,6 +347,65 @@ where
     Ok(())
 }
 
+/// A linear axis over `log10 y` whose ticks sit on whole decades (every 1, 2, 3, 5, 10…
+/// decades, at most ~10 labels) or, for ranges under two decades, on `{1, 2, 5}·10^k`.
+///
+/// plotters' own `log_scale()` drops ticks on wide ranges (for `1e-31..1e3` its key points
+/// start at `1e-15`), and a loss history easily spans 30 decades.
+struct DecadeAxis {
+    inner: RangedCoordf64,
+    bold: Vec<f64>,
+    light: Vec<f64>,
+}
+
+impl DecadeAxis {
+    fn new(range: Range<f64>) -> Self {
+        let (lo, hi) = (range.start, range.end);
+        let inside = |v: &f64| *v >= lo && *v <= hi;
+        let decades: Vec<i64> = ((lo.ceil() as i64)..=(hi.floor() as i64)).collect();
+        let mantissas = |ms: &[f64]| -> Vec<f64> {
+            ((lo.floor() as i64)..=(hi.ceil() as i64))
+                .flat_map(|k| ms.iter().map(move |m| k as f64 + m.log10()))
+                .filter(inside)
+                .collect()
+        };
+        let all_mantissas = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
+        let (bold, light) = if decades.len() >= 2 {
+            let n = decades.len() as i64;
+            let step = [1, 2, 3, 5, 10, 20, 25, 50, 100].into_iter().find(|s| n / s <= 10).unwrap_or(n);
+            let bold: Vec<f64> =
+                decades.iter().filter(|k| k.rem_euclid(step) == 0).map(|&k| k as f64).collect();
+            let light =
+                if n <= 4 { mantissas(&all_mantissas) } else { decades.iter().map(|&k| k as f64).collect() };
+            (bold, light)
+        } else {
+            (mantissas(&[1.0, 2.0, 5.0]), mantissas(&all_mantissas))
+        };
+        Self { inner: range.into(), bold, light }
+    }
+}
+
+impl Ranged for DecadeAxis {
+    type ValueType = f64;
+    type FormatOption = DefaultFormatting;
+
+    fn range(&self) -> Range<f64> {
+        self.inner.range()
+    }
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.inner.map(value, limit)
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        if hint.weight().allow_light_points() {
+            self.light.clone()
+        } else {
+            self.bold.clone()
+        }
+    }
+}
+
 /// Short tick labels: integers without decimals, otherwise up to 4 significant digits.
 fn format_tick(v: f64) -> String {
     if v == v.round() && v.abs() < 1e9 {
@@ -365,6 +433,26 @@ mod tests {
     }
 
     #[test]
+    fn decade_axis_ticks() {
+        // A loss history from 1e-31 to 1e2: a label every 5 decades, a light line per decade.
+        let axis = DecadeAxis::new(-31.3..2.1);
+        assert_eq!(axis.bold, vec![-30.0, -25.0, -20.0, -15.0, -10.0, -5.0, 0.0]);
+        assert_eq!(axis.light.len(), 34);
+        let axis = DecadeAxis::new(-7.5..2.1);
+        assert_eq!(axis.bold, (-7..=2).map(f64::from).collect::<Vec<_>>());
+        // Under two decades: 1, 2, 5 times a power of ten.
+        let axis = DecadeAxis::new(-0.9..0.5);
+        let want = [0.2f64, 0.5, 1.0, 2.0].map(|v| v.log10());
+        assert_eq!(axis.bold.len(), want.len());
+        for (a, b) in axis.bold.iter().zip(want) {
+            assert!((a - b).abs() < 1e-12);
+        }
+        let labels: Vec<String> = axis.bold.iter().map(|v| format!("{:.0e}", 10f64.powf(*v))).collect();
+        assert_eq!(labels, ["2e-1", "5e-1", "1e0", "2e0"]);
+        assert_eq!(format!("{:.0e}", 10f64.powf(-30.0)), "1e-30");
+    }
+
+    #[test]
     fn ranges_and_segments() {
         let series =
             vec![("a".to_string(), vec![(0.0, 1.0), (1.0, f64::NAN), (2.0, 3.0), (3.0, 0.0), (4.0, 100.0)])];
@@ -373,15 +461,16 @@ mod tests {
         assert_eq!(lin.x_range, 0.0..4.0);
         assert!(lin.y_range.start < 0.0 && lin.y_range.end > 100.0);
         let log = ChartSpec::new("t", "x", "y", &series, true).unwrap();
-        // y = 0 is dropped on the log axis and breaks the line.
+        // y = 0 is dropped on the log axis and breaks the line; y is stored as log10 y.
         assert_eq!(log.series[0].1.len(), 3);
-        assert!(log.y_range.start < 1.0 && log.y_range.start > 0.0 && log.y_range.end > 100.0);
+        assert_eq!(log.series[0].1[2], vec![(4.0, 2.0)]);
+        assert!(log.y_range.start < 0.0 && log.y_range.start > -0.5 && log.y_range.end > 2.0);
         let flat = vec![("c".to_string(), vec![(1.0, 2.0)])];
         let spec = ChartSpec::new("t", "x", "y", &flat, false).unwrap();
         assert_eq!(spec.x_range, 0.0..2.0);
         assert_eq!(spec.y_range, 1.0..3.0);
         let spec = ChartSpec::new("t", "x", "y", &flat, true).unwrap();
-        assert!((spec.y_range.end / spec.y_range.start - 10.0).abs() < 1e-9);
+        assert!((spec.y_range.end - spec.y_range.start - 1.0).abs() < 1e-12);
         let none = vec![("n".to_string(), vec![(0.0, -1.0)])];
         assert!(ChartSpec::new("t", "x", "y", &none, true).is_none());
         assert!(ChartSpec::new("t", "x", "y", &[], false).is_none());

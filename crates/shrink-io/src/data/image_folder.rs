@@ -97,12 +97,12 @@ pub(crate) fn load(tree: &Tree, base: &str, children: &[Child], split: Split) ->
     })
 }
 
-/// One decoded image, pixels interleaved (HWC).
+/// What decoding an image gave; its pixels (interleaved, HWC) are in the caller's scratch buffer.
+#[derive(Clone, Copy)]
 struct Decoded {
     width: u32,
     height: u32,
     color: bool,
-    pixels: Vec<u8>,
 }
 
 enum Failure {
@@ -111,84 +111,141 @@ enum Failure {
 }
 
 /// Decodes all images in parallel into one CHW buffer; returns (channels, height, width, data).
+///
+/// The first image sets the size; images are decoded straight into their slot of the output.
+/// A folder whose first image is gray but that holds colour images is decoded a second time
+/// with three channels.
 fn decode_all(tree: &Tree, entries: &[(String, u32)]) -> Result<(usize, usize, usize, Vec<u8>), DataError> {
     let first_rel = &entries[0].0;
-    let decode_err = |rel: &str, detail: String| DataError::Decode { path: tree.display(rel), detail };
-    let first = match decode(&tree.read(first_rel)?, first_rel, None) {
+    let mut scratch = Vec::new();
+    let first = match decode(&tree.read(first_rel)?, first_rel, None, &mut scratch) {
         Ok(d) => d,
-        Err(Failure::Decode(detail)) => return Err(decode_err(first_rel, detail)),
+        Err(Failure::Decode(detail)) => {
+            return Err(DataError::Decode { path: tree.display(first_rel), detail });
+        }
         // No size is asked of the first image, so this cannot happen; report it plainly anyway.
-        Err(Failure::Size(w, h)) => return Err(decode_err(first_rel, format!("unexpected size {w}x{h}"))),
+        Err(Failure::Size(w, h)) => {
+            let detail = format!("unexpected size {w}x{h}");
+            return Err(DataError::Decode { path: tree.display(first_rel), detail });
+        }
     };
+    let mut channels = if first.color { 3 } else { 1 };
+    loop {
+        if let Some(images) = decode_into(tree, entries, first, channels)? {
+            return Ok((channels, first.height as usize, first.width as usize, images));
+        }
+        channels = 3;
+    }
+}
+
+/// One pass of [`decode_all`] with a given channel count; `None` when a colour image turned up
+/// in a one-channel pass.
+fn decode_into(
+    tree: &Tree,
+    entries: &[(String, u32)],
+    first: Decoded,
+    channels: usize,
+) -> Result<Option<Vec<u8>>, DataError> {
     let (w, h) = (first.width, first.height);
-    let rest: Vec<Result<Decoded, DataError>> = entries[1..]
-        .par_iter()
+    let first_rel = &entries[0].0;
+    let per_image = channels * w as usize * h as usize;
+    let total = per_image
+        .checked_mul(entries.len())
+        .ok_or_else(|| DataError::invalid(tree.display(""), "dataset too large to hold in memory"))?;
+    let mut images = vec![0u8; total];
+    let results: Vec<Result<bool, DataError>> = images
+        .par_chunks_mut(per_image)
+        .zip(entries.par_iter())
         .with_min_len(64)
-        .map(|(rel, _)| {
+        .map_init(Vec::new, |scratch, (dst, (rel, _))| {
             let bytes = tree.read(rel)?;
-            decode(&bytes, rel, Some((w, h))).map_err(|f| match f {
-                Failure::Decode(detail) => decode_err(rel, detail),
-                Failure::Size(width, height) => DataError::ImageSize {
+            match decode(&bytes, rel, Some((w, h)), scratch) {
+                Ok(d) if scratch.len() != dst.len() / channels * if d.color { 3 } else { 1 } => {
+                    let detail = format!("decoder returned {} bytes for a {w}x{h} image", scratch.len());
+                    Err(DataError::Decode { path: tree.display(rel), detail })
+                }
+                Ok(d) => {
+                    if !d.color || channels == 3 {
+                        to_chw(scratch, d.color, channels, dst);
+                    }
+                    Ok(d.color)
+                }
+                Err(Failure::Decode(detail)) => Err(DataError::Decode { path: tree.display(rel), detail }),
+                Err(Failure::Size(width, height)) => Err(DataError::ImageSize {
                     path: tree.display(rel),
                     width,
                     height,
                     first_path: tree.display(first_rel),
                     first_width: w,
                     first_height: h,
-                },
-            })
+                }),
+            }
         })
         .collect();
-    let mut decoded = Vec::with_capacity(entries.len());
-    decoded.push(first);
-    for r in rest {
-        decoded.push(r?);
+    let mut any_color = false;
+    for r in results {
+        any_color |= r?;
     }
-    let channels = if decoded.iter().any(|d| d.color) { 3 } else { 1 };
-    let (hu, wu) = (h as usize, w as usize);
-    let per_image = channels * hu * wu;
-    let total = per_image
-        .checked_mul(decoded.len())
-        .ok_or_else(|| DataError::invalid(tree.display(""), "dataset too large to hold in memory"))?;
-    let mut images = vec![0u8; total];
-    images
-        .par_chunks_mut(per_image)
-        .zip(decoded.into_par_iter())
-        .with_min_len(64)
-        .for_each(|(dst, d)| to_chw(&d, channels, dst));
-    Ok((channels, hu, wu, images))
+    Ok(if any_color && channels == 1 { None } else { Some(images) })
 }
 
-/// Writes an interleaved image into a planar (CHW) buffer with `channels` planes.
-fn to_chw(d: &Decoded, channels: usize, dst: &mut [u8]) {
-    let plane = d.width as usize * d.height as usize;
-    if !d.color {
+/// Writes an interleaved gray or RGB image into a planar (CHW) buffer with `channels` planes
+/// (gray is repeated into every plane).
+fn to_chw(pixels: &[u8], color: bool, channels: usize, dst: &mut [u8]) {
+    let plane = dst.len() / channels;
+    if !color {
         for c in 0..channels {
-            dst[c * plane..(c + 1) * plane].copy_from_slice(&d.pixels);
+            dst[c * plane..(c + 1) * plane].copy_from_slice(pixels);
         }
         return;
     }
     let (r, rest) = dst.split_at_mut(plane);
     let (g, b) = rest.split_at_mut(plane);
-    for (i, px) in d.pixels.chunks_exact(3).enumerate() {
+    for (i, px) in pixels.chunks_exact(3).enumerate() {
         r[i] = px[0];
         g[i] = px[1];
         b[i] = px[2];
     }
 }
 
-/// Decodes one image to 8-bit gray or RGB. With `expect`, an image of another size fails with
-/// [`Failure::Size`] before its pixels are decoded.
-fn decode(bytes: &[u8], name: &str, expect: Option<(u32, u32)>) -> Result<Decoded, Failure> {
+/// Decodes one image to 8-bit gray or RGB (interleaved) in `pixels`. With `expect`, an image of
+/// another size fails with [`Failure::Size`] before its pixels are decoded.
+fn decode(
+    bytes: &[u8],
+    name: &str,
+    expect: Option<(u32, u32)>,
+    pixels: &mut Vec<u8>,
+) -> Result<Decoded, Failure> {
     let err = |e: image::ImageError| Failure::Decode(one_line(&e.to_string()));
     let format = image::guess_format(bytes)
         .or_else(|_| ImageFormat::from_path(name))
         .map_err(|_| Failure::Decode("not a PNG or JPEG file".to_string()))?;
     if format == ImageFormat::Jpeg {
-        return decode_jpeg(bytes, expect);
+        return decode_jpeg(bytes, expect, pixels);
     }
     let decoder = ImageReader::with_format(Cursor::new(bytes), format).into_decoder().map_err(err)?;
     let (width, height) = decoder.dimensions();
+    check_size(width, height, expect)?;
+    if decoder.total_bytes() > MAX_IMAGE_BYTES {
+        return Err(Failure::Decode(format!("image is too large ({width}x{height})")));
+    }
+    let color_type = decoder.color_type();
+    let color = color_type.has_color();
+    match color_type {
+        ColorType::L8 | ColorType::Rgb8 => {
+            pixels.clear();
+            pixels.resize(decoder.total_bytes() as usize, 0);
+            decoder.read_image(pixels).map_err(err)?;
+        }
+        _ => {
+            let img = DynamicImage::from_decoder(decoder).map_err(err)?;
+            *pixels = if color { img.into_rgb8().into_raw() } else { img.into_luma8().into_raw() };
+        }
+    }
+    Ok(Decoded { width, height, color })
+}
+
+fn check_size(width: u32, height: u32, expect: Option<(u32, u32)>) -> Result<(), Failure> {
     if let Some((ew, eh)) = expect {
         if (width, height) != (ew, eh) {
             return Err(Failure::Size(width, height));
@@ -197,32 +254,12 @@ fn decode(bytes: &[u8], name: &str, expect: Option<(u32, u32)>) -> Result<Decode
     if width == 0 || height == 0 {
         return Err(Failure::Decode(format!("image is {width}x{height}")));
     }
-    if decoder.total_bytes() > MAX_IMAGE_BYTES {
-        return Err(Failure::Decode(format!("image is too large ({width}x{height})")));
-    }
-    let color_type = decoder.color_type();
-    let color = color_type.has_color();
-    let pixels = match color_type {
-        ColorType::L8 | ColorType::Rgb8 => {
-            let mut buf = vec![0u8; decoder.total_bytes() as usize];
-            decoder.read_image(&mut buf).map_err(err)?;
-            buf
-        }
-        _ => {
-            let img = DynamicImage::from_decoder(decoder).map_err(err)?;
-            if color {
-                img.into_rgb8().into_raw()
-            } else {
-                img.into_luma8().into_raw()
-            }
-        }
-    };
-    Ok(Decoded { width, height, color, pixels })
+    Ok(())
 }
 
 /// Decodes a JPEG with zune-jpeg directly: `image`'s wrapper parses the headers twice, which
 /// costs a third of the time on small images such as CIFAR's.
-fn decode_jpeg(bytes: &[u8], expect: Option<(u32, u32)>) -> Result<Decoded, Failure> {
+fn decode_jpeg(bytes: &[u8], expect: Option<(u32, u32)>, pixels: &mut Vec<u8>) -> Result<Decoded, Failure> {
     use zune_core::bytestream::ZCursor;
     use zune_core::colorspace::ColorSpace;
     use zune_core::options::DecoderOptions;
@@ -233,14 +270,7 @@ fn decode_jpeg(bytes: &[u8], expect: Option<(u32, u32)>) -> Result<Decoded, Fail
     decoder.decode_headers().map_err(err)?;
     let (w, h) = decoder.dimensions().ok_or_else(|| Failure::Decode("no image size".to_string()))?;
     let (width, height) = (w as u32, h as u32);
-    if let Some((ew, eh)) = expect {
-        if (width, height) != (ew, eh) {
-            return Err(Failure::Size(width, height));
-        }
-    }
-    if width == 0 || height == 0 {
-        return Err(Failure::Decode(format!("image is {width}x{height}")));
-    }
+    check_size(width, height, expect)?;
     let color = !matches!(decoder.input_colorspace(), Some(ColorSpace::Luma | ColorSpace::LumaA));
     let out = if color { ColorSpace::RGB } else { ColorSpace::Luma };
     decoder.set_options(options.jpeg_set_out_colorspace(out));
@@ -248,7 +278,8 @@ fn decode_jpeg(bytes: &[u8], expect: Option<(u32, u32)>) -> Result<Decoded, Fail
     if len as u64 > MAX_IMAGE_BYTES || decoder.output_buffer_size() != Some(len) {
         return Err(Failure::Decode(format!("unsupported or oversized JPEG ({width}x{height})")));
     }
-    let mut pixels = vec![0u8; len];
-    decoder.decode_into(&mut pixels).map_err(err)?;
-    Ok(Decoded { width, height, color, pixels })
+    pixels.clear();
+    pixels.resize(len, 0);
+    decoder.decode_into(pixels).map_err(err)?;
+    Ok(Decoded { width, height, color })
 }

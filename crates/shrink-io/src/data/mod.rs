@@ -166,10 +166,7 @@ pub fn load(path: &Path, split: Split) -> Result<Dataset, DataError> {
         return load_tree(&Tree::Dir(parent.to_path_buf()), split);
     }
     if tree::is_archive_name(&name) || looks_like_archive(path) {
-        let t0 = std::time::Instant::now();
-        let ar = tree::read_archive(path, split)?;
-        eprintln!("TIMING archive read {:?}", t0.elapsed());
-        return load_tree(&Tree::Archive(ar), split);
+        return load_tree(&Tree::Archive(tree::read_archive(path, split)?), split);
     }
     Err(DataError::invalid(
         show(path),

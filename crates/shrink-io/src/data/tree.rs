@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, BufReader, Read};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use super::error::{one_line, show, DataError};
@@ -33,8 +34,10 @@ pub(crate) enum Tree {
 
 pub(crate) struct Archive {
     path: PathBuf,
-    /// Every regular file; `None` when its contents were skipped.
-    files: BTreeMap<String, Option<Vec<u8>>>,
+    /// Every regular file: its byte range in `data`, or `None` when its contents were skipped.
+    files: BTreeMap<String, Option<Range<usize>>>,
+    /// The kept contents, one after the other (one allocation rather than one per member).
+    data: Vec<u8>,
     dirs: BTreeSet<String>,
 }
 
@@ -75,12 +78,18 @@ impl Tree {
                     if is_hidden(&name) {
                         continue;
                     }
-                    // Follow symlinks; a dangling one is neither a file nor a directory.
-                    let Ok(meta) = fs::metadata(entry.path()) else {
+                    let Ok(mut kind) = entry.file_type() else {
                         continue;
                     };
-                    if meta.is_dir() || meta.is_file() {
-                        out.push(Child { name, is_dir: meta.is_dir() });
+                    if kind.is_symlink() {
+                        // Follow symlinks; a dangling one is neither a file nor a directory.
+                        let Ok(meta) = fs::metadata(entry.path()) else {
+                            continue;
+                        };
+                        kind = meta.file_type();
+                    }
+                    if kind.is_dir() || kind.is_file() {
+                        out.push(Child { name, is_dir: kind.is_dir() });
                     }
                 }
             }
@@ -149,7 +158,7 @@ impl Tree {
                 fs::read(&path).map(Cow::Owned).map_err(|e| DataError::io(show(&path), e))
             }
             Tree::Archive(a) => match a.files.get(rel) {
-                Some(Some(data)) => Ok(Cow::Borrowed(data)),
+                Some(Some(range)) => Ok(Cow::Borrowed(&a.data[range.clone()])),
                 Some(None) => Err(DataError::invalid(
                     self.display(rel),
                     "archive member was skipped while reading (dataset nested too deep in the archive?)",
@@ -220,6 +229,7 @@ pub(crate) fn read_archive(path: &Path, split: Split) -> Result<Archive, DataErr
         if gz { Box::new(flate2::read::MultiGzDecoder::new(buffered)) } else { Box::new(buffered) };
     let mut ar = tar::Archive::new(reader);
     let mut files = BTreeMap::new();
+    let mut data = Vec::new();
     let mut dirs = BTreeSet::new();
     let mut members = 0usize;
     for entry in ar.entries().map_err(archive_err)? {
@@ -246,19 +256,17 @@ pub(crate) fn read_archive(path: &Path, split: Split) -> Result<Archive, DataErr
         }
         if wanted(&comps, split) {
             let size = entry.size();
-            // The header's size is not trusted for the allocation: grow with the data read.
-            let mut data = Vec::with_capacity(size.min(1 << 20) as usize);
+            // The header's size is not trusted for an allocation: the buffer grows with the data.
+            let start = data.len();
             entry.read_to_end(&mut data).map_err(archive_err)?;
-            if data.len() as u64 != size {
+            let got = (data.len() - start) as u64;
+            if got != size {
                 return Err(DataError::Archive {
                     path: name.clone(),
-                    detail: format!(
-                        "member `{rel}` is truncated: header says {size} bytes, got {}",
-                        data.len()
-                    ),
+                    detail: format!("member `{rel}` is truncated: header says {size} bytes, got {got}"),
                 });
             }
-            files.insert(rel, Some(data));
+            files.insert(rel, Some(start..data.len()));
         } else {
             files.insert(rel, None);
         }
@@ -269,7 +277,7 @@ pub(crate) fn read_archive(path: &Path, split: Split) -> Result<Archive, DataErr
     if members == 0 {
         return Err(DataError::Archive { path: name, detail: "archive has no members".to_string() });
     }
-    Ok(Archive { path: path.to_path_buf(), files, dirs })
+    Ok(Archive { path: path.to_path_buf(), files, data, dirs })
 }
 
 /// Reads until `buf` is full or the reader ends; returns how many bytes were read.

@@ -1,0 +1,77 @@
+//! `shrink bench`: training-step or inference throughput of a zoo architecture on synthetic
+//! data, with the same flags and JSON output as `bench/torch_bench.py` for side-by-side ratios.
+use anyhow::{bail, Result};
+use clap::Args;
+use shrink_ir::candle_core::{Device, Tensor};
+use shrink_ir::Mode;
+use shrink_train::{eval::loss_and_correct, Optimizer, OptimizerConfig};
+use std::time::Instant;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[arg(long, default_value = "simple-dnn")]
+    pub arch: String,
+    /// train (forward + backward + SGD step) or eval (forward only).
+    #[arg(long, default_value = "train")]
+    pub mode: String,
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 30)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+}
+
+pub fn run(a: &BenchArgs) -> Result<()> {
+    if a.batch_size == 0 || a.steps == 0 {
+        bail!("--batch-size and --steps must be positive");
+    }
+    let train = match a.mode.as_str() {
+        "train" => true,
+        "eval" => false,
+        other => bail!("--mode must be train or eval, got `{other}`"),
+    };
+    let device = Device::Cpu;
+    let model = shrink_ir::zoo::build(&a.arch, 0, &device)?;
+    let mut shape = vec![a.batch_size];
+    shape.extend(&model.meta.input_shape);
+    let x = Tensor::randn(0f32, 1.0, shape.as_slice(), &device)?;
+    let y = Tensor::from_vec((0..a.batch_size as u32).map(|i| i % 10).collect::<Vec<_>>(), a.batch_size, &device)?;
+    let mut opt = Optimizer::new(model.params.trainable(), OptimizerConfig::sgd(0.9, 0.0), 0.01);
+    let mut step = |i: usize| -> Result<()> {
+        if train {
+            let logits = model.forward(&x, Mode::Train { seed: i as u64 })?;
+            let (loss, _) = loss_and_correct(&logits, &y)?;
+            let grads = loss.backward()?;
+            opt.step(&grads)?;
+        } else {
+            let logits = model.forward(&x, Mode::Eval)?;
+            logits.argmax(1)?.to_vec1::<u32>()?;
+        }
+        Ok(())
+    };
+    for i in 0..a.warmup {
+        step(i)?;
+    }
+    let start = Instant::now();
+    for i in 0..a.steps {
+        step(a.warmup + i)?;
+    }
+    let dt = start.elapsed().as_secs_f64();
+    let out = serde_json::json!({
+        "impl": format!("shrink {}", env!("CARGO_PKG_VERSION")),
+        "arch": a.arch, "mode": a.mode, "batch_size": a.batch_size, "steps": a.steps,
+        "threads": rayon_threads(),
+        "samples_per_sec": (a.batch_size * a.steps) as f64 / dt,
+        "ms_per_step": 1000.0 * dt / a.steps as f64,
+    });
+    println!("{out}");
+    Ok(())
+}
+
+fn rayon_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+}
