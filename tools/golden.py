@@ -9,7 +9,8 @@ It writes small committed fixtures to fixtures/golden/, read by
 crates/shrink-train/tests/golden_pytorch.rs:
 
   forward.safetensors   fixed input batches and eval-mode logits of every zoo architecture
-  optim.safetensors     lenet5 batches/labels and every parameter after 2 SGD / Nesterov / Adam steps
+  optim.safetensors     batches/labels, lenet5 and lenet-300-100 parameters after 2 SGD / Nesterov /
+                        Adam steps, lenet5 first-step gradients
   bn_train.safetensors  resnet20 train-mode batch, logits, BN running stats, d loss / d conv1.weight
   manifest.json         versions, seeds, hyper-parameters, parameter order, fingerprints, losses
 
@@ -296,15 +297,26 @@ def golden_forward(tensors, manifest):
 
 
 # ---------------------------------------------------------------------------------------------
-# 2. Optimizer steps on lenet5.
+# 2. Optimizer steps: lenet5 (conv + max-pool) and lenet-300-100 (linear only, so the optimizer
+#    is checked independently of the pooling backward), plus lenet5's first-step gradients.
 # ---------------------------------------------------------------------------------------------
 
+OPTIM_ARCHS = ["lenet5", "lenet-300-100"]
 OPTIMIZERS = {
     "sgd": {"type": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 5e-4},
     "nesterov": {"type": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4},
     "adam": {"type": "adam", "lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 5e-4},
 }
 STEPS = 2
+# Tensors above this many elements are stored as every `stride`-th row (dim 0) to keep the
+# fixtures small (lenet-300-100's fc1.weight: every 10th of its 300 rows).
+MAX_STORED = 50_000
+ROW_BUDGET = 25_000
+
+
+def row_stride(shape):
+    n = int(np.prod(shape))
+    return 1 if n <= MAX_STORED else math.ceil(n / ROW_BUDGET)
 
 
 def make_opt(cfg, params):
@@ -315,8 +327,8 @@ def make_opt(cfg, params):
                             weight_decay=cfg["weight_decay"])
 
 
-def run_steps(cfg, dtype, xs, ys):
-    model, names = make_model("lenet5", dtype)
+def run_steps(arch, cfg, dtype, xs, ys):
+    model, names = make_model(arch, dtype)
     model.train()
     opt = make_opt(cfg, model.parameters())
     losses = []
@@ -335,22 +347,51 @@ def golden_optim(tensors, manifest):
     ys = torch.randint(0, 10, (STEPS, 8))
     tensors["x"] = xs
     tensors["y"] = ys.to(torch.float32)  # labels 0..9 are exact in f32
-    out = {}
-    for key, cfg in OPTIMIZERS.items():
-        m64, names, losses64 = run_steps(cfg, torch.float64, xs, ys)
-        m32, _, losses32 = run_steps(cfg, torch.float32, xs, ys)
-        sd64, sd32 = m64.state_dict(), m32.state_dict()
-        err = max(max_err(sd32[n], sd64[n]) for n in names)
-        for n in names:
-            tensors[f"{key}.{n}"] = f32(sd64[n])
-        out[key] = {"config": cfg, "losses": losses64, "torch_f32_vs_f64_max_abs_param_err": err}
-        print(f"optim {key:9s} losses {losses64}  torch f32 err {err:.2e}")
+    archs = {}
+    for arch in OPTIM_ARCHS:
+        out = {}
+        strides = {}
+        for key, cfg in OPTIMIZERS.items():
+            m64, names, losses64 = run_steps(arch, cfg, torch.float64, xs, ys)
+            m32, _, losses32 = run_steps(arch, cfg, torch.float32, xs, ys)
+            sd64, sd32 = m64.state_dict(), m32.state_dict()
+            err = max(max_err(sd32[n], sd64[n]) for n in names)
+            err_stored = 0.0
+            for n in names:
+                st = row_stride(sd64[n].shape)
+                if st > 1:
+                    strides[n] = st
+                tensors[f"{arch}.{key}.{n}"] = f32(sd64[n][::st])
+                err_stored = max(err_stored, max_err(sd32[n][::st], sd64[n][::st]))
+            out[key] = {
+                "config": cfg,
+                "losses": losses64,
+                "torch_f32_vs_f64_max_abs_param_err": err,
+                "torch_f32_vs_f64_max_abs_param_err_stored_rows": err_stored,
+            }
+            print(f"optim {arch:13s} {key:9s} losses {losses64}  torch f32 err {err:.2e} "
+                  f"(stored rows {err_stored:.2e})")
+        archs[arch] = {"optimizers": out, "row_stride": strides}
+    # Gradients of the first step's loss for lenet5 (pinpoints backward errors).
+    grads = {}
+    for dtype in (torch.float64, torch.float32):
+        model, names = make_model("lenet5", dtype)
+        model.train()
+        F.cross_entropy(model(xs[0].to(dtype)), ys[0]).backward()
+        grads[dtype] = {n: p.grad for n, p in model.named_parameters()}
+    rel = 0.0
+    for n, g in grads[torch.float64].items():
+        tensors[f"lenet5.grad.{n}"] = f32(g)
+        rel = max(rel, max_err(grads[torch.float32][n], g) / g.abs().max().item())
+    print(f"optim lenet5 step-1 grads: torch f32 max rel err {rel:.2e}")
     manifest["optim"] = {
-        "arch": "lenet5",
         "steps": STEPS,
         "batch": "x [steps,8,1,28,28] randn seed 2, y [steps,8] randint(0,10) (stored as f32)",
         "loss": "cross_entropy mean",
-        "optimizers": out,
+        "keys": "{arch}.{optimizer}.{param} after all steps (rows [::row_stride] where listed); "
+        "lenet5.grad.{param}: gradient of the step-1 loss at the formula weights",
+        "archs": archs,
+        "lenet5_grad_torch_f32_vs_f64_max_rel_err": rel,
     }
 
 
@@ -375,8 +416,16 @@ def run_bn(dtype, x, y):
     return logits.detach(), loss.item(), stats, model.conv1.weight.grad
 
 
+# The batch seed was picked by scanning seeds 0..249 for the largest ReLU margin: min over
+# every ReLU input of |pre-activation| / (PyTorch f32 - f64 error of that layer). With these
+# weights the deep layers carry f32 errors ~1e-4, and a ReLU input that close to 0 can flip
+# sign under f32 rounding, which moves d loss / d conv1.weight by up to ~1e-2 relative (the
+# original seed 3 did exactly that in PyTorch's own f32 run). Seed 146 has margin 0.43.
+BN_SEED = 146
+
+
 def golden_bn(tensors, manifest):
-    torch.manual_seed(SEED + 3)
+    torch.manual_seed(BN_SEED)
     x = torch.randn(8, 3, 32, 32)
     y = torch.randint(0, 10, (8,))
     tensors["x"] = x
@@ -395,7 +444,7 @@ def golden_bn(tensors, manifest):
     print(f"bn-train loss {loss64:.6f}  torch f32 errs {errs}")
     manifest["bn_train"] = {
         "arch": "resnet20",
-        "batch": "x [8,3,32,32] randn seed 3, y [8] randint(0,10) (stored as f32)",
+        "batch": f"x [8,3,32,32] randn seed {BN_SEED}, y [8] randint(0,10) (stored as f32)",
         "loss": "cross_entropy mean",
         "loss_value": loss64,
         "bn_layers": BN_LAYERS,

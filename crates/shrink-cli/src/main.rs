@@ -8,7 +8,6 @@ use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(name = "shrink", version, about = "Compress neural networks and measure every trade-off")]
-#[command(allow_negative_numbers = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -17,11 +16,14 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a zoo architecture (or fine-tune a model file) on a dataset.
+    #[command(allow_negative_numbers = true)]
     Train(cmd::train::TrainArgs),
     /// Evaluate a model: accuracy, loss, size, MACs, latency.
     Eval(cmd::eval::EvalArgs),
     /// Show the per-layer table of a model.
     Info(cmd::info::InfoArgs),
+    /// The sparse-optimization lab on a linear model (GD, IHT, L1, proximal, trimmed L1).
+    Sparseopt(cmd::sparseopt::SparseoptArgs),
     /// Measure training-step or inference throughput (compare with bench/torch_bench.py).
     Bench(cmd::bench::BenchArgs),
 }
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => cmd::eval::run(a),
         Command::Info(a) => cmd::info::run(a),
         Command::Bench(a) => cmd::bench::run(a),
+        Command::Sparseopt(a) => cmd::sparseopt::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

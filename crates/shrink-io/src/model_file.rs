@@ -16,8 +16,13 @@ const MASK_SUFFIX: &str = "_mask";
 /// Version string written into every file.
 pub const SHRINK_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Serializes tensors + string metadata into safetensors bytes.
-pub fn safetensors_bytes(tensors: &[(String, Tensor)], metadata: HashMap<String, String>) -> Result<Vec<u8>> {
+/// Metadata key holding all of shrink's metadata as one JSON object. A single key keeps files
+/// byte-identical across runs (safetensors stores metadata in a randomly ordered hash map).
+const METADATA_KEY: &str = "shrink";
+
+/// Serializes tensors + string metadata into safetensors bytes (deterministic for equal input).
+pub fn safetensors_bytes(tensors: &[(String, Tensor)], metadata: BTreeMap<String, String>) -> Result<Vec<u8>> {
+    let packed = HashMap::from([(METADATA_KEY.to_string(), serde_json::to_string(&metadata)?)]);
     let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
         let v = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
@@ -30,7 +35,7 @@ pub fn safetensors_bytes(tensors: &[(String, Tensor)], metadata: HashMap<String,
             TensorView::new(Dtype::F32, shape.clone(), bytes).map(|v| (n.clone(), v)).map_err(IoError::from)
         })
         .collect::<Result<_>>()?;
-    Ok(safetensors::serialize(views, Some(metadata))?)
+    Ok(safetensors::serialize(views, Some(packed))?)
 }
 
 /// Writes `model` to `path` atomically (temp file + rename).
@@ -42,7 +47,7 @@ pub fn save_model(model: &Model, path: &Path) -> Result<()> {
     for (name, m) in model.params.masks() {
         tensors.push((format!("{name}{MASK_SUFFIX}"), m.clone()));
     }
-    let mut meta = HashMap::new();
+    let mut meta = BTreeMap::new();
     meta.insert("shrink.version".into(), SHRINK_VERSION.to_string());
     meta.insert("shrink.meta".into(), serde_json::to_string(&model.meta)?);
     meta.insert("shrink.graph".into(), serde_json::to_string(&model.graph)?);
@@ -56,7 +61,7 @@ pub fn save_model(model: &Model, path: &Path) -> Result<()> {
 /// Raw contents of a safetensors file: f32 tensors by name and the metadata map.
 pub struct RawTensors {
     pub tensors: BTreeMap<String, Tensor>,
-    pub metadata: HashMap<String, String>,
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// Reads every tensor of a safetensors file as f32 (F64/F16/BF16/I64 are converted).
@@ -69,7 +74,16 @@ pub fn read_safetensors(path: &Path) -> Result<RawTensors> {
 pub fn parse_safetensors(bytes: &[u8]) -> Result<RawTensors> {
     let st = SafeTensors::deserialize(bytes)?;
     let (_, header) = SafeTensors::read_metadata(bytes)?;
-    let metadata = header.metadata().clone().unwrap_or_default();
+    let mut metadata: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in header.metadata().clone().unwrap_or_default() {
+        if k == METADATA_KEY {
+            let inner: BTreeMap<String, String> = serde_json::from_str(&v)
+                .map_err(|e| IoError::Format(format!("bad `{METADATA_KEY}` metadata: {e}")))?;
+            metadata.extend(inner);
+        } else {
+            metadata.insert(k, v);
+        }
+    }
     let mut tensors = BTreeMap::new();
     for (name, view) in st.tensors() {
         let shape = view.shape().to_vec();

@@ -638,3 +638,75 @@ fn split_names_parse() {
     assert_eq!("TEST".parse::<Split>().unwrap(), Split::Test);
     assert!("dev".parse::<Split>().is_err());
 }
+
+// ---------------------------------------------------------------------------------------------
+// robustness: damaged inputs give errors, never panics
+
+/// A tar of an image folder (PNG and JPEG) plus MNIST and CIFAR files.
+fn mixed_tar() -> Vec<u8> {
+    let tmp = TempDir::new().unwrap();
+    let root = tmp.path().join("all");
+    png_folder(&root);
+    let jpg: RgbImage = ImageBuffer::from_fn(5, 4, |x, y| Rgb([x as u8 * 40, y as u8 * 50, 9]));
+    jpg.save(root.join("test/bird/zz.jpg")).unwrap();
+    mnist_dir(&root.join("mnist"), true, false);
+    cifar_dir(&root.join("cifar"), 1, true);
+    tar_dir(&root, None, false)
+}
+
+/// Applies byte flips (at fractions of the length) and, when `cut < 0.3`, a truncation.
+fn damage(mut bytes: Vec<u8>, flips: &[(f64, u8)], cut: f64) -> Vec<u8> {
+    if bytes.is_empty() {
+        return bytes;
+    }
+    for (at, x) in flips {
+        let i = (at * bytes.len() as f64) as usize % bytes.len();
+        bytes[i] ^= x;
+    }
+    if cut < 0.3 {
+        let n = (cut / 0.3 * bytes.len() as f64) as usize;
+        bytes.truncate(n);
+    }
+    bytes
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    #[test]
+    fn damaged_archives_and_files_never_panic(
+        flips in proptest::collection::vec((0.0f64..1.0, 1u8..=255), 0..6),
+        cut in 0.0f64..1.0,
+        gzip: bool,
+    ) {
+        use std::sync::OnceLock;
+        static TAR: OnceLock<Vec<u8>> = OnceLock::new();
+        let tar = TAR.get_or_init(mixed_tar);
+        let bytes = damage(if gzip { gz(tar) } else { tar.clone() }, &flips, cut);
+        let tmp = TempDir::new().unwrap();
+        let archive = tmp.path().join("x.tar.gz");
+        write(&archive, &bytes);
+        for split in [Split::Train, Split::Test] {
+            if let Err(e) = data::load(&archive, split) {
+                proptest::prop_assert!(!e.to_string().contains('\n'));
+            }
+        }
+        // Damaged loose files: gzipped IDX images, raw IDX labels, a CIFAR batch.
+        let dir = tmp.path().join("files");
+        mnist_dir(&dir, false, false);
+        write(&dir.join("train-images-idx3-ubyte"), &damage(idx_images(5, 4, 3), &flips, cut));
+        write(&dir.join("t10k-labels-idx1-ubyte"), &damage(idx_labels(&TEST_LABELS), &flips, cut));
+        let gz_images = damage(gz(&idx_images(3, 4, 3)), &flips, cut);
+        fs::remove_file(dir.join("t10k-images-idx3-ubyte")).unwrap();
+        write(&dir.join("t10k-images-idx3-ubyte.gz"), &gz_images);
+        for split in [Split::Train, Split::Test] {
+            if let Err(e) = data::load(&dir, split) {
+                proptest::prop_assert!(!e.to_string().contains('\n'));
+            }
+        }
+        let cifar = tmp.path().join("cifar");
+        cifar_dir(&cifar, 1, false);
+        let batch = fs::read(cifar.join("test_batch.bin")).unwrap();
+        write(&cifar.join("test_batch.bin"), &damage(batch, &flips, cut));
+        let _ = data::load(&cifar, Split::Test);
+    }
+}

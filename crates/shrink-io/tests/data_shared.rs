@@ -1,8 +1,8 @@
 //! The real CIFAR-10 JPEG image-folder archive from the shared data directory, when
-//! `SHRINK_SHARED_DATA` points at it (skipped with a note otherwise).
+//! `SHRINK_SHARED` points at it (skipped with a note otherwise).
 //!
 //! Timing of the 50k-image train split (run by hand, in release mode):
-//! `SHRINK_SHARED_DATA=/work/shared cargo test --release -p shrink-io --test data_shared -- --ignored --nocapture`
+//! `SHRINK_SHARED=/work/shared cargo test --release -p shrink-io --test data_shared -- --ignored --nocapture`
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -10,10 +10,10 @@ use std::time::Instant;
 use shrink_io::data::{self, Split, CIFAR10_CLASSES};
 
 fn archive() -> Option<PathBuf> {
-    match std::env::var_os("SHRINK_SHARED_DATA") {
+    match std::env::var_os("SHRINK_SHARED") {
         Some(dir) => Some(PathBuf::from(dir).join("data/cifar10-jpeg.tar.gz")),
         None => {
-            eprintln!("note: SHRINK_SHARED_DATA is not set; skipping the real CIFAR-10 JPEG test");
+            eprintln!("note: SHRINK_SHARED is not set; skipping the real CIFAR-10 JPEG test");
             None
         }
     }

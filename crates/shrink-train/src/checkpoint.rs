@@ -34,7 +34,7 @@ pub fn save_checkpoint(path: &Path, model: &Model, opt: &Optimizer, state: &Loop
     for (n, t) in opt.state_tensors()? {
         tensors.push((format!("{OPT_PREFIX}{n}"), t));
     }
-    let mut meta = HashMap::new();
+    let mut meta = BTreeMap::new();
     meta.insert("shrink.meta".into(), serde_json::to_string(&model.meta).map_err(cfg_err)?);
     meta.insert("shrink.graph".into(), serde_json::to_string(&model.graph).map_err(cfg_err)?);
     if !model.params.quants().is_empty() {

@@ -2,4 +2,5 @@
 pub mod bench;
 pub mod eval;
 pub mod info;
+pub mod sparseopt;
 pub mod train;

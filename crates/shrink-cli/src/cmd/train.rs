@@ -61,6 +61,9 @@ pub struct TrainArgs {
     /// Resumable checkpoint written after every epoch (default: OUT.ckpt).
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
+    /// Keep the checkpoint file after a successful run (it is removed by default).
+    #[arg(long)]
+    pub keep_checkpoint: bool,
     /// Resume from a checkpoint written by an earlier run.
     #[arg(long)]
     pub resume: Option<PathBuf>,
@@ -155,7 +158,9 @@ pub fn run(a: &TrainArgs) -> Result<()> {
     };
     let report = shrink_train::train(&mut model, &train_set, Some(&val_set).filter(|v| !v.is_empty()), &cfg)?;
     shrink_io::save_model(&model, &output).with_context(|| format!("writing {}", output.display()))?;
-    let _ = std::fs::remove_file(&checkpoint);
+    if !a.keep_checkpoint {
+        let _ = std::fs::remove_file(&checkpoint);
+    }
     let test = load_data(&a.data, Split::Test).ok();
     let test_result = match &test {
         Some(t) => Some(shrink_train::evaluate(&model, t, &normalize, 256, None)?),

@@ -147,10 +147,8 @@ pub fn make_batch(
         let src = &ds.images[indices[k] * chw..(indices[k] + 1) * chw];
         match draws.get(k) {
             None => {
-                for ch in 0..c {
-                    let t = &tables[ch];
-                    let plane = ch * h * w..(ch + 1) * h * w;
-                    for (o, &p) in dst[plane.clone()].iter_mut().zip(&src[plane]) {
+                for ((t, dplane), splane) in tables.iter().zip(dst.chunks_mut(h * w)).zip(src.chunks(h * w)) {
+                    for (o, &p) in dplane.iter_mut().zip(splane) {
                         *o = t[p as usize];
                     }
                 }
@@ -171,11 +169,9 @@ fn fill_augmented(
     pad: usize,
     d: Draw,
 ) {
-    for ch in 0..c {
-        let t = &tables[ch];
+    let planes = tables.iter().zip(dst.chunks_mut(h * w)).zip(src.chunks(h * w)).take(c);
+    for ((t, dplane), splane) in planes {
         let zero = t[0];
-        let splane = &src[ch * h * w..(ch + 1) * h * w];
-        let dplane = &mut dst[ch * h * w..(ch + 1) * h * w];
         for y in 0..h {
             let drow = &mut dplane[y * w..(y + 1) * w];
             let sy = (y + d.dy).wrapping_sub(pad);

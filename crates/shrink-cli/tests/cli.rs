@@ -1,0 +1,235 @@
+//! End-to-end tests of the `shrink` binary: each case gets a temp directory and a command.
+//! Bad input must give a one-line error naming the file or flag, a non-zero exit, no panic and
+//! no output file; the same seed must give byte-identical model files.
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn shrink(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shrink")).args(args).output().expect("run shrink")
+}
+
+fn mnist_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist")
+}
+
+fn gunzip(path: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()).read_to_end(&mut out).unwrap();
+    out
+}
+
+/// Writes a small MNIST-format copy (first `n_train`/`n_test` examples) into `dir`.
+fn tiny_mnist(dir: &Path, n_train: usize, n_test: usize) {
+    let src = mnist_dir();
+    for (prefix, n) in [("train", n_train), ("t10k", n_test)] {
+        let images = gunzip(&src.join(format!("{prefix}-images-idx3-ubyte.gz")));
+        let labels = gunzip(&src.join(format!("{prefix}-labels-idx1-ubyte.gz")));
+        let mut img = images[..16 + n * 784].to_vec();
+        img[4..8].copy_from_slice(&(n as u32).to_be_bytes());
+        let mut lab = labels[..8 + n].to_vec();
+        lab[4..8].copy_from_slice(&(n as u32).to_be_bytes());
+        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), img).unwrap();
+        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), lab).unwrap();
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// Asserts a clean failure: non-zero exit, exactly one line on stderr containing `needle`, no panic.
+fn assert_one_line_error(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert!(!o.status.success(), "expected failure, got success; stderr: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "error must be one line: {err:?}");
+    assert!(err.contains(needle), "error {err:?} should mention {needle:?}");
+}
+
+fn dir_files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn missing_data_path_is_one_line_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("m.safetensors");
+    let o = shrink(&["train", "--arch", "lenet5", "--data", "/nonexistent/mnist", "-o", out.to_str().unwrap()]);
+    assert_one_line_error(&o, "/nonexistent/mnist");
+    assert!(!out.exists());
+}
+
+#[test]
+fn negative_epochs_names_the_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("m.safetensors");
+    let o = shrink(&["train", "--arch", "lenet5", "--data", "data/mnist", "--epochs", "-1", "-o", out.to_str().unwrap()]);
+    assert_one_line_error(&o, "--epochs");
+    assert!(!out.exists());
+}
+
+#[test]
+fn unknown_arch_is_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = shrink(&["train", "--arch", "resnet19", "--data", "x", "-o", tmp.path().join("m").to_str().unwrap()]);
+    assert_one_line_error(&o, "resnet19");
+}
+
+#[test]
+fn truncated_idx_file_names_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("mnist");
+    std::fs::create_dir(&data).unwrap();
+    tiny_mnist(&data, 64, 32);
+    let f = data.join("train-images-idx3-ubyte");
+    let bytes = std::fs::read(&f).unwrap();
+    std::fs::write(&f, &bytes[..bytes.len() - 100]).unwrap();
+    let out = tmp.path().join("m.safetensors");
+    let o = shrink(&[
+        "train", "--arch", "lenet-300-100", "--data", data.to_str().unwrap(), "--epochs", "1", "--val-size", "8",
+        "-o", out.to_str().unwrap(),
+    ]);
+    assert_one_line_error(&o, "train-images-idx3-ubyte");
+    assert!(!out.exists());
+    assert_eq!(dir_files(tmp.path()), vec!["mnist".to_string()], "no partial files");
+}
+
+#[test]
+fn truncated_model_file_is_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = tmp.path().join("init.safetensors");
+    let o = shrink(&["train", "--arch", "lenet5", "--data", "data/mnist", "--epochs", "0", "-o", m.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = std::fs::read(&m).unwrap();
+    let cut = tmp.path().join("cut.safetensors");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let o = shrink(&["info", cut.to_str().unwrap()]);
+    assert_one_line_error(&o, "cut.safetensors");
+}
+
+#[test]
+fn model_for_another_architecture_is_rejected() {
+    // A CIFAR model evaluated on MNIST, and a lenet5 file forced to load as resnet20.
+    let tmp = tempfile::tempdir().unwrap();
+    let r20 = tmp.path().join("r20.safetensors");
+    let o = shrink(&["train", "--arch", "resnet20", "--data", "data/mnist", "--epochs", "0", "-o", r20.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let data = tmp.path().join("mnist");
+    std::fs::create_dir(&data).unwrap();
+    tiny_mnist(&data, 16, 16);
+    let o = shrink(&["eval", r20.to_str().unwrap(), "--data", data.to_str().unwrap()]);
+    assert_one_line_error(&o, "r20.safetensors");
+
+    let l5 = tmp.path().join("l5.safetensors");
+    let o = shrink(&["train", "--arch", "lenet5", "--data", "data/mnist", "--epochs", "0", "-o", l5.to_str().unwrap()]);
+    assert!(o.status.success());
+    let o = shrink(&["info", l5.to_str().unwrap(), "--arch", "resnet20"]);
+    assert_one_line_error(&o, "l5.safetensors");
+}
+
+#[test]
+fn wrong_image_size_in_folder_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("imgs");
+    for (split, class) in [("train", "a"), ("train", "b"), ("test", "a"), ("test", "b")] {
+        std::fs::create_dir_all(root.join(split).join(class)).unwrap();
+        for i in 0..2 {
+            let img = image::RgbImage::from_pixel(32, 32, image::Rgb([i as u8 * 100, 20, 30]));
+            img.save(root.join(split).join(class).join(format!("{i}.png"))).unwrap();
+        }
+    }
+    let odd = root.join("train/b/odd.png");
+    image::RgbImage::from_pixel(31, 32, image::Rgb([1, 2, 3])).save(&odd).unwrap();
+    let out = tmp.path().join("m.safetensors");
+    let o = shrink(&[
+        "train", "--arch", "resnet20", "--data", root.to_str().unwrap(), "--epochs", "1", "--val-size", "1",
+        "-o", out.to_str().unwrap(),
+    ]);
+    assert_one_line_error(&o, "odd.png");
+    assert!(!out.exists());
+}
+
+#[test]
+fn eval_json_has_the_contract_fields() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("mnist");
+    std::fs::create_dir(&data).unwrap();
+    tiny_mnist(&data, 32, 50);
+    let m = tmp.path().join("m.safetensors");
+    let o = shrink(&["train", "--arch", "lenet-300-100", "--data", "data/mnist", "--epochs", "0", "-o", m.to_str().unwrap()]);
+    assert!(o.status.success());
+    let o = shrink(&["eval", m.to_str().unwrap(), "--data", data.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is one JSON object");
+    for key in ["accuracy", "loss", "samples", "params", "nonzero_params", "size_bytes", "macs", "latency_ms_per_batch"]
+    {
+        assert!(v.get(key).is_some(), "missing {key} in {v}");
+    }
+    assert_eq!(v["samples"], 50);
+    assert_eq!(v["params"], 784 * 300 + 300 + 300 * 100 + 100 + 100 * 10 + 10);
+    assert_eq!(v["macs"], 784 * 300 + 300 * 100 + 100 * 10);
+    let acc = v["accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&acc));
+}
+
+#[test]
+fn same_seed_gives_identical_files_and_training_learns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("mnist");
+    std::fs::create_dir(&data).unwrap();
+    tiny_mnist(&data, 1200, 500);
+    let run = |name: &str, seed: &str| {
+        let out = tmp.path().join(name);
+        let o = shrink(&[
+            "train", "--arch", "lenet5", "--data", data.to_str().unwrap(), "--epochs", "2", "--val-size", "200", "--batch-size", "32",
+            "--seed", seed, "--json", "-o", out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (std::fs::read(out).unwrap(), v)
+    };
+    let (a, report) = run("a.safetensors", "7");
+    let (b, _) = run("b.safetensors", "7");
+    let (c, _) = run("c.safetensors", "8");
+    assert!(a == b, "same seed must give identical files");
+    assert!(a != c, "another seed must give another model");
+    let test_acc = report["test_accuracy"].as_f64().unwrap();
+    assert!(test_acc > 0.8, "lenet5 on 1000 MNIST examples should pass 80%, got {test_acc}");
+    // No checkpoint or temp files are left behind.
+    let mut files = dir_files(tmp.path());
+    files.retain(|f| f != "mnist");
+    assert_eq!(files, vec!["a.safetensors", "b.safetensors", "c.safetensors"]);
+}
+
+#[test]
+fn resume_continues_to_the_same_result() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("mnist");
+    std::fs::create_dir(&data).unwrap();
+    tiny_mnist(&data, 600, 100);
+    let d = data.to_str().unwrap();
+    let train = |epochs: &str, extra: &[&str], out: &Path| {
+        let mut args = vec![
+            "train", "--arch", "lenet-300-100", "--data", d, "--epochs", epochs, "--val-size", "0", "--schedule",
+            "constant", "-o", out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = shrink(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    let full = tmp.path().join("full.safetensors");
+    train("2", &[], &full);
+    // Stop after one epoch keeping the checkpoint, then resume to two epochs.
+    let ck = tmp.path().join("run.ckpt");
+    let half = tmp.path().join("half.safetensors");
+    train("1", &["--checkpoint", ck.to_str().unwrap(), "--keep-checkpoint"], &half);
+    assert!(ck.exists());
+    let resumed = tmp.path().join("resumed.safetensors");
+    train("2", &["--resume", ck.to_str().unwrap()], &resumed);
+    assert!(std::fs::read(&full).unwrap() == std::fs::read(&resumed).unwrap(), "resumed run must equal the uninterrupted one");
+    assert!(std::fs::read(&full).unwrap() != std::fs::read(&half).unwrap());
+}
