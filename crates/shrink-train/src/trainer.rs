@@ -33,7 +33,7 @@ pub struct TrainConfig {
     pub checkpoint: Option<PathBuf>,
     /// Continue from this checkpoint.
     pub resume: Option<PathBuf>,
-    /// Show progress bars.
+    /// Show progress bars and per-epoch lines on stderr.
     pub progress: bool,
 }
 

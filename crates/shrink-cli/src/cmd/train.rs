@@ -154,7 +154,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         eval_batch_size: 256,
         checkpoint: Some(checkpoint.clone()),
         resume: a.resume.clone(),
-        progress: !a.json,
+        progress: true,
     };
     let report = shrink_train::train(&mut model, &train_set, Some(&val_set).filter(|v| !v.is_empty()), &cfg)?;
     shrink_io::save_model(&model, &output).with_context(|| format!("writing {}", output.display()))?;

@@ -1,5 +1,14 @@
 //! Batch normalization over dim 1 of (N,C) or (N,C,H,W) tensors.
-use candle_core::{Result, Tensor, D};
+//!
+//! On the CPU (f32) train-mode BN is one fused custom op: the forward takes per-channel
+//! statistics in one read pass and normalizes in a second; the backward uses the closed form
+//! `dx = gamma*inv_std/M * (M*dy - sum(dy) - xhat*sum(dy*xhat))` in one reduction pass plus
+//! one elementwise pass (both custom ops). Eval-mode BN is a fused per-channel affine op.
+//! A fused ReLU ([`relu`]) with a one-pass backward is provided for the graph executor.
+//! Other devices / dtypes use the composed candle implementation.
+use super::conv2d::par;
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
+use std::sync::{Arc, Mutex};
 
 /// Per-channel batch statistics of a train-mode forward, detached from the graph.
 pub struct BatchStats {
@@ -16,16 +25,43 @@ fn channel_shape(x: &Tensor) -> Vec<usize> {
     s
 }
 
+fn fused_ok(ts: &[&Tensor]) -> bool {
+    ts.iter().all(|t| t.device().is_cpu() && t.dtype() == DType::F32) && ts[0].rank() >= 2
+}
+
 /// Eval-mode batch norm with running statistics.
-pub fn batch_norm_eval(x: &Tensor, gamma: &Tensor, beta: &Tensor, mean: &Tensor, var: &Tensor, eps: f64) -> Result<Tensor> {
-    let cs = channel_shape(x);
+pub fn batch_norm_eval(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    mean: &Tensor,
+    var: &Tensor,
+    eps: f64,
+) -> Result<Tensor> {
     let scale = (gamma / (var + eps)?.sqrt()?)?;
     let shift = (beta - (mean * &scale)?)?;
+    if fused_ok(&[x, &scale, &shift]) {
+        return channel_affine(x, &scale, &shift);
+    }
+    let cs = channel_shape(x);
     x.broadcast_mul(&scale.reshape(cs.as_slice())?)?.broadcast_add(&shift.reshape(cs.as_slice())?)
 }
 
 /// Train-mode batch norm: normalizes with the batch's own statistics and returns them.
 pub fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<(Tensor, BatchStats)> {
+    if fused_ok(&[x, gamma, beta]) {
+        return batch_norm_train_fused(x, gamma, beta, eps);
+    }
+    batch_norm_train_reference(x, gamma, beta, eps)
+}
+
+/// The composed candle implementation of [`batch_norm_train`] (any device / dtype).
+pub(crate) fn batch_norm_train_reference(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+) -> Result<(Tensor, BatchStats)> {
     let cs = channel_shape(x);
     let c = cs[1];
     // Move channels first and flatten the rest: [C, N*H*W].
@@ -40,4 +76,564 @@ pub fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> 
     let y = x.broadcast_mul(&scale.reshape(cs.as_slice())?)?.broadcast_add(&shift.reshape(cs.as_slice())?)?;
     let stats = BatchStats { mean: mean.flatten_all()?.detach(), var: var.flatten_all()?.detach(), count };
     Ok((y, stats))
+}
+
+/// Fused ReLU, `max(x, 0)`, whose backward is a single pass `dy * (y > 0)` (candle's builds
+/// a zeros tensor, a comparison, a dtype cast and a product). Falls back to `Tensor::relu`
+/// off the CPU / for other dtypes.
+#[allow(dead_code)] // for the graph executor (re-export from ops/mod.rs)
+pub fn relu(x: &Tensor) -> Result<Tensor> {
+    if !(x.device().is_cpu() && x.dtype() == DType::F32) {
+        return x.relu();
+    }
+    x.contiguous()?.apply_op1(Relu)
+}
+
+/// Fused `relu(a + b)` for two tensors of the same shape (residual join); the backward masks
+/// the output gradient once and hands the same tensor to both inputs.
+#[allow(dead_code)] // for the graph executor (re-export from ops/mod.rs)
+pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if !(a.device().is_cpu() && a.dtype() == DType::F32 && b.dtype() == DType::F32) || a.shape() != b.shape()
+    {
+        return (a + b)?.relu();
+    }
+    a.contiguous()?.apply_op2(&b.contiguous()?, AddRelu)
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU helpers
+
+/// `[N, C, S]` view of a rank >= 2 tensor.
+#[derive(Clone, Copy, Debug)]
+struct Ncs {
+    n: usize,
+    c: usize,
+    s: usize,
+}
+
+impl Ncs {
+    fn of(shape: &Shape) -> Ncs {
+        let d = shape.dims();
+        Ncs { n: d[0], c: d[1], s: d[2..].iter().product() }
+    }
+    fn count(&self) -> usize {
+        self.n * self.s
+    }
+    fn len(&self) -> usize {
+        self.n * self.c * self.s
+    }
+}
+
+fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    let data = s.as_slice::<f32>()?;
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => candle_core::bail!("batch norm: {what} must be contiguous"),
+    }
+}
+
+/// Elements per parallel work item (a few planes, so small spatial sizes still amortize).
+fn planes_per_task(d: &Ncs) -> usize {
+    (16 * 1024 / d.s.max(1)).clamp(1, 1 << 20)
+}
+
+/// Per-channel sums `(sum f(x_i, y_i) , sum g(...))` over `[N, C, S]` data, in f64 across
+/// planes; `plane(c, xs, ys) -> (f32, f32)` reduces one plane.
+fn channel_sums(d: &Ncs, plane: impl Fn(usize, usize) -> (f32, f32) + Sync) -> (Vec<f64>, Vec<f64>) {
+    let planes = d.n * d.c;
+    let per = planes_per_task(d);
+    let ntasks = planes.div_ceil(per);
+    // One partial per task (deterministic order), combined below.
+    let parts: Vec<Mutex<Vec<(f64, f64)>>> = (0..ntasks).map(|_| Mutex::new(Vec::new())).collect();
+    par::for_each(ntasks, 1, |t| {
+        let mut acc = vec![(0f64, 0f64); d.c];
+        for p in t * per..((t + 1) * per).min(planes) {
+            let (a, b) = plane(p, p % d.c);
+            acc[p % d.c].0 += a as f64;
+            acc[p % d.c].1 += b as f64;
+        }
+        *parts[t].lock().unwrap_or_else(|e| e.into_inner()) = acc;
+    });
+    let mut s1 = vec![0f64; d.c];
+    let mut s2 = vec![0f64; d.c];
+    for p in parts {
+        for (c, (a, b)) in p.into_inner().unwrap_or_else(|e| e.into_inner()).into_iter().enumerate() {
+            s1[c] += a;
+            s2[c] += b;
+        }
+    }
+    (s1, s2)
+}
+
+/// Sum and sum of squares of `xs - k` (16 independent lanes, so it vectorizes).
+#[inline]
+fn sum_sumsq_shifted(xs: &[f32], k: f32) -> (f32, f32) {
+    let mut s = [0f32; 16];
+    let mut q = [0f32; 16];
+    let mut it = xs.chunks_exact(16);
+    for ch in &mut it {
+        for l in 0..16 {
+            let v = ch[l] - k;
+            s[l] += v;
+            q[l] += v * v;
+        }
+    }
+    let (mut ts, mut tq) = (s.iter().sum::<f32>(), q.iter().sum::<f32>());
+    for &x in it.remainder() {
+        let v = x - k;
+        ts += v;
+        tq += v * v;
+    }
+    (ts, tq)
+}
+
+/// `(sum dy, sum dy * (x - m))` (16 lanes).
+#[inline]
+fn sum_dy_dyxc(xs: &[f32], dys: &[f32], m: f32) -> (f32, f32) {
+    let mut s = [0f32; 16];
+    let mut q = [0f32; 16];
+    let mut xi = xs.chunks_exact(16);
+    let mut di = dys.chunks_exact(16);
+    for (xc, dc) in (&mut xi).zip(&mut di) {
+        for l in 0..16 {
+            s[l] += dc[l];
+            q[l] += dc[l] * (xc[l] - m);
+        }
+    }
+    let (mut ts, mut tq) = (s.iter().sum::<f32>(), q.iter().sum::<f32>());
+    for (&x, &dy) in xi.remainder().iter().zip(di.remainder()) {
+        ts += dy;
+        tq += dy * (x - m);
+    }
+    (ts, tq)
+}
+
+/// Writes `out[p-th plane] = f(plane index, channel, out plane)` in parallel over planes.
+fn map_planes(d: &Ncs, f: impl Fn(usize, usize, &mut [f32]) + Sync) -> Vec<f32> {
+    let mut out: Vec<f32> = Vec::with_capacity(d.len());
+    let ptr = SendPtr(out.as_mut_ptr());
+    let planes = d.n * d.c;
+    let per = planes_per_task(d);
+    par::for_each(planes.div_ceil(per), 1, |t| {
+        for p in t * per..((t + 1) * per).min(planes) {
+            // SAFETY: every plane is written exactly once, by one task, before `set_len`.
+            let o = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(p * d.s), d.s) };
+            f(p, p % d.c, o);
+        }
+    });
+    // SAFETY: all `len` elements were initialized above.
+    unsafe { out.set_len(d.len()) };
+    out
+}
+
+/// Elementwise map over equally long slices into a new vector, in parallel.
+fn map_flat(len: usize, f: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
+    const CHUNK: usize = 16 * 1024;
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    let ptr = SendPtr(out.as_mut_ptr());
+    par::for_each(len.div_ceil(CHUNK), 1, |t| {
+        let lo = t * CHUNK;
+        let hi = len.min(lo + CHUNK);
+        // SAFETY: disjoint chunks, all written before `set_len`.
+        let o = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(lo), hi - lo) };
+        f(lo, o);
+    });
+    // SAFETY: every element was written.
+    unsafe { out.set_len(len) };
+    out
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: used only for disjoint writes joined before reading.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+impl SendPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Train-mode batch norm
+
+#[derive(Default)]
+struct SavedStats {
+    mean: Vec<f32>,
+    var: Vec<f32>,
+    inv_std: Vec<f32>,
+}
+
+/// `(x, gamma, beta) -> y`; keeps the batch statistics for the caller and for `bwd`.
+struct BnTrain {
+    eps: f64,
+    saved: Arc<Mutex<SavedStats>>,
+}
+
+fn batch_norm_train_fused(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+) -> Result<(Tensor, BatchStats)> {
+    let c = x.dim(1)?;
+    if gamma.elem_count() != c || beta.elem_count() != c {
+        candle_core::bail!("batch norm: gamma/beta need {c} elements");
+    }
+    let saved = Arc::new(Mutex::new(SavedStats::default()));
+    let op = BnTrain { eps, saved: saved.clone() };
+    let y = x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?;
+    let s = saved.lock().unwrap_or_else(|e| e.into_inner());
+    let dev = x.device();
+    let count = Ncs::of(x.shape()).count();
+    let stats = BatchStats {
+        mean: Tensor::new(s.mean.as_slice(), dev)?,
+        var: Tensor::new(s.var.as_slice(), dev)?,
+        count,
+    };
+    Ok((y, stats))
+}
+
+impl CustomOp3 for BnTrain {
+    fn name(&self) -> &'static str {
+        "shrink-batch-norm-train"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = slice(s1, l1, "input")?;
+        let gamma = slice(s2, l2, "gamma")?;
+        let beta = slice(s3, l3, "beta")?;
+        let d = Ncs::of(l1.shape());
+        let m = d.count().max(1) as f64;
+        // Shift by one sample per channel so the one-pass variance does not cancel.
+        let shift: Vec<f32> = (0..d.c).map(|c| if d.s * d.n > 0 { x[c * d.s] } else { 0.0 }).collect();
+        let (s, q) = channel_sums(&d, |p, c| sum_sumsq_shifted(&x[p * d.s..][..d.s], shift[c]));
+        let mut saved = SavedStats::default();
+        for c in 0..d.c {
+            let mu = s[c] / m;
+            let var = (q[c] / m - mu * mu).max(0.0);
+            saved.mean.push((shift[c] as f64 + mu) as f32);
+            saved.var.push(var as f32);
+            saved.inv_std.push((1.0 / (var + self.eps).sqrt()) as f32);
+        }
+        let scale: Vec<f32> = (0..d.c).map(|c| gamma[c] * saved.inv_std[c]).collect();
+        let sh: Vec<f32> = (0..d.c).map(|c| beta[c] - saved.mean[c] * scale[c]).collect();
+        let y = map_planes(&d, |p, c, o| {
+            let (a, b) = (scale[c], sh[c]);
+            for (o, &v) in o.iter_mut().zip(&x[p * d.s..][..d.s]) {
+                *o = v * a + b;
+            }
+        });
+        *self.saved.lock().unwrap_or_else(|e| e.into_inner()) = saved;
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (mean, inv_std) = {
+            let s = self.saved.lock().unwrap_or_else(|e| e.into_inner());
+            (s.mean.clone(), s.inv_std.clone())
+        };
+        let dy = dy.contiguous()?;
+        let c = mean.len();
+        // [2, C]: sum(dy), sum(dy * xhat)
+        let sums = x.apply_op2_no_bwd(&dy, &BnBwdReduce { mean: mean.clone(), inv_std: inv_std.clone() })?;
+        let dbeta = sums.get(0)?.reshape(beta.shape())?;
+        let dgamma = sums.get(1)?.reshape(gamma.shape())?;
+        let dx = if x.track_op() {
+            let sv = sums.to_vec2::<f32>()?;
+            let g = gamma.to_vec1::<f32>()?;
+            let m = Ncs::of(x.shape()).count().max(1) as f32;
+            let mut coef = Vec::with_capacity(3 * c);
+            for ch in 0..c {
+                // dx = k*(m*dy - sum_dy - xhat*sum_dy_xhat), xhat = (x - mean)*inv_std
+                let k = g[ch] * inv_std[ch] / m;
+                let a = k * m;
+                let b = -k * inv_std[ch] * sv[1][ch];
+                let c0 = -k * sv[0][ch] - b * mean[ch];
+                coef.extend_from_slice(&[a, b, c0]);
+            }
+            Some(x.apply_op2_no_bwd(&dy, &BnBwdData { coef })?)
+        } else {
+            None
+        };
+        let dgamma = gamma.track_op().then_some(dgamma);
+        let dbeta = beta.track_op().then_some(dbeta);
+        Ok((dx, dgamma, dbeta))
+    }
+}
+
+/// `(x, dy) -> [2, C]` = per channel `(sum dy, sum dy * xhat)`.
+struct BnBwdReduce {
+    mean: Vec<f32>,
+    inv_std: Vec<f32>,
+}
+
+impl CustomOp2 for BnBwdReduce {
+    fn name(&self) -> &'static str {
+        "shrink-batch-norm-bwd-reduce"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = slice(s1, l1, "input")?;
+        let dy = slice(s2, l2, "output gradient")?;
+        let d = Ncs::of(l1.shape());
+        if l2.shape() != l1.shape() {
+            candle_core::bail!("batch norm bwd: gradient shape {:?} vs {:?}", l2.shape(), l1.shape());
+        }
+        let (s, q) =
+            channel_sums(&d, |p, c| sum_dy_dyxc(&x[p * d.s..][..d.s], &dy[p * d.s..][..d.s], self.mean[c]));
+        let mut out: Vec<f32> = s.iter().map(|&v| v as f32).collect();
+        out.extend(q.iter().enumerate().map(|(c, &v)| (v * self.inv_std[c] as f64) as f32));
+        Ok((CpuStorage::F32(out), Shape::from((2, d.c))))
+    }
+}
+
+/// `(x, dy) -> dx = a_c * dy + b_c * x + c_c` with per-channel `coef = [a, b, c]*C`.
+struct BnBwdData {
+    coef: Vec<f32>,
+}
+
+impl CustomOp2 for BnBwdData {
+    fn name(&self) -> &'static str {
+        "shrink-batch-norm-bwd-data"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = slice(s1, l1, "input")?;
+        let dy = slice(s2, l2, "output gradient")?;
+        let d = Ncs::of(l1.shape());
+        let dx = map_planes(&d, |p, c, o| {
+            let (a, b, c0) = (self.coef[3 * c], self.coef[3 * c + 1], self.coef[3 * c + 2]);
+            let xs = &x[p * d.s..][..d.s];
+            let ds = &dy[p * d.s..][..d.s];
+            for ((o, &xv), &dv) in o.iter_mut().zip(xs).zip(ds) {
+                *o = a * dv + b * xv + c0;
+            }
+        });
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-channel affine (eval-mode batch norm)
+
+fn channel_affine(x: &Tensor, scale: &Tensor, shift: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op3(&scale.contiguous()?, &shift.contiguous()?, ChannelAffine)
+}
+
+/// `(x, scale, shift) -> x * scale[c] + shift[c]`.
+struct ChannelAffine;
+
+impl CustomOp3 for ChannelAffine {
+    fn name(&self) -> &'static str {
+        "shrink-channel-affine"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = slice(s1, l1, "input")?;
+        let scale = slice(s2, l2, "scale")?;
+        let shift = slice(s3, l3, "shift")?;
+        let d = Ncs::of(l1.shape());
+        if scale.len() != d.c || shift.len() != d.c {
+            candle_core::bail!("channel affine: scale/shift need {} elements", d.c);
+        }
+        let y = map_planes(&d, |p, c, o| {
+            let (a, b) = (scale[c], shift[c]);
+            for (o, &v) in o.iter_mut().zip(&x[p * d.s..][..d.s]) {
+                *o = v * a + b;
+            }
+        });
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        scale: &Tensor,
+        shift: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let dy = dy.contiguous()?;
+        let c = x.dim(1)?;
+        let dx = if x.track_op() {
+            let zero = Tensor::zeros(c, DType::F32, x.device())?;
+            Some(dy.apply_op3_no_bwd(scale, &zero, &ChannelAffine)?)
+        } else {
+            None
+        };
+        let (dscale, dshift) = if scale.track_op() || shift.track_op() {
+            let zeros = vec![0f32; c];
+            let sums = x.apply_op2_no_bwd(&dy, &BnBwdReduce { mean: zeros, inv_std: vec![1f32; c] })?;
+            let dscale = scale.track_op().then(|| sums.get(1)?.reshape(scale.shape())).transpose()?;
+            let dshift = shift.track_op().then(|| sums.get(0)?.reshape(shift.shape())).transpose()?;
+            (dscale, dshift)
+        } else {
+            (None, None)
+        };
+        Ok((dx, dscale, dshift))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ReLU
+
+struct Relu;
+
+impl CustomOp1 for Relu {
+    fn name(&self) -> &'static str {
+        "shrink-relu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = slice(s, l, "input")?;
+        let y = map_flat(x.len(), |lo, o| {
+            for (o, &v) in o.iter_mut().zip(&x[lo..]) {
+                *o = v.max(0.0);
+            }
+        });
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(y.apply_op2_no_bwd(&dy.contiguous()?, &ReluBwd)?))
+    }
+}
+
+/// `(y, dy) -> dy * (y > 0)`.
+struct ReluBwd;
+
+impl CustomOp2 for ReluBwd {
+    fn name(&self) -> &'static str {
+        "shrink-relu-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let y = slice(s1, l1, "output")?;
+        let dy = slice(s2, l2, "output gradient")?;
+        if y.len() != dy.len() {
+            candle_core::bail!("relu bwd: shape mismatch");
+        }
+        let dx = map_flat(y.len(), |lo, o| {
+            for ((o, &yv), &dv) in o.iter_mut().zip(&y[lo..]).zip(&dy[lo..]) {
+                *o = if yv > 0.0 { dv } else { 0.0 };
+            }
+        });
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}
+
+/// `(a, b) -> relu(a + b)`.
+struct AddRelu;
+
+impl CustomOp2 for AddRelu {
+    fn name(&self) -> &'static str {
+        "shrink-add-relu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let a = slice(s1, l1, "lhs")?;
+        let b = slice(s2, l2, "rhs")?;
+        if a.len() != b.len() {
+            candle_core::bail!("add_relu: shape mismatch");
+        }
+        let y = map_flat(a.len(), |lo, o| {
+            for ((o, &x), &y) in o.iter_mut().zip(&a[lo..]).zip(&b[lo..]) {
+                *o = (x + y).max(0.0);
+            }
+        });
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = y.apply_op2_no_bwd(&dy.contiguous()?, &ReluBwd)?;
+        Ok((a.track_op().then(|| g.clone()), b.track_op().then_some(g)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn close(a: &Tensor, b: &Tensor) -> bool {
+        let d = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        d <= 1e-6
+    }
+
+    #[test]
+    fn relu_and_add_relu_match_candle() {
+        let dev = Device::Cpu;
+        let a = Var::from_tensor(&Tensor::randn(0f32, 1.0, (3, 4, 50, 70), &dev).unwrap()).unwrap();
+        let b = Var::from_tensor(&Tensor::randn(0f32, 1.0, (3, 4, 50, 70), &dev).unwrap()).unwrap();
+        let r = Tensor::randn(0f32, 1.0, (3, 4, 50, 70), &dev).unwrap();
+        let y = relu(a.as_tensor()).unwrap();
+        let ry = a.as_tensor().relu().unwrap();
+        assert!(close(&y, &ry));
+        let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let rg = (&ry * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        assert!(close(g.get(a.as_tensor()).unwrap(), rg.get(a.as_tensor()).unwrap()));
+
+        let y = add_relu(a.as_tensor(), b.as_tensor()).unwrap();
+        let ry = (a.as_tensor() + b.as_tensor()).unwrap().relu().unwrap();
+        assert!(close(&y, &ry));
+        let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let rg = (&ry * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        for v in [&a, &b] {
+            assert!(close(g.get(v.as_tensor()).unwrap(), rg.get(v.as_tensor()).unwrap()));
+        }
+    }
 }

@@ -13,7 +13,7 @@
 use super::geom::{round_up, split_parts, with_scratch, Geom, SyncPtr};
 use super::im2col::{col2im_row, im2col_row, pad_image};
 use super::kernels::{self, LANES, MAX_DOT, MAX_MR};
-use rayon::prelude::*;
+use super::par;
 
 /// Output-channel rows per forward tile.
 const MR: usize = MAX_MR;
@@ -80,7 +80,12 @@ impl Wide {
 /// Packs the weights of every (group, row block) for [`kernels::bcast`]: block `(g, b)` holds
 /// `[k][mr]` with `mr = min(MR, rows - b*MR)`, rows `g*rows + b*MR + i` of the `rows x kdim`
 /// matrix `at(row, k)`. Returns the buffer and the start of each block.
-fn pack_rows(groups: usize, rows: usize, kdim: usize, at: impl Fn(usize, usize) -> f32) -> (Vec<f32>, Vec<usize>) {
+fn pack_rows(
+    groups: usize,
+    rows: usize,
+    kdim: usize,
+    at: impl Fn(usize, usize) -> f32,
+) -> (Vec<f32>, Vec<usize>) {
     let nb = rows.div_ceil(MR);
     let mut buf = vec![0f32; groups * rows * kdim];
     let mut starts = Vec::with_capacity(groups * nb);
@@ -108,7 +113,7 @@ fn fwd_nv(g: &Geom) -> usize {
 
 /// Splits images into tasks; with fewer images than threads also splits each image's tiles.
 fn task_split(n: usize, ntiles: usize) -> usize {
-    let threads = rayon::current_num_threads().max(1);
+    let threads = par::threads();
     if n >= 2 * threads {
         1
     } else {
@@ -146,7 +151,7 @@ pub(crate) fn forward_with(x: &[f32], w: &[f32], g: &Geom, path: Path) -> Vec<f3
                     (0..g.kh).flat_map(move |ky| (0..g.kw).map(move |kx| c * wd.plane + ky * wd.wp + kx))
                 })
                 .collect();
-            (0..g.n * split).into_par_iter().for_each(|task| {
+            par::for_each(g.n * split, 1, |task| {
                 let (n, s) = (task / split, task % split);
                 let (t0, t1) = (s * per, ((s + 1) * per).min(ntiles));
                 if t0 >= t1 {
@@ -194,7 +199,11 @@ pub(crate) fn forward_with(x: &[f32], w: &[f32], g: &Geom, path: Path) -> Vec<f3
                                 let dst = ((n * g.o + o) * g.oh + oy) * g.ow + ox;
                                 // SAFETY: each (n, o, oy, ox) is written by exactly one task.
                                 unsafe {
-                                    std::ptr::copy_nonoverlapping(src[q - q0..].as_ptr(), yn.ptr().add(dst), cnt);
+                                    std::ptr::copy_nonoverlapping(
+                                        src[q - q0..].as_ptr(),
+                                        yn.ptr().add(dst),
+                                        cnt,
+                                    );
                                 }
                             }
                             q = run_end;
@@ -209,7 +218,7 @@ pub(crate) fn forward_with(x: &[f32], w: &[f32], g: &Geom, path: Path) -> Vec<f3
             let split = task_split(g.n, npan);
             let per = npan.div_ceil(split);
             let koff: Vec<usize> = (0..kd).map(|k| k * tile).collect();
-            (0..g.n * split).into_par_iter().for_each(|task| {
+            par::for_each(g.n * split, 1, |task| {
                 let (n, s) = (task / split, task % split);
                 let (j0, j1) = (s * per, ((s + 1) * per).min(npan));
                 if j0 >= j1 {
@@ -240,7 +249,16 @@ pub(crate) fn forward_with(x: &[f32], w: &[f32], g: &Geom, path: Path) -> Vec<f3
                                 unsafe {
                                     let a = apack[astart[gi * nb + b]..].as_ptr();
                                     if cnt == tile {
-                                        kernels::bcast(mr, nv, kd, a, panel.as_ptr(), koff.as_ptr(), yp.ptr().add(ybase), p);
+                                        kernels::bcast(
+                                            mr,
+                                            nv,
+                                            kd,
+                                            a,
+                                            panel.as_ptr(),
+                                            koff.as_ptr(),
+                                            yp.ptr().add(ybase),
+                                            p,
+                                        );
                                     } else {
                                         kernels::bcast(
                                             mr,
@@ -284,7 +302,12 @@ pub(crate) fn backward_data(dy: &[f32], w: &[f32], g: &Geom) -> Vec<f32> {
 
 /// [`backward_data`]; `as_forward = Some(path)` runs it as a forward convolution (stride 1 and
 /// padding < kernel only) on `path` (`None`: chosen per shape), `None` uses col2im.
-pub(crate) fn backward_data_with(dy: &[f32], w: &[f32], g: &Geom, as_forward: Option<Option<Path>>) -> Vec<f32> {
+pub(crate) fn backward_data_with(
+    dy: &[f32],
+    w: &[f32],
+    g: &Geom,
+    as_forward: Option<Option<Path>>,
+) -> Vec<f32> {
     let (og, cg, kd, taps) = (g.og(), g.cg(), g.kdim(), g.taps());
     if let Some(path) = as_forward {
         assert!(bwd_data_as_forward(g));
@@ -294,7 +317,8 @@ pub(crate) fn backward_data_with(dy: &[f32], w: &[f32], g: &Geom, as_forward: Op
             for o in 0..og {
                 for c in 0..cg {
                     for t in 0..taps {
-                        wt[((gi * cg + c) * og + o) * taps + (taps - 1 - t)] = w[(gi * og + o) * kd + c * taps + t];
+                        wt[((gi * cg + c) * og + o) * taps + (taps - 1 - t)] =
+                            w[(gi * og + o) * kd + c * taps + t];
                     }
                 }
             }
@@ -336,7 +360,10 @@ pub(crate) fn backward_data_with(dy: &[f32], w: &[f32], g: &Geom, as_forward: Op
     let npan = ppad / tile;
     let koff: Vec<usize> = (0..og).map(|o| o * ppad).collect();
     let plane = g.h * g.w;
-    dx.par_chunks_mut(g.c * plane).enumerate().for_each(|(n, dxn)| {
+    let dxp = SyncPtr(dx.as_mut_ptr());
+    par::for_each(g.n, 1, |n| {
+        // SAFETY: each task owns image n's slice of dx.
+        let dxn = unsafe { std::slice::from_raw_parts_mut(dxp.ptr().add(n * g.c * plane), g.c * plane) };
         with_scratch(g.o * ppad + kd * tile, |scr| {
             let [dyp, dcol] = split_parts(scr, [g.o * ppad, kd * tile]);
             for o in 0..g.o {
@@ -399,7 +426,9 @@ pub(crate) fn backward_filter_with(x: &[f32], dy: &[f32], g: &Geom, path: Path) 
     let (red_len, b_rows_len, koff): (usize, usize, Vec<usize>) = if direct {
         let wd = Wide::new(g, LANES);
         let koff = (0..cg)
-            .flat_map(|c| (0..g.kh).flat_map(move |ky| (0..g.kw).map(move |kx| c * wd.plane + ky * wd.wp + kx)))
+            .flat_map(|c| {
+                (0..g.kh).flat_map(move |ky| (0..g.kw).map(move |kx| c * wd.plane + ky * wd.wp + kx))
+            })
             .collect();
         (wd.len_pad, g.c * wd.plane, koff)
     } else {
@@ -410,93 +439,96 @@ pub(crate) fn backward_filter_with(x: &[f32], dy: &[f32], g: &Geom, path: Path) 
     let img_floats = a_len + b_rows_len;
     // Images per chunk: keep a chunk's operands around 384 KiB (L2-resident).
     let per_chunk = ((96 * 1024) / img_floats.max(1)).clamp(1, g.n);
-    let threads = rayon::current_num_threads().max(1);
+    let threads = par::threads();
     let per_chunk = per_chunk.min(g.n.div_ceil(threads)).max(1);
     let nchunks = g.n.div_ceil(per_chunk);
     let wd = Wide::new(g, LANES);
     let p = g.p();
     let (nob, nkb) = (og.div_ceil(MAX_DOT), kd.div_ceil(MAX_DOT));
-    let dw = (0..nchunks)
-        .into_par_iter()
-        .fold(
-            || vec![0f32; wlen],
-            |mut acc, ch| {
-                let n0 = ch * per_chunk;
-                let nimg = per_chunk.min(g.n - n0);
-                with_scratch(nimg * img_floats, |scr| {
-                    let [abuf, bbuf] = split_parts(scr, [nimg * a_len, nimg * b_rows_len]);
-                    for i in 0..nimg {
-                        let n = n0 + i;
-                        let ai = &mut abuf[i * a_len..][..a_len];
-                        let bi = &mut bbuf[i * b_rows_len..][..b_rows_len];
-                        let xn = &x[n * g.c * g.h * g.w..][..g.c * g.h * g.w];
-                        if direct {
-                            pad_image(xn, g.c, g.h, g.w, g.ph, g.pw, wd.plane, bi);
-                            for o in 0..g.o {
-                                let d = &mut ai[o * red_len..][..red_len];
-                                d.fill(0.0);
-                                for oy in 0..g.oh {
-                                    d[oy * wd.wp..][..g.ow].copy_from_slice(&dy[((n * g.o + o) * g.oh + oy) * g.ow..][..g.ow]);
-                                }
+    // Deterministic reduction: a fixed number of tasks, each summing its run of chunks into
+    // its own partial, added up in task order.
+    let ntasks = nchunks.min(2 * threads).max(1);
+    let chunks_per_task = nchunks.div_ceil(ntasks);
+    let mut partials = vec![0f32; ntasks * wlen];
+    let pp = SyncPtr(partials.as_mut_ptr());
+    par::for_each(ntasks, 1, |task| {
+        // SAFETY: each task owns its own partial.
+        let acc = unsafe { std::slice::from_raw_parts_mut(pp.ptr().add(task * wlen), wlen) };
+        for ch in task * chunks_per_task..((task + 1) * chunks_per_task).min(nchunks) {
+            let n0 = ch * per_chunk;
+            let nimg = per_chunk.min(g.n - n0);
+            with_scratch(nimg * img_floats, |scr| {
+                let [abuf, bbuf] = split_parts(scr, [nimg * a_len, nimg * b_rows_len]);
+                for i in 0..nimg {
+                    let n = n0 + i;
+                    let ai = &mut abuf[i * a_len..][..a_len];
+                    let bi = &mut bbuf[i * b_rows_len..][..b_rows_len];
+                    let xn = &x[n * g.c * g.h * g.w..][..g.c * g.h * g.w];
+                    if direct {
+                        pad_image(xn, g.c, g.h, g.w, g.ph, g.pw, wd.plane, bi);
+                        for o in 0..g.o {
+                            let d = &mut ai[o * red_len..][..red_len];
+                            d.fill(0.0);
+                            for oy in 0..g.oh {
+                                d[oy * wd.wp..][..g.ow]
+                                    .copy_from_slice(&dy[((n * g.o + o) * g.oh + oy) * g.ow..][..g.ow]);
                             }
-                        } else {
-                            for o in 0..g.o {
-                                let d = &mut ai[o * red_len..][..red_len];
-                                d[..p].copy_from_slice(&dy[(n * g.o + o) * p..][..p]);
-                                d[p..].fill(0.0);
-                            }
-                            for c in 0..g.c {
-                                let xc = &xn[c * g.h * g.w..][..g.h * g.w];
-                                for ky in 0..g.kh {
-                                    for kx in 0..g.kw {
-                                        let k = (c * g.kh + ky) * g.kw + kx;
-                                        im2col_row(&mut bi[k * red_len..][..red_len], xc, g, ky, kx, 0, p);
-                                    }
+                        }
+                    } else {
+                        for o in 0..g.o {
+                            let d = &mut ai[o * red_len..][..red_len];
+                            d[..p].copy_from_slice(&dy[(n * g.o + o) * p..][..p]);
+                            d[p..].fill(0.0);
+                        }
+                        for c in 0..g.c {
+                            let xc = &xn[c * g.h * g.w..][..g.h * g.w];
+                            for ky in 0..g.kh {
+                                for kx in 0..g.kw {
+                                    let k = (c * g.kh + ky) * g.kw + kx;
+                                    im2col_row(&mut bi[k * red_len..][..red_len], xc, g, ky, kx, 0, p);
                                 }
                             }
                         }
                     }
-                    let nvec = red_len / LANES;
-                    let b_group = if direct { cg * wd.plane } else { cg * taps * red_len };
-                    for gi in 0..g.groups {
-                        for ob in 0..nob {
-                            let mo = MAX_DOT.min(og - ob * MAX_DOT);
-                            let o = gi * og + ob * MAX_DOT;
-                            for kb in 0..nkb {
-                                let nk = MAX_DOT.min(kd - kb * MAX_DOT);
-                                // SAFETY: rows are red_len long (whole vectors); the padded
-                                // planes cover every shifted read (Wide::new).
-                                unsafe {
-                                    kernels::dot(
-                                        mo,
-                                        nk,
-                                        nimg,
-                                        nvec,
-                                        abuf[o * red_len..].as_ptr(),
-                                        red_len,
-                                        a_len,
-                                        bbuf[gi * b_group..].as_ptr(),
-                                        koff[kb * MAX_DOT..].as_ptr(),
-                                        b_rows_len,
-                                        acc[o * kd + kb * MAX_DOT..].as_mut_ptr(),
-                                        kd,
-                                    );
-                                }
-                            }
-                        }
-                    }
-                });
-                acc
-            },
-        )
-        .reduce(
-            || vec![0f32; wlen],
-            |mut a, b| {
-                for (x, y) in a.iter_mut().zip(&b) {
-                    *x += y;
                 }
-                a
-            },
-        );
-    dw
+                let nvec = red_len / LANES;
+                let b_group = if direct { cg * wd.plane } else { cg * taps * red_len };
+                for gi in 0..g.groups {
+                    for ob in 0..nob {
+                        let mo = MAX_DOT.min(og - ob * MAX_DOT);
+                        let o = gi * og + ob * MAX_DOT;
+                        for kb in 0..nkb {
+                            let nk = MAX_DOT.min(kd - kb * MAX_DOT);
+                            // SAFETY: rows are red_len long (whole vectors); the padded
+                            // planes cover every shifted read (Wide::new).
+                            unsafe {
+                                kernels::dot(
+                                    mo,
+                                    nk,
+                                    nimg,
+                                    nvec,
+                                    abuf[o * red_len..].as_ptr(),
+                                    red_len,
+                                    a_len,
+                                    bbuf[gi * b_group..].as_ptr(),
+                                    koff[kb * MAX_DOT..].as_ptr(),
+                                    b_rows_len,
+                                    acc[o * kd + kb * MAX_DOT..].as_mut_ptr(),
+                                    kd,
+                                );
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let (first, rest) = partials.split_at_mut(wlen);
+    for p in rest.chunks_exact(wlen) {
+        for (a, b) in first.iter_mut().zip(p) {
+            *a += b;
+        }
+    }
+    partials.truncate(wlen);
+    partials
 }

@@ -67,7 +67,8 @@ pub(crate) fn im2col_row(dst: &mut [f32], xc: &[f32], g: &Geom, ky: usize, kx: u
             return;
         }
         let row = &xc[iy as usize * g.w..][..g.w];
-        let (a, b) = (ox_a.max(lo), ox_b.min(hi).max(ox_a.max(lo)));
+        let a = lo.clamp(ox_a, ox_b);
+        let b = hi.clamp(a, ox_b);
         seg[..a - ox_a].fill(0.0);
         seg[b - ox_a..].fill(0.0);
         if b > a {
@@ -87,7 +88,15 @@ pub(crate) fn im2col_row(dst: &mut [f32], xc: &[f32], g: &Geom, ky: usize, kx: u
 
 /// Adds `src[..cnt]`, a col row of tap `(ky, kx)` for output pixels `[p0, p0+cnt)`, into the
 /// input-gradient plane `dxc` (`h x w`); padded positions are dropped.
-pub(crate) fn col2im_row(src: &[f32], dxc: &mut [f32], g: &Geom, ky: usize, kx: usize, p0: usize, cnt: usize) {
+pub(crate) fn col2im_row(
+    src: &[f32],
+    dxc: &mut [f32],
+    g: &Geom,
+    ky: usize,
+    kx: usize,
+    p0: usize,
+    cnt: usize,
+) {
     let (lo, hi) = valid_ox(g, kx);
     for_segments(g.ow, p0, cnt, |d, oy, ox_a, ox_b| {
         let iy = (oy * g.sh + ky) as isize - g.ph as isize;

@@ -8,12 +8,19 @@ mod cpu;
 mod geom;
 mod im2col;
 mod kernels;
+pub(crate) mod par;
 
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use geom::Geom;
 
 /// Convolves `x` [N,C,H,W] with `w` [O,C/groups,kh,kw].
-pub fn conv2d(x: &Tensor, w: &Tensor, stride: [usize; 2], padding: [usize; 2], groups: usize) -> Result<Tensor> {
+pub fn conv2d(
+    x: &Tensor,
+    w: &Tensor,
+    stride: [usize; 2],
+    padding: [usize; 2],
+    groups: usize,
+) -> Result<Tensor> {
     if !x.device().is_cpu() || x.dtype() != DType::F32 || w.dtype() != DType::F32 {
         return reference_conv2d(x, w, stride, padding, groups);
     }
@@ -89,7 +96,13 @@ impl CustomOp2 for Conv2dOp {
         "shrink-conv2d"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let g = &self.geo;
         check(l1, g.x_dims(), "input")?;
         check(l2, g.w_dims(), "weight")?;
@@ -97,7 +110,13 @@ impl CustomOp2 for Conv2dOp {
         Ok((CpuStorage::F32(y), Shape::from(g.y_dims().to_vec())))
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let dy = dy.contiguous()?;
         let geo = self.geo;
         let dx = if x.track_op() { Some(dy.apply_op2_no_bwd(w, &Conv2dBwdData { geo })?) } else { None };
@@ -116,7 +135,13 @@ impl CustomOp2 for Conv2dBwdData {
         "shrink-conv2d-bwd-data"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let g = &self.geo;
         check(l1, g.y_dims(), "output gradient")?;
         check(l2, g.w_dims(), "weight")?;
@@ -135,7 +160,13 @@ impl CustomOp2 for Conv2dBwdFilter {
         "shrink-conv2d-bwd-filter"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let g = &self.geo;
         check(l1, g.x_dims(), "input")?;
         check(l2, g.y_dims(), "output gradient")?;

@@ -19,8 +19,6 @@ use std::sync::atomic::{AtomicU8, Ordering};
 pub(crate) const LANES: usize = 16;
 /// Largest `mr` accepted by [`bcast`].
 pub(crate) const MAX_MR: usize = 8;
-/// Largest `nv` accepted by [`bcast`].
-pub(crate) const MAX_NV: usize = 4;
 /// Largest `mo` / `nk` accepted by [`dot`].
 pub(crate) const MAX_DOT: usize = 4;
 
