@@ -4,7 +4,12 @@ mod cmd;
 mod common;
 
 use clap::{Parser, Subcommand};
+use shrink_ir::alloc::RecyclingAlloc;
 use std::process::ExitCode;
+
+/// Recycles large tensor buffers between training steps (no page faults per step).
+#[global_allocator]
+static ALLOC: RecyclingAlloc = RecyclingAlloc::new();
 
 #[derive(Parser)]
 #[command(name = "shrink", version, about = "Compress neural networks and measure every trade-off")]

@@ -1,6 +1,7 @@
 //! shrink's model IR: a [`Graph`] of layers whose weights live in a [`ParamStore`] under
 //! PyTorch state_dict names, with per-weight pruning masks and quantizer slots, a forward pass
 //! in eval/train mode on candle, the model zoo and per-layer statistics.
+pub mod alloc;
 pub mod error;
 pub mod graph;
 pub mod init;

@@ -77,36 +77,48 @@ impl Model {
                 values[node.inputs[k]].as_ref().ok_or_else(|| node_err(&node.name, "input freed too early"))
             };
             let p = |suffix: &str| format!("{}.{suffix}", node.name);
+            // Eval mode reads detached weights so no autograd graph is built or kept alive.
+            let weight = |suffix: &str| -> Result<Tensor> {
+                let t = self.effective_param(&p(suffix))?;
+                Ok(if mode == Mode::Eval { t.detach() } else { t })
+            };
             let y = match &node.op {
                 Op::Input => x.clone(),
                 Op::Linear { bias, .. } => {
-                    let w = self.effective_param(&p("weight"))?;
+                    let w = weight("weight")?;
                     // y = (W xᵀ)ᵀ: W stays the contiguous left operand, so its gradient
                     // (dYᵀ x) comes out contiguous in PyTorch's [out, in] layout.
                     let y = w.matmul(&input(0)?.t()?)?.t()?;
                     if *bias {
-                        y.broadcast_add(&self.effective_param(&p("bias"))?)?
+                        y.broadcast_add(&weight("bias")?)?
                     } else {
                         y
                     }
                 }
                 Op::Conv2d { stride, padding, groups, bias, out_channels, .. } => {
-                    let w = self.effective_param(&p("weight"))?;
+                    let w = weight("weight")?;
                     let y = ops::conv2d(input(0)?, &w, *stride, *padding, *groups)?;
                     if *bias {
-                        let b = self.effective_param(&p("bias"))?.reshape((1, *out_channels, 1, 1))?;
+                        let b = weight("bias")?.reshape((1, *out_channels, 1, 1))?;
                         y.broadcast_add(&b)?
                     } else {
                         y
                     }
                 }
                 Op::BatchNorm { eps, momentum, .. } => {
-                    let gamma = self.effective_param(&p("weight"))?;
-                    let beta = self.effective_param(&p("bias"))?;
+                    let gamma = weight("weight")?;
+                    let beta = weight("bias")?;
                     let rm = self.params.get(&p("running_mean"))?;
                     let rv = self.params.get(&p("running_var"))?;
                     match mode {
-                        Mode::Eval => ops::batch_norm_eval(input(0)?, &gamma, &beta, rm.var.as_tensor(), rv.var.as_tensor(), *eps)?,
+                        Mode::Eval => ops::batch_norm_eval(
+                            input(0)?,
+                            &gamma,
+                            &beta,
+                            &rm.var.as_tensor().detach(),
+                            &rv.var.as_tensor().detach(),
+                            *eps,
+                        )?,
                         Mode::Train { .. } => {
                             let (y, stats) = ops::batch_norm_train(input(0)?, &gamma, &beta, *eps)?;
                             let n = stats.count as f64;

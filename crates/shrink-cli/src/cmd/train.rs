@@ -18,7 +18,7 @@ pub struct TrainArgs {
     /// Dataset path (MNIST IDX dir, CIFAR binary dir, image folder or .tar/.tar.gz).
     #[arg(long)]
     pub data: PathBuf,
-    /// Epochs (0 writes the initial model). Default: 10 (MNIST-sized inputs) or 30.
+    /// Epochs (0 writes the initial model). Default: 30 for lenet-300-100 and 32x32 inputs, else 10.
     #[arg(long)]
     pub epochs: Option<usize>,
     #[arg(long, default_value_t = 128)]
@@ -92,7 +92,11 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         }
     }
     let small_input = model.meta.input_shape.iter().product::<usize>() <= 28 * 28;
-    let epochs = a.epochs.unwrap_or(if small_input { 10 } else { 30 });
+    let epochs = a.epochs.unwrap_or(match model.meta.arch.as_str() {
+        "lenet-300-100" => 30, // 2 s epochs; 10 stop at ~97.9%
+        _ if small_input => 10,
+        _ => 30,
+    });
     if let Some(m) = &a.mean {
         model.meta.mean = parse_floats("--mean", m)?;
     }
