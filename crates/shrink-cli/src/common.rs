@@ -51,7 +51,11 @@ pub fn check_fit(model: &Model, ds: &Dataset, model_path: &str) -> Result<()> {
     let shapes = model.shapes()?;
     let outputs: usize = shapes.last().map(|s| s.iter().product()).unwrap_or(0);
     if ds.num_classes() > outputs {
-        bail!("`{}` has {} classes but model `{model_path}` has {outputs} outputs", ds.source, ds.num_classes());
+        bail!(
+            "`{}` has {} classes but model `{model_path}` has {outputs} outputs",
+            ds.source,
+            ds.num_classes()
+        );
     }
     Ok(())
 }
@@ -71,7 +75,9 @@ pub fn progress(len: u64, enabled: bool, prefix: &str) -> indicatif::ProgressBar
         return indicatif::ProgressBar::hidden();
     }
     let pb = indicatif::ProgressBar::new(len);
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {elapsed_precise}") {
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {elapsed_precise}")
+    {
         pb.set_style(style.progress_chars("=> "));
     }
     pb.set_prefix(prefix.to_string());

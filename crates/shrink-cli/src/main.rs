@@ -22,7 +22,7 @@ struct Cli {
 enum Command {
     /// Train a zoo architecture (or fine-tune a model file) on a dataset.
     #[command(allow_negative_numbers = true)]
-    Train(cmd::train::TrainArgs),
+    Train(Box<cmd::train::TrainArgs>),
     /// Evaluate a model: accuracy, loss, size, MACs, latency.
     Eval(cmd::eval::EvalArgs),
     /// Show the per-layer table of a model.

@@ -21,7 +21,10 @@ pub const SHRINK_VERSION: &str = env!("CARGO_PKG_VERSION");
 const METADATA_KEY: &str = "shrink";
 
 /// Serializes tensors + string metadata into safetensors bytes (deterministic for equal input).
-pub fn safetensors_bytes(tensors: &[(String, Tensor)], metadata: BTreeMap<String, String>) -> Result<Vec<u8>> {
+pub fn safetensors_bytes(
+    tensors: &[(String, Tensor)],
+    metadata: BTreeMap<String, String>,
+) -> Result<Vec<u8>> {
     let packed = HashMap::from([(METADATA_KEY.to_string(), serde_json::to_string(&metadata)?)]);
     let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
@@ -89,14 +92,22 @@ pub fn parse_safetensors(bytes: &[u8]) -> Result<RawTensors> {
         let shape = view.shape().to_vec();
         let data = view.data();
         let values: Vec<f32> = match view.dtype() {
-            Dtype::F32 => data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-            Dtype::F64 => data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
-            Dtype::F16 => data.chunks_exact(2).map(|c| half_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect(),
+            Dtype::F32 => {
+                data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+            }
+            Dtype::F64 => {
+                data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect()
+            }
+            Dtype::F16 => {
+                data.chunks_exact(2).map(|c| half_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect()
+            }
             Dtype::BF16 => data
                 .chunks_exact(2)
                 .map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16))
                 .collect(),
-            Dtype::I64 => data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+            Dtype::I64 => {
+                data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32).collect()
+            }
             other => return Err(IoError::Format(format!("tensor `{name}` has unsupported dtype {other:?}"))),
         };
         tensors.insert(name.clone(), Tensor::from_vec(values, shape.as_slice(), &Device::Cpu)?);
@@ -139,7 +150,11 @@ pub fn model_from_tensors(
             let name = format!("{}.{}", node.name, spec.suffix);
             let t = tensors.remove(&name).ok_or_else(|| IoError::MissingKey(name.clone()))?;
             if t.dims() != spec.shape.as_slice() {
-                return Err(IoError::KeyShape { key: name, expected: spec.shape.clone(), got: t.dims().to_vec() });
+                return Err(IoError::KeyShape {
+                    key: name,
+                    expected: spec.shape.clone(),
+                    got: t.dims().to_vec(),
+                });
             }
             store.insert(name, t, spec.kind)?;
         }
@@ -202,11 +217,15 @@ pub fn load_model(path: &Path, arch: Option<&str>) -> Result<Model> {
 pub fn model_from_raw(raw: RawTensors, arch: Option<&str>) -> Result<Model> {
     let RawTensors { tensors, metadata } = raw;
     let quant: BTreeMap<String, QuantSlot> = match metadata.get("shrink.quant") {
-        Some(s) => serde_json::from_str(s).map_err(|e| IoError::Format(format!("bad shrink.quant metadata: {e}")))?,
+        Some(s) => {
+            serde_json::from_str(s).map_err(|e| IoError::Format(format!("bad shrink.quant metadata: {e}")))?
+        }
         None => BTreeMap::new(),
     };
     let stored_meta: Option<ModelMeta> = match metadata.get("shrink.meta") {
-        Some(s) => Some(serde_json::from_str(s).map_err(|e| IoError::Format(format!("bad shrink.meta metadata: {e}")))?),
+        Some(s) => Some(
+            serde_json::from_str(s).map_err(|e| IoError::Format(format!("bad shrink.meta metadata: {e}")))?,
+        ),
         None => None,
     };
     if let Some(arch) = arch {
@@ -215,12 +234,14 @@ pub fn model_from_raw(raw: RawTensors, arch: Option<&str>) -> Result<Model> {
         return model_from_tensors(graph, ModelMeta { arch: arch.to_string(), ..meta }, tensors, quant);
     }
     if let (Some(g), Some(meta)) = (metadata.get("shrink.graph"), stored_meta.clone()) {
-        let graph: Graph =
-            serde_json::from_str(g).map_err(|e| IoError::Format(format!("bad shrink.graph metadata: {e}")))?;
+        let graph: Graph = serde_json::from_str(g)
+            .map_err(|e| IoError::Format(format!("bad shrink.graph metadata: {e}")))?;
         return model_from_tensors(graph, meta, tensors, quant);
     }
     let arch = infer_arch(&tensors).ok_or_else(|| {
-        IoError::Format("not a shrink model and its keys/shapes match no zoo architecture (pass --arch)".into())
+        IoError::Format(
+            "not a shrink model and its keys/shapes match no zoo architecture (pass --arch)".into(),
+        )
     })?;
     let meta = stored_meta.unwrap_or(zoo::meta(arch)?);
     model_from_tensors(zoo::graph(arch)?, meta, tensors, quant)

@@ -62,7 +62,9 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
     let bytes = std::fs::read(path).map_err(|e| shrink_io::IoError::file(path, e))?;
     let raw = parse_safetensors(&bytes).map_err(|e| e.in_file(path))?;
     let state: LoopState = match raw.metadata.get("shrink.train_state") {
-        Some(s) => serde_json::from_str(s).map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?,
+        Some(s) => {
+            serde_json::from_str(s).map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?
+        }
         None => {
             return Err(TrainError::Config(format!("{}: not a training checkpoint", path.display())));
         }
@@ -79,6 +81,7 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
             }
         }
     }
-    let model = model_from_raw(RawTensors { tensors, metadata: raw.metadata }, None).map_err(|e| e.in_file(path))?;
+    let model =
+        model_from_raw(RawTensors { tensors, metadata: raw.metadata }, None).map_err(|e| e.in_file(path))?;
     Ok(Checkpoint { model, optimizer_state, state })
 }

@@ -2,9 +2,7 @@
 //!
 //! On CPU each parameter is updated by one fused in-place pass over (param, grad, state), which
 //! matters for large MLPs (simple-dnn has 26 M weights); other devices use candle tensor ops.
-use candle_core::{
-    backprop::GradStore, CpuStorage, DType, InplaceOp2, Layout, Result, Tensor, Var,
-};
+use candle_core::{backprop::GradStore, CpuStorage, DType, InplaceOp2, Layout, Result, Tensor, Var};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
@@ -62,7 +60,13 @@ impl InplaceOp2 for FusedStep<'_> {
         "fused-optimizer-step"
     }
 
-    fn cpu_fwd(&self, dst: &mut CpuStorage, dst_l: &Layout, g_storage: &CpuStorage, g_l: &Layout) -> Result<()> {
+    fn cpu_fwd(
+        &self,
+        dst: &mut CpuStorage,
+        dst_l: &Layout,
+        g_storage: &CpuStorage,
+        g_l: &Layout,
+    ) -> Result<()> {
         let (CpuStorage::F32(p), CpuStorage::F32(g)) = (dst, g_storage) else {
             candle_core::bail!("optimizer expects f32 parameters");
         };
@@ -160,7 +164,12 @@ impl Optimizer {
             let Some(grad) = grads.get(var.as_tensor()) else { continue };
             if var.device().is_cpu() && var.dtype() == DType::F32 {
                 let grad = grad.contiguous()?;
-                let op = FusedStep { config: self.config, lr: self.lr as f32, step: self.step, state: Mutex::new(state) };
+                let op = FusedStep {
+                    config: self.config,
+                    lr: self.lr as f32,
+                    step: self.step,
+                    state: Mutex::new(state),
+                };
                 var.as_tensor().inplace_op2(&grad, &op)?;
             } else {
                 generic_step(self.config, self.lr, self.step, var, grad, state)?;
@@ -175,7 +184,10 @@ impl Optimizer {
         for ((name, var), st) in self.vars.iter().zip(&self.states) {
             for (suffix, buf) in [("m", &st.m), ("v", &st.v)] {
                 if !buf.is_empty() {
-                    out.push((format!("{name}.{suffix}"), Tensor::from_slice(buf, var.shape(), &candle_core::Device::Cpu)?));
+                    out.push((
+                        format!("{name}.{suffix}"),
+                        Tensor::from_slice(buf, var.shape(), &candle_core::Device::Cpu)?,
+                    ));
                 }
             }
         }
@@ -183,7 +195,11 @@ impl Optimizer {
     }
 
     /// Restores buffers saved by [`Optimizer::state_tensors`] and the step count.
-    pub fn load_state(&mut self, tensors: &std::collections::HashMap<String, Tensor>, step: u64) -> Result<()> {
+    pub fn load_state(
+        &mut self,
+        tensors: &std::collections::HashMap<String, Tensor>,
+        step: u64,
+    ) -> Result<()> {
         for ((name, var), st) in self.vars.iter().zip(self.states.iter_mut()) {
             for (suffix, buf) in [("m", &mut st.m), ("v", &mut st.v)] {
                 if let Some(t) = tensors.get(&format!("{name}.{suffix}")) {

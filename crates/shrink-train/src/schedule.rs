@@ -7,9 +7,15 @@ use serde::{Deserialize, Serialize};
 pub enum Schedule {
     Constant,
     /// Multiply by `gamma` every `step_size` epochs.
-    Step { step_size: usize, gamma: f64 },
+    Step {
+        step_size: usize,
+        gamma: f64,
+    },
     /// Cosine annealing from the base rate to `min_lr` over `total_epochs`.
-    Cosine { total_epochs: usize, min_lr: f64 },
+    Cosine {
+        total_epochs: usize,
+        min_lr: f64,
+    },
 }
 
 impl Schedule {

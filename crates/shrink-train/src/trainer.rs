@@ -61,7 +61,8 @@ pub struct TrainReport {
 
 /// Mixes the run seed with a purpose and a counter into an independent stream seed.
 fn derive_seed(seed: u64, purpose: u64, counter: u64) -> u64 {
-    let mut z = seed ^ purpose.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ counter.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mut z =
+        seed ^ purpose.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ counter.wrapping_mul(0xD1B5_4A32_D192_ED03);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -83,7 +84,12 @@ fn bar(len: u64, enabled: bool, prefix: String) -> ProgressBar {
 
 /// Trains `model` in place on `train_set`; when `val_set` is given the weights of the best
 /// validation epoch are restored at the end.
-pub fn train(model: &mut Model, train_set: &Dataset, val_set: Option<&Dataset>, cfg: &TrainConfig) -> Result<TrainReport> {
+pub fn train(
+    model: &mut Model,
+    train_set: &Dataset,
+    val_set: Option<&Dataset>,
+    cfg: &TrainConfig,
+) -> Result<TrainReport> {
     if cfg.batch_size == 0 {
         return Err(TrainError::Config("--batch-size must be positive".into()));
     }
@@ -105,7 +111,10 @@ pub fn train(model: &mut Model, train_set: &Dataset, val_set: Option<&Dataset>, 
     if let Some(path) = &cfg.resume {
         let ck = load_checkpoint(path)?;
         if ck.model.graph != model.graph {
-            return Err(TrainError::Config(format!("{}: checkpoint is for another architecture", path.display())));
+            return Err(TrainError::Config(format!(
+                "{}: checkpoint is for another architecture",
+                path.display()
+            )));
         }
         *model = ck.model;
         state = ck.state;
@@ -214,5 +223,9 @@ pub fn train(model: &mut Model, train_set: &Dataset, val_set: Option<&Dataset>, 
             model.params = best;
         }
     }
-    Ok(TrainReport { epochs: state.history, best_epoch: state.best_epoch, best_val_accuracy: state.best_val_accuracy })
+    Ok(TrainReport {
+        epochs: state.history,
+        best_epoch: state.best_epoch,
+        best_val_accuracy: state.best_val_accuracy,
+    })
 }

@@ -36,7 +36,11 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let mut shape = vec![a.batch_size];
     shape.extend(&model.meta.input_shape);
     let x = Tensor::randn(0f32, 1.0, shape.as_slice(), &device)?;
-    let y = Tensor::from_vec((0..a.batch_size as u32).map(|i| i % 10).collect::<Vec<_>>(), a.batch_size, &device)?;
+    let y = Tensor::from_vec(
+        (0..a.batch_size as u32).map(|i| i % 10).collect::<Vec<_>>(),
+        a.batch_size,
+        &device,
+    )?;
     let mut opt = Optimizer::new(model.params.trainable(), OptimizerConfig::sgd(0.9, 0.0), 0.01);
     let mut step = |i: usize| -> Result<()> {
         if train {

@@ -85,7 +85,8 @@ pub fn run(a: &TrainArgs) -> Result<()> {
     if a.batch_size == 0 {
         bail!("--batch-size must be positive");
     }
-    let output = a.output.clone().unwrap_or_else(|| PathBuf::from(format!("{}.safetensors", model.meta.arch)));
+    let output =
+        a.output.clone().unwrap_or_else(|| PathBuf::from(format!("{}.safetensors", model.meta.arch)));
     if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !dir.is_dir() {
             bail!("output directory `{}` does not exist", dir.display());
@@ -110,7 +111,11 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         return Ok(());
     }
     let full = load_data(&a.data, Split::Train)?;
-    check_fit(&model, &full, &a.init.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "--arch".into()))?;
+    check_fit(
+        &model,
+        &full,
+        &a.init.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "--arch".into()),
+    )?;
     if a.val_size >= full.len() {
         bail!("--val-size {} leaves no training data ({} examples)", a.val_size, full.len());
     }
@@ -170,7 +175,8 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         Some(t) => Some(shrink_train::evaluate(&model, t, &normalize, 256, None)?),
         None => None,
     };
-    let mean_epoch_s = report.epochs.iter().map(|e| e.seconds).sum::<f64>() / report.epochs.len().max(1) as f64;
+    let mean_epoch_s =
+        report.epochs.iter().map(|e| e.seconds).sum::<f64>() / report.epochs.len().max(1) as f64;
     if a.json {
         let out = serde_json::json!({
             "output": output.display().to_string(),
