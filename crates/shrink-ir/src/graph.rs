@@ -15,7 +15,11 @@ pub enum Op {
     /// The graph input.
     Input,
     /// `y = x Wᵀ + b`, W: [out, in].
-    Linear { in_features: usize, out_features: usize, bias: bool },
+    Linear {
+        in_features: usize,
+        out_features: usize,
+        bias: bool,
+    },
     /// 2-D convolution, W: [out, in/groups, kh, kw].
     Conv2d {
         in_channels: usize,
@@ -27,11 +31,23 @@ pub enum Op {
         bias: bool,
     },
     /// Batch normalization over channel dim 1 of a (N,C) or (N,C,H,W) input.
-    BatchNorm { num_features: usize, eps: f64, momentum: f64 },
+    BatchNorm {
+        num_features: usize,
+        eps: f64,
+        momentum: f64,
+    },
     Relu,
-    MaxPool2d { kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2] },
+    MaxPool2d {
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    },
     /// Average pooling; padded zeros count in the average (PyTorch `count_include_pad=True`).
-    AvgPool2d { kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2] },
+    AvgPool2d {
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    },
     /// Mean over H and W, keeping (N, C, 1, 1).
     GlobalAvgPool,
     /// Flattens every dim after the batch dim.
@@ -39,9 +55,15 @@ pub enum Op {
     /// Element-wise sum of two inputs of equal shape (residual connection).
     Add,
     /// Option-A ResNet shortcut: `x[:, :, ::stride, ::stride]` then zero channel padding.
-    ShortcutA { stride: usize, pad_before: usize, pad_after: usize },
+    ShortcutA {
+        stride: usize,
+        pad_before: usize,
+        pad_after: usize,
+    },
     /// Dropout with drop probability `p` (identity in eval mode).
-    Dropout { p: f32 },
+    Dropout {
+        p: f32,
+    },
 }
 
 /// Role of a parameter, which decides whether the optimizer trains it.

@@ -23,7 +23,9 @@ pub fn init_params(graph: &Graph, seed: u64, device: &Device) -> Result<ParamSto
         for spec in specs {
             let n: usize = spec.shape.iter().product();
             let values: Vec<f32> = match spec.kind {
-                ParamKind::Weight | ParamKind::Bias => (0..n).map(|_| rng.random_range(-bound..bound)).collect(),
+                ParamKind::Weight | ParamKind::Bias => {
+                    (0..n).map(|_| rng.random_range(-bound..bound)).collect()
+                }
                 ParamKind::BnWeight | ParamKind::RunningVar => vec![1.0; n],
                 ParamKind::BnBias | ParamKind::RunningMean => vec![0.0; n],
             };

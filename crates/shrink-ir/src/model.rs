@@ -27,7 +27,9 @@ pub struct ModelMeta {
 pub enum Mode {
     Eval,
     /// Train mode; the seed drives dropout masks so a step is reproducible.
-    Train { seed: u64 },
+    Train {
+        seed: u64,
+    },
 }
 
 /// A network: layer graph, named weights and metadata.
@@ -65,8 +67,13 @@ impl Model {
 
     /// Runs the graph on a batch `x` of shape [N, ...input_shape]; returns the output node.
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        if x.dims().len() != self.meta.input_shape.len() + 1 || &x.dims()[1..] != self.meta.input_shape.as_slice() {
-            return Err(IrError::InputShape { expected: self.meta.input_shape.clone(), got: x.dims().to_vec() });
+        if x.dims().len() != self.meta.input_shape.len() + 1
+            || &x.dims()[1..] != self.meta.input_shape.as_slice()
+        {
+            return Err(IrError::InputShape {
+                expected: self.meta.input_shape.clone(),
+                got: x.dims().to_vec(),
+            });
         }
         let x = if x.dtype() != DType::F32 { x.to_dtype(DType::F32)? } else { x.clone() };
         let last_use = self.graph.last_uses();
@@ -131,14 +138,22 @@ impl Model {
                     }
                 }
                 Op::Relu => input(0)?.relu()?,
-                Op::MaxPool2d { kernel, stride, padding } => ops::max_pool2d(input(0)?, *kernel, *stride, *padding)?,
-                Op::AvgPool2d { kernel, stride, padding } => ops::avg_pool2d(input(0)?, *kernel, *stride, *padding)?,
+                Op::MaxPool2d { kernel, stride, padding } => {
+                    ops::max_pool2d(input(0)?, *kernel, *stride, *padding)?
+                }
+                Op::AvgPool2d { kernel, stride, padding } => {
+                    ops::avg_pool2d(input(0)?, *kernel, *stride, *padding)?
+                }
                 Op::GlobalAvgPool => input(0)?.mean_keepdim((2, 3))?,
                 Op::Flatten => input(0)?.flatten_from(1)?,
                 Op::Add => (input(0)? + input(1)?)?,
-                Op::ShortcutA { stride, pad_before, pad_after } => ops::shortcut_a(input(0)?, *stride, *pad_before, *pad_after)?,
+                Op::ShortcutA { stride, pad_before, pad_after } => {
+                    ops::shortcut_a(input(0)?, *stride, *pad_before, *pad_after)?
+                }
                 Op::Dropout { p: prob } => match mode {
-                    Mode::Train { seed } if *prob > 0.0 => dropout(input(0)?, *prob, seed ^ (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))?,
+                    Mode::Train { seed } if *prob > 0.0 => {
+                        dropout(input(0)?, *prob, seed ^ (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))?
+                    }
                     _ => input(0)?.clone(),
                 },
             };
@@ -165,7 +180,8 @@ fn dropout(x: &Tensor, p: f32, seed: u64) -> Result<Tensor> {
     }
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let keep = 1.0 / (1.0 - p);
-    let mask: Vec<f32> = (0..x.elem_count()).map(|_| if rng.random::<f32>() < p { 0.0 } else { keep }).collect();
+    let mask: Vec<f32> =
+        (0..x.elem_count()).map(|_| if rng.random::<f32>() < p { 0.0 } else { keep }).collect();
     let mask = Tensor::from_vec(mask, x.shape(), x.device())?;
     Ok(x.mul(&mask)?)
 }

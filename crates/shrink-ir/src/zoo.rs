@@ -55,7 +55,9 @@ pub fn graph(arch: &str) -> Result<Graph> {
         "resnet44" => Ok(resnet(7)),
         "resnet56" => Ok(resnet(9)),
         "vgg11-bn" => Ok(vgg(&[64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0])),
-        "vgg16-bn" => Ok(vgg(&[64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0])),
+        "vgg16-bn" => {
+            Ok(vgg(&[64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0]))
+        }
         _ => Err(IrError::UnknownArch(arch.to_string(), ARCHS.join(", "))),
     }
 }
@@ -186,7 +188,11 @@ fn vgg(cfg: &[usize]) -> Graph {
             cin = v;
         }
     }
-    x = g.push(format!("features.{idx}"), Op::AvgPool2d { kernel: [1, 1], stride: [1, 1], padding: [0, 0] }, vec![x]);
+    x = g.push(
+        format!("features.{idx}"),
+        Op::AvgPool2d { kernel: [1, 1], stride: [1, 1], padding: [0, 0] },
+        vec![x],
+    );
     x = g.push("flatten", Op::Flatten, vec![x]);
     g.push("classifier", Op::Linear { in_features: 512, out_features: 10, bias: true }, vec![x]);
     g

@@ -17,7 +17,13 @@ impl PoolGeom {
     fn out_hw(&self, h: usize, w: usize) -> Result<(usize, usize)> {
         let (kh, kw) = (self.kernel[0], self.kernel[1]);
         let (ph, pw) = (self.padding[0], self.padding[1]);
-        if kh == 0 || kw == 0 || self.stride[0] == 0 || self.stride[1] == 0 || h + 2 * ph < kh || w + 2 * pw < kw {
+        if kh == 0
+            || kw == 0
+            || self.stride[0] == 0
+            || self.stride[1] == 0
+            || h + 2 * ph < kh
+            || w + 2 * pw < kw
+        {
             candle_core::bail!("max_pool2d: kernel {:?} does not fit input {h}x{w}", self.kernel);
         }
         Ok(((h + 2 * ph - kh) / self.stride[0] + 1, (w + 2 * pw - kw) / self.stride[1] + 1))
@@ -52,7 +58,8 @@ impl PoolGeom {
 
 fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
     let CpuStorage::F32(d) = s else { candle_core::bail!("max_pool2d expects f32") };
-    let (a, b) = l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("max_pool2d: not contiguous".into()))?;
+    let (a, b) =
+        l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("max_pool2d: not contiguous".into()))?;
     Ok(&d[a..b])
 }
 
@@ -71,7 +78,8 @@ impl CustomOp1 for MaxPoolFwd {
         out.par_chunks_mut(oh * ow).zip(x.par_chunks(h * w)).for_each(|(o, plane)| {
             for oy in 0..oh {
                 for ox in 0..ow {
-                    o[oy * ow + ox] = self.0.argmax(plane, h, w, oy, ox).map(|i| plane[i]).unwrap_or(f32::NEG_INFINITY);
+                    o[oy * ow + ox] =
+                        self.0.argmax(plane, h, w, oy, ox).map(|i| plane[i]).unwrap_or(f32::NEG_INFINITY);
                 }
             }
         });
@@ -91,21 +99,29 @@ impl CustomOp2 for MaxPoolBwd {
         "max-pool2d-backward"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let x = f32_slice(s1, l1)?;
         let g = f32_slice(s2, l2)?;
         let (n, c, h, w) = l1.shape().dims4()?;
         let (oh, ow) = self.0.out_hw(h, w)?;
         let mut dx = vec![0f32; n * c * h * w];
-        dx.par_chunks_mut(h * w).zip(x.par_chunks(h * w)).zip(g.par_chunks(oh * ow)).for_each(|((d, plane), g)| {
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    if let Some(i) = self.0.argmax(plane, h, w, oy, ox) {
-                        d[i] += g[oy * ow + ox];
+        dx.par_chunks_mut(h * w).zip(x.par_chunks(h * w)).zip(g.par_chunks(oh * ow)).for_each(
+            |((d, plane), g)| {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        if let Some(i) = self.0.argmax(plane, h, w, oy, ox) {
+                            d[i] += g[oy * ow + ox];
+                        }
                     }
                 }
-            }
-        });
+            },
+        );
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
 }
