@@ -66,7 +66,6 @@ class ResNet(nn.Module):
 def timeit(fn, warmup, iters):
     for _ in range(warmup):
         fn()
-    best = float("inf")
     times = []
     for _ in range(iters):
         t = time.perf_counter()
@@ -76,14 +75,86 @@ def timeit(fn, warmup, iters):
     return times[len(times) // 2]  # median
 
 
+def min_ms(fn, iters):
+    fn()
+    best = float("inf")
+    for _ in range(iters):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best * 1e3
+
+
+def layers(iters):
+    """Per-layer costs of a ResNet-20 step at batch 128 (mirrors `conv_probe layers`)."""
+    bs = 128
+    tf = tb = 0.0
+    for ci, co, hw, s, cnt in [(3, 16, 32, 1, 1), (16, 16, 32, 1, 6), (16, 32, 32, 2, 1),
+                               (32, 32, 16, 1, 5), (32, 64, 16, 2, 1), (64, 64, 8, 1, 5)]:
+        x = torch.randn(bs, ci, hw, hw)
+        w = (torch.randn(co, ci, 3, 3) * 0.1).requires_grad_(True)
+        with torch.no_grad():
+            f = min_ms(lambda: F.conv2d(x, w, stride=s, padding=1), iters)
+        xg = x.clone().requires_grad_(ci != 3)
+
+        def fb():
+            w.grad = None
+            xg.grad = None
+            F.conv2d(xg, w, stride=s, padding=1).sum().backward()
+
+        b = min_ms(fb, iters)
+        oh = hw // s
+        gf = 2.0 * bs * co * oh * oh * ci * 9 / 1e6
+        print(f"conv {ci:>2}->{co:>2} @{hw:>2} s{s} x{cnt}: fwd {f:7.2f} ms ({gf / f:6.1f} GFLOP/s)  "
+              f"fwd+bwd {b:7.2f} ms ({(2 if ci == 3 else 3) * gf / b:6.1f} GFLOP/s)")
+        tf += f * cnt
+        tb += b * cnt
+    print(f"conv total per step: fwd {tf:.1f} ms, fwd+bwd {tb:.1f} ms")
+    bf = bb = 0.0
+    for c, hw, cnt in [(16, 32, 7), (32, 16, 6), (64, 8, 6)]:
+        bn = torch.nn.BatchNorm2d(c).train()
+        x = torch.randn(bs, c, hw, hw)
+        with torch.no_grad():
+            f = min_ms(lambda: bn(x), iters)
+        xg = x.clone().requires_grad_(True)
+
+        def fb():
+            bn.zero_grad(set_to_none=True)
+            xg.grad = None
+            bn(xg).sum().backward()
+
+        b = min_ms(fb, iters)
+
+        def rl():
+            xg.grad = None
+            F.relu(xg).sum().backward()
+
+        r = min_ms(rl, iters)
+
+        def sm():
+            xg.grad = None
+            xg.sum().backward()
+
+        sa = min_ms(sm, iters)
+        print(f"bn {c:>2} @{hw:>2} x{cnt}: fwd {f:6.2f} ms  fwd+bwd {b:6.2f} ms | relu fwd+bwd {r:6.2f} ms | "
+              f"sum+bwd alone {sa:6.2f} ms")
+        bf += f * cnt
+        bb += b * cnt
+    print(f"bn total per step: fwd {bf:.1f} ms, fwd+bwd {bb:.1f} ms")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--only", default="", help="comma list of conv_fwd,conv_fwd_bwd,resnet20")
+    ap.add_argument("--layers", action="store_true", help="per-layer ResNet-20 costs instead")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
+    if a.layers:
+        layers(a.iters)
+        return
     only = set(a.only.split(",")) if a.only else {"conv_fwd", "conv_fwd_bwd", "resnet20"}
 
     n, c, o, h, w, k = 256, 16, 16, 32, 32, 3

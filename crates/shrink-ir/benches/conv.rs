@@ -13,6 +13,11 @@ use shrink_ir::{ops, zoo, Mode};
 use std::hint::black_box;
 use std::time::Duration;
 
+/// The allocator the `shrink` CLI uses (recycles large tensor buffers between steps), so the
+/// benchmark sees what training sees.
+#[global_allocator]
+static ALLOC: shrink_ir::alloc::RecyclingAlloc = shrink_ir::alloc::RecyclingAlloc::new();
+
 const N: usize = 256;
 const C: usize = 16;
 const O: usize = 16;

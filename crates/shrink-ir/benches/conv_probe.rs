@@ -5,6 +5,11 @@ use candle_core::{Device, Tensor, Var};
 use shrink_ir::{ops, zoo, Mode};
 use std::time::Instant;
 
+/// The allocator the `shrink` CLI uses (recycles large tensor buffers between steps), so the
+/// benchmark sees what training sees.
+#[global_allocator]
+static ALLOC: shrink_ir::alloc::RecyclingAlloc = shrink_ir::alloc::RecyclingAlloc::new();
+
 fn time<F: FnMut()>(name: &str, iters: usize, work: f64, unit: &str, mut f: F) {
     f();
     let mut ts = Vec::new();
@@ -36,11 +41,19 @@ fn layers(iters: usize) {
     let dev = Device::Cpu;
     let bs = 128;
     // (cin, cout, hw_in, stride, count)
-    let convs = [(3, 16, 32, 1, 1), (16, 16, 32, 1, 6), (16, 32, 32, 2, 1), (32, 32, 16, 1, 5), (32, 64, 16, 2, 1), (64, 64, 8, 1, 5)];
+    let convs = [
+        (3, 16, 32, 1, 1),
+        (16, 16, 32, 1, 6),
+        (16, 32, 32, 2, 1),
+        (32, 32, 16, 1, 5),
+        (32, 64, 16, 2, 1),
+        (64, 64, 8, 1, 5),
+    ];
     let (mut tf, mut tb) = (0.0, 0.0);
     for (ci, co, hw, s, cnt) in convs {
         let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (bs, ci, hw, hw), &dev).unwrap()).unwrap();
-        let w = Var::from_tensor(&(Tensor::randn(0f32, 1.0, (co, ci, 3, 3), &dev).unwrap() * 0.1).unwrap()).unwrap();
+        let w = Var::from_tensor(&(Tensor::randn(0f32, 1.0, (co, ci, 3, 3), &dev).unwrap() * 0.1).unwrap())
+            .unwrap();
         let xd = x.as_tensor().detach();
         let f = min_ms(iters, || {
             ops::conv2d(&xd, w.as_tensor(), [s, s], [1, 1], 1).unwrap();
@@ -52,6 +65,28 @@ fn layers(iters: usize) {
         });
         let oh = hw / s;
         let gf = 2.0 * (bs * co * oh * oh * ci * 9) as f64 / 1e6;
+        if std::env::var("PROBE_PASSES").is_ok() {
+            let wd = w.as_tensor().detach();
+            let bx = if ci == 3 {
+                f64::NAN
+            } else {
+                min_ms(iters, || {
+                    let y = ops::conv2d(x.as_tensor(), &wd, [s, s], [1, 1], 1).unwrap();
+                    y.sum_all().unwrap().backward().unwrap();
+                })
+            };
+            let bw = min_ms(iters, || {
+                let y = ops::conv2d(&xd, w.as_tensor(), [s, s], [1, 1], 1).unwrap();
+                y.sum_all().unwrap().backward().unwrap();
+            });
+            println!(
+                "     passes: fwd {f:.2} ms, dx {:.2} ms ({:.1} GFLOP/s), dw {:.2} ms ({:.1} GFLOP/s) (incl. sum/backward overhead)",
+                bx - f,
+                gf / (bx - f),
+                bw - f,
+                gf / (bw - f)
+            );
+        }
         println!(
             "conv {ci:>2}->{co:>2} @{hw:>2} s{s} x{cnt}: fwd {f:7.2} ms ({:6.1} GFLOP/s)  fwd+bwd {fb:7.2} ms ({:6.1} GFLOP/s)",
             gf / f,
@@ -86,6 +121,57 @@ fn layers(iters: usize) {
     println!("bn total per step: fwd {bf:.1} ms, fwd+bwd {bb:.1} ms");
 }
 
+/// Costs of the non-conv pieces of a ResNet-20 step (batch 128), each measured as
+/// `(op(x) * r).sum().backward()` minus the same without the op, so upstream gradients are
+/// contiguous as in the real graph.
+fn hotspots(iters: usize) {
+    let dev = Device::Cpu;
+    let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (128, 16, 32, 32), &dev).unwrap()).unwrap();
+    let x2 = Var::from_tensor(&Tensor::randn(0f32, 1.0, (128, 16, 32, 32), &dev).unwrap()).unwrap();
+    let r = Tensor::randn(0f32, 1.0, (128, 16, 32, 32), &dev).unwrap();
+    let r2 = Tensor::randn(0f32, 1.0, (128, 32, 16, 16), &dev).unwrap();
+    let base = min_ms(iters, || {
+        (x.as_tensor() * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    });
+    let relu = min_ms(iters, || {
+        (x.as_tensor().relu().unwrap() * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    });
+    let add = min_ms(iters, || {
+        ((x.as_tensor() + x2.as_tensor()).unwrap() * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    });
+    let base2 = min_ms(iters, || {
+        (x.as_tensor() * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        (x2.as_tensor() * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    });
+    let sc_base = min_ms(iters, || {
+        let t = Tensor::zeros((128, 32, 16, 16), candle_core::DType::F32, &dev).unwrap();
+        (t * &r2).unwrap().sum_all().unwrap();
+    });
+    let sc = min_ms(iters, || {
+        (ops::shortcut_a(x.as_tensor(), 2, 8, 8).unwrap() * &r2)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+    });
+    let acc = min_ms(iters, || {
+        let g = r.zeros_like().unwrap();
+        g.add(&r).unwrap();
+    });
+    let x3 = Var::from_tensor(&Tensor::randn(0f32, 1.0, (128, 64, 8, 8), &dev).unwrap()).unwrap();
+    let r3 = Tensor::randn(0f32, 1.0, (128, 64, 1, 1), &dev).unwrap();
+    let pool = min_ms(iters, || {
+        (x3.as_tensor().mean_keepdim((2, 3)).unwrap() * &r3).unwrap().sum_all().unwrap().backward().unwrap();
+    });
+    println!("[128,16,32,32] (8 MiB) unless noted; ms per call, fwd+bwd:");
+    println!("  candle relu            {:6.2}", relu - base);
+    println!("  candle add (2 inputs)  {:6.2}", add - base2);
+    println!("  shortcut_a s2 pad 8+8  {:6.2}  (index_select x2 + pad; bwd index_add)", sc - sc_base);
+    println!("  grad accumulation      {:6.2}  (zeros_like + add: candle does this per node input)", acc);
+    println!("  global avg pool [128,64,8,8] {:6.2}", pool);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().filter(|a| !a.starts_with("--")).collect();
     let what = args.get(1).map(String::as_str).unwrap_or("fwd");
@@ -94,7 +180,8 @@ fn main() {
     let (n, c, o, hw, k) = (256, 16, 16, 32, 3);
     let flops = (2 * n * o * hw * hw * c * k * k) as f64;
     let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (n, c, hw, hw), &dev).unwrap()).unwrap();
-    let w = Var::from_tensor(&(Tensor::randn(0f32, 1.0, (o, c, k, k), &dev).unwrap() * 0.1).unwrap()).unwrap();
+    let w =
+        Var::from_tensor(&(Tensor::randn(0f32, 1.0, (o, c, k, k), &dev).unwrap() * 0.1).unwrap()).unwrap();
     match what {
         "fwd" => time("conv_fwd", iters, flops / 1e9, "GFLOP/s", || {
             ops::conv2d(&x.as_tensor().detach(), &w.as_tensor().detach(), [1, 1], [1, 1], 1).unwrap();
@@ -107,7 +194,9 @@ fn main() {
             let bs = 128;
             let model = zoo::build("resnet20", 0, &dev).unwrap();
             let xb = Tensor::randn(0f32, 1.0, (bs, 3, 32, 32), &dev).unwrap();
-            let labels = Tensor::from_vec((0..bs as u32).map(|i| (i * 7 + 3) % 10).collect::<Vec<_>>(), bs, &dev).unwrap();
+            let labels =
+                Tensor::from_vec((0..bs as u32).map(|i| (i * 7 + 3) % 10).collect::<Vec<_>>(), bs, &dev)
+                    .unwrap();
             let bwd = what == "resnet";
             time(what, iters, bs as f64, "samples/s", || {
                 let logits = model.forward(&xb, Mode::Train { seed: 0 }).unwrap();
@@ -118,6 +207,42 @@ fn main() {
             });
         }
         "layers" => layers(iters),
+        "hotspots" => hotspots(iters),
+        "relu" => {
+            let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (128, 16, 32, 32), &dev).unwrap()).unwrap();
+            time("candle relu fwd+bwd", iters, 1.0, "it/s", || {
+                x.as_tensor().relu().unwrap().sum_all().unwrap().backward().unwrap();
+            });
+            time("sum_all fwd+bwd only", iters, 1.0, "it/s", || {
+                x.as_tensor().sum_all().unwrap().backward().unwrap();
+            });
+            time("candle relu fwd", iters, 1.0, "it/s", || {
+                x.as_tensor().relu().unwrap();
+            });
+        }
+        "one" => {
+            // PROBE_LAYER="ci co hw stride pass" with pass in fwd|dx|dw
+            let spec = std::env::var("PROBE_LAYER").unwrap_or_else(|_| "16 32 32 2 dw".into());
+            let v: Vec<&str> = spec.split_whitespace().collect();
+            let (ci, co, hw, s): (usize, usize, usize, usize) =
+                (v[0].parse().unwrap(), v[1].parse().unwrap(), v[2].parse().unwrap(), v[3].parse().unwrap());
+            let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (128, ci, hw, hw), &dev).unwrap()).unwrap();
+            let w =
+                Var::from_tensor(&(Tensor::randn(0f32, 1.0, (co, ci, 3, 3), &dev).unwrap() * 0.1).unwrap())
+                    .unwrap();
+            let (xt, wt) = match v[4] {
+                "dx" => (x.as_tensor().clone(), w.as_tensor().detach()),
+                "dw" => (x.as_tensor().detach(), w.as_tensor().clone()),
+                _ => (x.as_tensor().detach(), w.as_tensor().detach()),
+            };
+            let bwd = v[4] != "fwd";
+            time(&spec, iters, 1.0, "it/s", || {
+                let y = ops::conv2d(&xt, &wt, [s, s], [1, 1], 1).unwrap();
+                if bwd {
+                    y.sum_all().unwrap().backward().unwrap();
+                }
+            });
+        }
         "bwd_w" | "bwd_x" => {
             let xt = if what == "bwd_w" { x.as_tensor().detach() } else { x.as_tensor().clone() };
             let wt = if what == "bwd_x" { w.as_tensor().detach() } else { w.as_tensor().clone() };
@@ -131,7 +256,8 @@ fn main() {
             let g = Var::from_tensor(&Tensor::ones(16, candle_core::DType::F32, &dev).unwrap()).unwrap();
             let b = Var::from_tensor(&Tensor::zeros(16, candle_core::DType::F32, &dev).unwrap()).unwrap();
             time("bn_fwd_bwd", iters, 1.0, "it/s", || {
-                let (y, _) = ops::batch_norm_train(x.as_tensor(), g.as_tensor(), b.as_tensor(), 1e-5).unwrap();
+                let (y, _) =
+                    ops::batch_norm_train(x.as_tensor(), g.as_tensor(), b.as_tensor(), 1e-5).unwrap();
                 y.sum_all().unwrap().backward().unwrap();
             });
         }

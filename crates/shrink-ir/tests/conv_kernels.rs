@@ -59,6 +59,51 @@ struct ConvCase {
     groups: usize,
 }
 
+/// Naive f64 input / weight gradients of `sum(conv(x, w) * r)`.
+fn naive_grads(x: &Tensor, w: &Tensor, r: &Tensor, cc: &ConvCase) -> (Tensor, Tensor) {
+    let xv: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
+    let wv: Vec<f32> = w.flatten_all().unwrap().to_vec1().unwrap();
+    let rv: Vec<f32> = r.flatten_all().unwrap().to_vec1().unwrap();
+    let (_, _, oh, ow) = r.dims4().unwrap();
+    let (cg, og) = (cc.c / cc.groups, cc.o / cc.groups);
+    let (kh, kw) = (cc.k[0], cc.k[1]);
+    let mut dx = vec![0f64; xv.len()];
+    let mut dw = vec![0f64; wv.len()];
+    for n in 0..cc.n {
+        for o in 0..cc.o {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let g = rv[((n * cc.o + o) * oh + oy) * ow + ox] as f64;
+                    for c in 0..cg {
+                        let ci = (o / og) * cg + c;
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let iy = (oy * cc.stride[0] + ky) as isize - cc.padding[0] as isize;
+                                let ix = (ox * cc.stride[1] + kx) as isize - cc.padding[1] as isize;
+                                if iy < 0 || ix < 0 || iy >= cc.h as isize || ix >= cc.w as isize {
+                                    continue;
+                                }
+                                let xi = ((n * cc.c + ci) * cc.h + iy as usize) * cc.w + ix as usize;
+                                let wi = ((o * cg + c) * kh + ky) * kw + kx;
+                                dx[xi] += g * wv[wi] as f64;
+                                dw[wi] += g * xv[xi] as f64;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let t = |v: Vec<f64>, like: &Tensor| {
+        Tensor::from_vec(v.into_iter().map(|a| a as f32).collect::<Vec<_>>(), like.shape(), &Device::Cpu)
+            .unwrap()
+    };
+    (t(dx, x), t(dw, w))
+}
+
+/// Forward against candle's conv; gradients against naive loops and, where candle's own
+/// conv backward works for the shape, against candle's autograd too (candle 0.11 derives the
+/// input-gradient output padding from the height only, so some asymmetric shapes fail there).
 fn check_conv(cc: ConvCase, seed: u64) {
     let x = Var::from_tensor(&randn(&[cc.n, cc.c, cc.h, cc.w], seed)).unwrap();
     let w = Var::from_tensor(&randn(&[cc.o, cc.c / cc.groups, cc.k[0], cc.k[1]], seed + 1)).unwrap();
@@ -68,12 +113,16 @@ fn check_conv(cc: ConvCase, seed: u64) {
     assert!(e < TOL, "{cc:?}: forward rel err {e:e}");
     let r = randn(ours.dims(), seed + 2);
     let g_ours = (&ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
-    let g_ref = (&refy * &r).unwrap().sum_all().unwrap().backward().unwrap();
-    for (name, v) in [("dx", &x), ("dw", &w)] {
+    let (ndx, ndw) = naive_grads(x.as_tensor(), w.as_tensor(), &r, &cc);
+    let g_ref = (&refy * &r).unwrap().sum_all().unwrap().backward().ok();
+    for (name, v, naive) in [("dx", &x, &ndx), ("dw", &w, &ndw)] {
         let a = g_ours.get(v.as_tensor()).unwrap_or_else(|| panic!("{cc:?}: no {name}"));
-        let b = g_ref.get(v.as_tensor()).unwrap();
-        let e = rel_err(a, b);
-        assert!(e < TOL, "{cc:?}: {name} rel err {e:e}");
+        let e = rel_err(a, naive);
+        assert!(e < TOL, "{cc:?}: {name} rel err vs naive {e:e}");
+        if let Some(b) = g_ref.as_ref().and_then(|g| g.get(v.as_tensor())) {
+            let e = rel_err(a, b);
+            assert!(e < TOL, "{cc:?}: {name} rel err vs candle autograd {e:e}");
+        }
     }
 }
 
@@ -126,7 +175,7 @@ fn conv2d_matches_candle_fixed_cases() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, .. ProptestConfig::default() })]
     #[test]
     fn conv2d_matches_candle_random(
         n in 1usize..4,

@@ -4,8 +4,11 @@
 //! statistics in one read pass and normalizes in a second; the backward uses the closed form
 //! `dx = gamma*inv_std/M * (M*dy - sum(dy) - xhat*sum(dy*xhat))` in one reduction pass plus
 //! one elementwise pass (both custom ops). Eval-mode BN is a fused per-channel affine op.
-//! A fused ReLU ([`relu`]) with a one-pass backward is provided for the graph executor.
+//! Fused helpers for the graph executor (not yet wired into `model.rs`): [`relu`],
+//! [`add_relu`], [`batch_norm_relu_train`] and the option-A shortcut [`shortcut_a_fused`], each
+//! one parallel pass forward and one back instead of candle's chains of (partly serial) ops.
 //! Other devices / dtypes use the composed candle implementation.
+use super::conv2d::geom::alloc_output;
 use super::conv2d::par;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
 use std::sync::{Arc, Mutex};
@@ -50,9 +53,27 @@ pub fn batch_norm_eval(
 /// Train-mode batch norm: normalizes with the batch's own statistics and returns them.
 pub fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<(Tensor, BatchStats)> {
     if fused_ok(&[x, gamma, beta]) {
-        return batch_norm_train_fused(x, gamma, beta, eps);
+        return bn_train_fused(x, gamma, beta, eps, false);
     }
     batch_norm_train_reference(x, gamma, beta, eps)
+}
+
+/// `relu(batch_norm_train(x))` as one op: the ReLU is applied in the normalize pass and its
+/// mask (`y > 0`) is folded into the two backward passes, saving a full read+write pass, a
+/// temporary and one gradient accumulation per BN->ReLU pair (for the graph executor, which
+/// can fuse a BatchNorm whose only consumer is the following Relu).
+#[allow(dead_code)] // for the graph executor (re-export from ops/mod.rs)
+pub fn batch_norm_relu_train(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+) -> Result<(Tensor, BatchStats)> {
+    if fused_ok(&[x, gamma, beta]) {
+        return bn_train_fused(x, gamma, beta, eps, true);
+    }
+    let (y, stats) = batch_norm_train_reference(x, gamma, beta, eps)?;
+    Ok((y.relu()?, stats))
 }
 
 /// The composed candle implementation of [`batch_norm_train`] (any device / dtype).
@@ -98,6 +119,18 @@ pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
         return (a + b)?.relu();
     }
     a.contiguous()?.apply_op2(&b.contiguous()?, AddRelu)
+}
+
+/// Fused option-A ResNet shortcut, `pad(x[:, :, ::stride, ::stride], channels: before/after)`
+/// on an NCHW tensor, as one pass (and one pass back) instead of two `index_select`s, a pad
+/// and, in the backward, two serial `index_add`s (~13 ms per call at batch 128 on this machine).
+/// Same semantics as `ops::shortcut_a`; falls back to it off the CPU / for other dtypes.
+#[allow(dead_code)] // for the graph executor (re-export from ops/mod.rs)
+pub fn shortcut_a_fused(x: &Tensor, stride: usize, pad_before: usize, pad_after: usize) -> Result<Tensor> {
+    if !(x.device().is_cpu() && x.dtype() == DType::F32) || x.rank() != 4 || stride == 0 {
+        return super::shortcut::shortcut_a(x, stride, pad_before, pad_after);
+    }
+    x.contiguous()?.apply_op1(ShortcutA { stride, pad_before, pad_after })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -208,9 +241,33 @@ fn sum_dy_dyxc(xs: &[f32], dys: &[f32], m: f32) -> (f32, f32) {
     (ts, tq)
 }
 
+/// [`sum_dy_dyxc`] with `dy` zeroed where `y <= 0` (fused ReLU backward).
+#[inline]
+fn sum_dy_dyxc_masked(xs: &[f32], dys: &[f32], ys: &[f32], m: f32) -> (f32, f32) {
+    let mut s = [0f32; 16];
+    let mut q = [0f32; 16];
+    let mut xi = xs.chunks_exact(16);
+    let mut di = dys.chunks_exact(16);
+    let mut yi = ys.chunks_exact(16);
+    for ((xc, dc), yc) in (&mut xi).zip(&mut di).zip(&mut yi) {
+        for l in 0..16 {
+            let dv = if yc[l] > 0.0 { dc[l] } else { 0.0 };
+            s[l] += dv;
+            q[l] += dv * (xc[l] - m);
+        }
+    }
+    let (mut ts, mut tq) = (s.iter().sum::<f32>(), q.iter().sum::<f32>());
+    for ((&x, &dy), &y) in xi.remainder().iter().zip(di.remainder()).zip(yi.remainder()) {
+        let dv = if y > 0.0 { dy } else { 0.0 };
+        ts += dv;
+        tq += dv * (x - m);
+    }
+    (ts, tq)
+}
+
 /// Writes `out[p-th plane] = f(plane index, channel, out plane)` in parallel over planes.
 fn map_planes(d: &Ncs, f: impl Fn(usize, usize, &mut [f32]) + Sync) -> Vec<f32> {
-    let mut out: Vec<f32> = Vec::with_capacity(d.len());
+    let mut out = alloc_output(d.len());
     let ptr = SendPtr(out.as_mut_ptr());
     let planes = d.n * d.c;
     let per = planes_per_task(d);
@@ -229,7 +286,7 @@ fn map_planes(d: &Ncs, f: impl Fn(usize, usize, &mut [f32]) + Sync) -> Vec<f32> 
 /// Elementwise map over equally long slices into a new vector, in parallel.
 fn map_flat(len: usize, f: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
     const CHUNK: usize = 16 * 1024;
-    let mut out: Vec<f32> = Vec::with_capacity(len);
+    let mut out = alloc_output(len);
     let ptr = SendPtr(out.as_mut_ptr());
     par::for_each(len.div_ceil(CHUNK), 1, |t| {
         let lo = t * CHUNK;
@@ -267,21 +324,24 @@ struct SavedStats {
 /// `(x, gamma, beta) -> y`; keeps the batch statistics for the caller and for `bwd`.
 struct BnTrain {
     eps: f64,
+    /// Apply ReLU to the output (and its mask in the backward).
+    relu: bool,
     saved: Arc<Mutex<SavedStats>>,
 }
 
-fn batch_norm_train_fused(
+fn bn_train_fused(
     x: &Tensor,
     gamma: &Tensor,
     beta: &Tensor,
     eps: f64,
+    relu: bool,
 ) -> Result<(Tensor, BatchStats)> {
     let c = x.dim(1)?;
     if gamma.elem_count() != c || beta.elem_count() != c {
         candle_core::bail!("batch norm: gamma/beta need {c} elements");
     }
     let saved = Arc::new(Mutex::new(SavedStats::default()));
-    let op = BnTrain { eps, saved: saved.clone() };
+    let op = BnTrain { eps, relu, saved: saved.clone() };
     let y = x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?;
     let s = saved.lock().unwrap_or_else(|e| e.into_inner());
     let dev = x.device();
@@ -326,10 +386,17 @@ impl CustomOp3 for BnTrain {
         }
         let scale: Vec<f32> = (0..d.c).map(|c| gamma[c] * saved.inv_std[c]).collect();
         let sh: Vec<f32> = (0..d.c).map(|c| beta[c] - saved.mean[c] * scale[c]).collect();
+        let relu = self.relu;
         let y = map_planes(&d, |p, c, o| {
             let (a, b) = (scale[c], sh[c]);
-            for (o, &v) in o.iter_mut().zip(&x[p * d.s..][..d.s]) {
-                *o = v * a + b;
+            if relu {
+                for (o, &v) in o.iter_mut().zip(&x[p * d.s..][..d.s]) {
+                    *o = (v * a + b).max(0.0);
+                }
+            } else {
+                for (o, &v) in o.iter_mut().zip(&x[p * d.s..][..d.s]) {
+                    *o = v * a + b;
+                }
             }
         });
         *self.saved.lock().unwrap_or_else(|e| e.into_inner()) = saved;
@@ -341,7 +408,7 @@ impl CustomOp3 for BnTrain {
         x: &Tensor,
         gamma: &Tensor,
         beta: &Tensor,
-        _y: &Tensor,
+        y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (mean, inv_std) = {
@@ -350,8 +417,15 @@ impl CustomOp3 for BnTrain {
         };
         let dy = dy.contiguous()?;
         let c = mean.len();
+        let relu = self.relu;
+        // with the ReLU fused, dy is masked by y > 0 on the fly (mask source = y, else unused)
+        let mask = if relu { y.contiguous()? } else { dy.clone() };
         // [2, C]: sum(dy), sum(dy * xhat)
-        let sums = x.apply_op2_no_bwd(&dy, &BnBwdReduce { mean: mean.clone(), inv_std: inv_std.clone() })?;
+        let sums = x.apply_op3_no_bwd(
+            &dy,
+            &mask,
+            &BnBwdReduce { mean: mean.clone(), inv_std: inv_std.clone(), relu },
+        )?;
         let dbeta = sums.get(0)?.reshape(beta.shape())?;
         let dgamma = sums.get(1)?.reshape(gamma.shape())?;
         let dx = if x.track_op() {
@@ -367,7 +441,7 @@ impl CustomOp3 for BnTrain {
                 let c0 = -k * sv[0][ch] - b * mean[ch];
                 coef.extend_from_slice(&[a, b, c0]);
             }
-            Some(x.apply_op2_no_bwd(&dy, &BnBwdData { coef })?)
+            Some(x.apply_op3_no_bwd(&dy, &mask, &BnBwdData { coef, relu })?)
         } else {
             None
         };
@@ -377,13 +451,15 @@ impl CustomOp3 for BnTrain {
     }
 }
 
-/// `(x, dy) -> [2, C]` = per channel `(sum dy, sum dy * xhat)`.
+/// `(x, dy, y) -> [2, C]` = per channel `(sum dy', sum dy' * xhat)` with `dy' = dy`, or
+/// `dy * (y > 0)` when `relu` (`y` is ignored otherwise).
 struct BnBwdReduce {
     mean: Vec<f32>,
     inv_std: Vec<f32>,
+    relu: bool,
 }
 
-impl CustomOp2 for BnBwdReduce {
+impl CustomOp3 for BnBwdReduce {
     fn name(&self) -> &'static str {
         "shrink-batch-norm-bwd-reduce"
     }
@@ -394,27 +470,38 @@ impl CustomOp2 for BnBwdReduce {
         l1: &Layout,
         s2: &CpuStorage,
         l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let x = slice(s1, l1, "input")?;
         let dy = slice(s2, l2, "output gradient")?;
+        let y = slice(s3, l3, "output")?;
         let d = Ncs::of(l1.shape());
-        if l2.shape() != l1.shape() {
+        if l2.shape() != l1.shape() || (self.relu && l3.shape() != l1.shape()) {
             candle_core::bail!("batch norm bwd: gradient shape {:?} vs {:?}", l2.shape(), l1.shape());
         }
-        let (s, q) =
-            channel_sums(&d, |p, c| sum_dy_dyxc(&x[p * d.s..][..d.s], &dy[p * d.s..][..d.s], self.mean[c]));
+        let (s, q) = channel_sums(&d, |p, c| {
+            let (xs, ds) = (&x[p * d.s..][..d.s], &dy[p * d.s..][..d.s]);
+            if self.relu {
+                sum_dy_dyxc_masked(xs, ds, &y[p * d.s..][..d.s], self.mean[c])
+            } else {
+                sum_dy_dyxc(xs, ds, self.mean[c])
+            }
+        });
         let mut out: Vec<f32> = s.iter().map(|&v| v as f32).collect();
         out.extend(q.iter().enumerate().map(|(c, &v)| (v * self.inv_std[c] as f64) as f32));
         Ok((CpuStorage::F32(out), Shape::from((2, d.c))))
     }
 }
 
-/// `(x, dy) -> dx = a_c * dy + b_c * x + c_c` with per-channel `coef = [a, b, c]*C`.
+/// `(x, dy, y) -> dx = a_c * dy' + b_c * x + c_c` with per-channel `coef = [a, b, c]*C` and
+/// `dy'` as in [`BnBwdReduce`].
 struct BnBwdData {
     coef: Vec<f32>,
+    relu: bool,
 }
 
-impl CustomOp2 for BnBwdData {
+impl CustomOp3 for BnBwdData {
     fn name(&self) -> &'static str {
         "shrink-batch-norm-bwd-data"
     }
@@ -425,16 +512,27 @@ impl CustomOp2 for BnBwdData {
         l1: &Layout,
         s2: &CpuStorage,
         l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let x = slice(s1, l1, "input")?;
         let dy = slice(s2, l2, "output gradient")?;
+        let y = slice(s3, l3, "output")?;
         let d = Ncs::of(l1.shape());
         let dx = map_planes(&d, |p, c, o| {
             let (a, b, c0) = (self.coef[3 * c], self.coef[3 * c + 1], self.coef[3 * c + 2]);
             let xs = &x[p * d.s..][..d.s];
             let ds = &dy[p * d.s..][..d.s];
-            for ((o, &xv), &dv) in o.iter_mut().zip(xs).zip(ds) {
-                *o = a * dv + b * xv + c0;
+            if self.relu {
+                let ys = &y[p * d.s..][..d.s];
+                for (((o, &xv), &dv), &yv) in o.iter_mut().zip(xs).zip(ds).zip(ys) {
+                    let dv = if yv > 0.0 { dv } else { 0.0 };
+                    *o = a * dv + b * xv + c0;
+                }
+            } else {
+                for ((o, &xv), &dv) in o.iter_mut().zip(xs).zip(ds) {
+                    *o = a * dv + b * xv + c0;
+                }
             }
         });
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
@@ -499,7 +597,11 @@ impl CustomOp3 for ChannelAffine {
         };
         let (dscale, dshift) = if scale.track_op() || shift.track_op() {
             let zeros = vec![0f32; c];
-            let sums = x.apply_op2_no_bwd(&dy, &BnBwdReduce { mean: zeros, inv_std: vec![1f32; c] })?;
+            let sums = x.apply_op3_no_bwd(
+                &dy,
+                &dy,
+                &BnBwdReduce { mean: zeros, inv_std: vec![1f32; c], relu: false },
+            )?;
             let dscale = scale.track_op().then(|| sums.get(1)?.reshape(scale.shape())).transpose()?;
             let dshift = shift.track_op().then(|| sums.get(0)?.reshape(shift.shape())).transpose()?;
             (dscale, dshift)
@@ -604,6 +706,100 @@ impl CustomOp2 for AddRelu {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Option-A shortcut
+
+struct ShortcutA {
+    stride: usize,
+    pad_before: usize,
+    pad_after: usize,
+}
+
+impl ShortcutA {
+    fn out_dims(&self, d: &[usize]) -> [usize; 4] {
+        [
+            d[0],
+            d[1] + self.pad_before + self.pad_after,
+            d[2].div_ceil(self.stride),
+            d[3].div_ceil(self.stride),
+        ]
+    }
+}
+
+impl CustomOp1 for ShortcutA {
+    fn name(&self) -> &'static str {
+        "shrink-shortcut-a"
+    }
+
+    fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = slice(st, l, "input")?;
+        let d = l.shape().dims();
+        let (c, h, w) = (d[1], d[2], d[3]);
+        let od = self.out_dims(d);
+        let (oc, oh, ow) = (od[1], od[2], od[3]);
+        let s = self.stride;
+        // one output plane per (n, output channel)
+        let y = map_planes(&Ncs { n: od[0], c: oc, s: oh * ow }, |p, oc_i, out| {
+            let n = p / oc;
+            if oc_i < self.pad_before || oc_i >= self.pad_before + c {
+                out.fill(0.0);
+                return;
+            }
+            let src = &x[(n * c + oc_i - self.pad_before) * h * w..][..h * w];
+            for (i, row) in out.chunks_exact_mut(ow).enumerate() {
+                let sr = &src[i * s * w..];
+                for (j, o) in row.iter_mut().enumerate() {
+                    *o = sr[j * s];
+                }
+            }
+        });
+        Ok((CpuStorage::F32(y), Shape::from(od.to_vec())))
+    }
+
+    fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        let dy = dy.contiguous()?;
+        Ok(Some(dy.apply_op1_no_bwd(&ShortcutABwd {
+            stride: self.stride,
+            pad_before: self.pad_before,
+            x_dims: x.dims().to_vec(),
+        })?))
+    }
+}
+
+/// `dy -> dx`: scatter the kept channels back to the strided positions, zeros elsewhere.
+struct ShortcutABwd {
+    stride: usize,
+    pad_before: usize,
+    x_dims: Vec<usize>,
+}
+
+impl CustomOp1 for ShortcutABwd {
+    fn name(&self) -> &'static str {
+        "shrink-shortcut-a-bwd"
+    }
+
+    fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let dy = slice(st, l, "output gradient")?;
+        let d = &self.x_dims;
+        let (c, h, w) = (d[1], d[2], d[3]);
+        let od = l.shape().dims();
+        let (oc, oh, ow) = (od[1], od[2], od[3]);
+        let s = self.stride;
+        let dx = map_planes(&Ncs { n: d[0], c, s: h * w }, |p, ci, out| {
+            let n = p / c;
+            out.fill(0.0);
+            let src = &dy[(n * oc + ci + self.pad_before) * oh * ow..][..oh * ow];
+            for (i, row) in src.chunks_exact(ow).enumerate() {
+                let dr = &mut out[i * s * w..];
+                for (j, &v) in row.iter().enumerate() {
+                    dr[j * s] = v;
+                }
+            }
+        });
+        Ok((CpuStorage::F32(dx), Shape::from(d.clone())))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -612,6 +808,53 @@ mod tests {
     fn close(a: &Tensor, b: &Tensor) -> bool {
         let d = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         d <= 1e-6
+    }
+
+    #[test]
+    fn batch_norm_relu_matches_reference() {
+        let dev = Device::Cpu;
+        for shape in [vec![6usize, 5, 7, 9], vec![32, 16, 8, 8], vec![10, 3]] {
+            let c = shape[1];
+            let x = Var::from_tensor(&Tensor::randn(0.3f32, 1.0, shape.as_slice(), &dev).unwrap()).unwrap();
+            let g = Var::from_tensor(&Tensor::randn(1f32, 0.5, c, &dev).unwrap()).unwrap();
+            let b = Var::from_tensor(&Tensor::randn(0f32, 0.5, c, &dev).unwrap()).unwrap();
+            let (y, st) = batch_norm_relu_train(x.as_tensor(), g.as_tensor(), b.as_tensor(), 1e-5).unwrap();
+            let (ry, rst) =
+                batch_norm_train_reference(x.as_tensor(), g.as_tensor(), b.as_tensor(), 1e-5).unwrap();
+            let ry = ry.relu().unwrap();
+            let d = (&y - &ry).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(d < 1e-4, "{shape:?} y {d}");
+            let dm =
+                (&st.mean - &rst.mean).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(dm < 1e-5);
+            let r = Tensor::randn(0f32, 1.0, shape.as_slice(), &dev).unwrap();
+            let gr = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let rg = (&ry * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            for v in [&x, &g, &b] {
+                let a = gr.get(v.as_tensor()).unwrap();
+                let e = rg.get(v.as_tensor()).unwrap();
+                let scale = e.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap().max(1e-6);
+                let d = (a - e).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                assert!(d / scale < 1e-4, "{shape:?} grad rel err {}", d / scale);
+            }
+        }
+    }
+
+    #[test]
+    fn shortcut_a_fused_matches_reference() {
+        let dev = Device::Cpu;
+        for (shape, stride, pb, pa) in
+            [([2, 3, 7, 6], 2, 2, 1), ([3, 16, 32, 32], 2, 8, 8), ([1, 4, 5, 5], 1, 0, 2)]
+        {
+            let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, &shape, &dev).unwrap()).unwrap();
+            let y = shortcut_a_fused(x.as_tensor(), stride, pb, pa).unwrap();
+            let ry = super::super::shortcut::shortcut_a(x.as_tensor(), stride, pb, pa).unwrap();
+            assert!(close(&y, &ry));
+            let r = Tensor::randn(0f32, 1.0, y.shape(), &dev).unwrap();
+            let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let rg = (&ry * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            assert!(close(g.get(x.as_tensor()).unwrap(), rg.get(x.as_tensor()).unwrap()));
+        }
     }
 
     #[test]

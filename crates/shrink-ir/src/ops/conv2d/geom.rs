@@ -135,10 +135,7 @@ pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R 
 }
 
 /// Splits `buf` into consecutive parts of the given lengths.
-pub(crate) fn split_parts<'a, const K: usize>(
-    mut buf: &'a mut [f32],
-    lens: [usize; K],
-) -> [&'a mut [f32]; K] {
+pub(crate) fn split_parts<const K: usize>(mut buf: &mut [f32], lens: [usize; K]) -> [&mut [f32]; K] {
     let mut out: [&mut [f32]; K] = std::array::from_fn(|_| &mut [][..]);
     for (i, &l) in lens.iter().enumerate() {
         let (a, b) = std::mem::take(&mut buf).split_at_mut(l);
@@ -146,4 +143,10 @@ pub(crate) fn split_parts<'a, const K: usize>(
         buf = b;
     }
     out
+}
+
+/// An empty `Vec<f32>` with capacity `len`, for op outputs that are fully overwritten before
+/// `set_len` (no memset of memory that is about to be written anyway).
+pub(crate) fn alloc_output(len: usize) -> Vec<f32> {
+    Vec::with_capacity(len)
 }

@@ -1,36 +1,6 @@
-//! Data movement around the GEMM kernels: zero-padded image copies (direct path), im2col
-//! panels / rows and col2im scatter-adds (general strided path).
+//! Data movement for the im2col path: im2col panels / rows and col2im scatter-adds.
 use super::geom::Geom;
-
-/// Copies the `c` channels of one image (`h x w` planes) into `dst` with `ph/pw` zero borders:
-/// channel `ci` occupies `dst[ci*plane ..][..plane]` as rows of width `wp = w + 2*pw`,
-/// followed by zeros up to `plane`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn pad_image(
-    x: &[f32],
-    c: usize,
-    h: usize,
-    w: usize,
-    ph: usize,
-    pw: usize,
-    plane: usize,
-    dst: &mut [f32],
-) {
-    let wp = w + 2 * pw;
-    for ci in 0..c {
-        let src = &x[ci * h * w..][..h * w];
-        let d = &mut dst[ci * plane..][..plane];
-        d[..ph * wp + pw].fill(0.0);
-        for iy in 0..h {
-            let row = (iy + ph) * wp + pw;
-            d[row..row + w].copy_from_slice(&src[iy * w..][..w]);
-            // right border of this row + left border of the next one
-            d[row + w..row + w + 2 * pw].fill(0.0);
-        }
-        let tail = (h + ph) * wp + pw;
-        d[tail.min(plane)..].fill(0.0);
-    }
-}
+use super::kernels::{copy, zero};
 
 /// Range of output columns `ox` whose input column `ox*sw + kx - pw` lies in `[0, w)`.
 #[inline]
@@ -63,19 +33,19 @@ pub(crate) fn im2col_row(dst: &mut [f32], xc: &[f32], g: &Geom, ky: usize, kx: u
         let seg = &mut dst[d..d + (ox_b - ox_a)];
         let iy = (oy * g.sh + ky) as isize - g.ph as isize;
         if iy < 0 || iy >= g.h as isize {
-            seg.fill(0.0);
+            zero(seg);
             return;
         }
         let row = &xc[iy as usize * g.w..][..g.w];
         let a = lo.clamp(ox_a, ox_b);
         let b = hi.clamp(a, ox_b);
-        seg[..a - ox_a].fill(0.0);
-        seg[b - ox_a..].fill(0.0);
+        zero(&mut seg[..a - ox_a]);
+        zero(&mut seg[b - ox_a..]);
         if b > a {
             let ix0 = a * g.sw + kx - g.pw;
             let out = &mut seg[a - ox_a..b - ox_a];
             if g.sw == 1 {
-                out.copy_from_slice(&row[ix0..ix0 + (b - a)]);
+                copy(out, &row[ix0..ix0 + (b - a)]);
             } else {
                 for (t, o) in out.iter_mut().enumerate() {
                     *o = row[ix0 + t * g.sw];
@@ -83,7 +53,7 @@ pub(crate) fn im2col_row(dst: &mut [f32], xc: &[f32], g: &Geom, ky: usize, kx: u
             }
         }
     });
-    dst[cnt..].fill(0.0);
+    zero(&mut dst[cnt..]);
 }
 
 /// Adds `src[..cnt]`, a col row of tap `(ky, kx)` for output pixels `[p0, p0+cnt)`, into the

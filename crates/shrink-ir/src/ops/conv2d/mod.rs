@@ -4,8 +4,11 @@
 //! im2col / direct kernels ([`cpu`], [`kernels`]); its backward pass returns the input gradient
 //! (a transposed convolution) and the weight gradient (`dY x cols^T`), each computed by
 //! another custom op. Other devices and dtypes use candle's own `Tensor::conv2d`.
+// `x % m == 0` is kept over `is_multiple_of` (stable only since 1.87; workspace MSRV is 1.85).
+#![allow(clippy::manual_is_multiple_of)]
+
 mod cpu;
-mod geom;
+pub(crate) mod geom;
 mod im2col;
 mod kernels;
 pub(crate) mod par;

@@ -1,5 +1,5 @@
 //! Kernel-level tests: every data path and kernel backend against a naive f64 convolution.
-use super::cpu::{self, Path};
+use super::cpu::{self, DxMode, Path};
 use super::geom::Geom;
 use super::kernels;
 
@@ -75,6 +75,13 @@ const CASES: &[Case] = &[
     (1, 2, 4, 4, 3, 3, 3, [1, 1], [2, 2], 1),
     (1, 4, 13, 3, 9, 3, 1, [3, 1], [1, 0], 1),
     (5, 3, 32, 32, 16, 3, 3, [1, 1], [1, 1], 1),
+    (2, 64, 8, 8, 64, 3, 3, [1, 1], [1, 1], 1),
+    (3, 8, 4, 8, 12, 1, 1, [1, 1], [0, 0], 2),
+    (2, 16, 8, 4, 32, 1, 1, [1, 1], [0, 0], 1),
+    (2, 32, 16, 16, 64, 3, 3, [2, 2], [1, 1], 1),
+    (1, 32, 7, 5, 32, 3, 3, [1, 1], [1, 1], 1),
+    (2, 6, 9, 7, 64, 3, 2, [1, 1], [1, 0], 2),
+    (1, 16, 6, 6, 48, 5, 5, [2, 1], [2, 2], 1),
 ];
 
 fn run_case(case: &Case, seed: u64) {
@@ -85,17 +92,33 @@ fn run_case(case: &Case, seed: u64) {
     let wt = rng.vec(g.w_len());
     let dy = rng.vec(g.y_len());
     let (y_ref, dx_ref, dw_ref) = naive(&x, &wt, &dy, &g);
-    let paths: &[Path] = if g.sh == 1 && g.sw == 1 { &[Path::Direct, Path::Im2col] } else { &[Path::Im2col] };
+    let paths: &[Path] = if cpu::cvec_ok(&g) {
+        &[Path::Direct, Path::Cvec, Path::Im2col]
+    } else if cpu::direct_ok(&g) {
+        &[Path::Direct, Path::Im2col]
+    } else {
+        &[Path::Im2col]
+    };
     for &path in paths {
         let tag = format!("{case:?} {path:?}");
         assert_close(&cpu::forward_with(&x, &wt, &g, path), &y_ref, &format!("fwd {tag}"));
         assert_close(&cpu::backward_filter_with(&x, &dy, &g, path), &dw_ref, &format!("dw {tag}"));
-        if g.sh == 1 && g.sw == 1 && g.ph < g.kh && g.pw < g.kw {
-            let dx = cpu::backward_data_with(&dy, &wt, &g, Some(Some(path)));
+        // the transposed forward has C output channels
+        let gt_cvec_ok = g.cg() % 16 == 0;
+        if g.sh == 1 && g.sw == 1 && g.ph < g.kh && g.pw < g.kw && (path != Path::Cvec || gt_cvec_ok) {
+            let dx = cpu::backward_data_with(&dy, &wt, &g, DxMode::AsForward(path));
             assert_close(&dx, &dx_ref, &format!("dx-as-fwd {tag}"));
         }
     }
-    assert_close(&cpu::backward_data_with(&dy, &wt, &g, None), &dx_ref, &format!("dx-col2im {case:?}"));
+    if cpu::direct_ok(&g) {
+        let dx = cpu::backward_data_with(&dy, &wt, &g, DxMode::Phase);
+        assert_close(&dx, &dx_ref, &format!("dx-phase {case:?}"));
+    }
+    assert_close(
+        &cpu::backward_data_with(&dy, &wt, &g, DxMode::Col2im),
+        &dx_ref,
+        &format!("dx-col2im {case:?}"),
+    );
     assert_close(&cpu::forward(&x, &wt, &g), &y_ref, &format!("fwd auto {case:?}"));
     assert_close(&cpu::backward_data(&dy, &wt, &g), &dx_ref, &format!("dx auto {case:?}"));
     assert_close(&cpu::backward_filter(&x, &dy, &g), &dw_ref, &format!("dw auto {case:?}"));
@@ -118,4 +141,23 @@ fn portable_kernels_match_naive() {
     });
     kernels::force_generic(false);
     r.unwrap();
+}
+
+#[test]
+fn random_shapes_match_naive() {
+    let mut rng = Lcg(4242);
+    let mut pick = |n: usize| ((rng.next() * 0.5 + 0.5) * n as f32) as usize % n;
+    for i in 0..60 {
+        let groups = 1 + pick(3);
+        let (cg, og) = (1 + pick(4), 1 + pick(6));
+        let (kh, kw) = ([1, 2, 3, 5][pick(4)], [1, 3, 4][pick(3)]);
+        let (sh, sw) = (1 + pick(3), 1 + pick(3));
+        let (ph, pw) = (pick(3), pick(3));
+        let (h, w) = (1 + pick(13), 1 + pick(13));
+        if h + 2 * ph < kh || w + 2 * pw < kw {
+            continue;
+        }
+        let case: Case = (1 + pick(3), cg * groups, h, w, og * groups, kh, kw, [sh, sw], [ph, pw], groups);
+        run_case(&case, 900 + i);
+    }
 }

@@ -85,3 +85,37 @@ pub(super) unsafe fn dot<const MO: usize, const NK: usize>(
         }
     }
 }
+
+/// See [`super::cvec`].
+///
+/// # Safety
+/// Same contract as [`super::cvec`].
+#[inline(always)]
+pub(super) unsafe fn cvec<const MR: usize, const NV: usize>(
+    k: usize,
+    w: *const f32,
+    x: *const f32,
+    koff: *const usize,
+    q: *const usize,
+    out: *mut f32,
+) {
+    let mut acc = [[[0f32; L]; NV]; MR];
+    let qi: [usize; MR] = std::array::from_fn(|i| *q.add(i));
+    for kk in 0..k {
+        let xb = x.add(*koff.add(kk));
+        let wv: [[f32; L]; NV] = std::array::from_fn(|v| load16(w.add(kk * L * NV + L * v)));
+        for (i, acc_i) in acc.iter_mut().enumerate() {
+            let a = *xb.add(qi[i]);
+            for v in 0..NV {
+                for l in 0..L {
+                    acc_i[v][l] += a * wv[v][l];
+                }
+            }
+        }
+    }
+    for (i, acc_i) in acc.iter().enumerate() {
+        for (v, accv) in acc_i.iter().enumerate() {
+            std::ptr::copy_nonoverlapping(accv.as_ptr(), out.add((i * NV + v) * L), L);
+        }
+    }
+}

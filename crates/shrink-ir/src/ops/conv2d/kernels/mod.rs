@@ -104,6 +104,42 @@ pub(crate) unsafe fn bcast(
     go!(generic)
 }
 
+/// Channel-vector tile: `out[i*16*nv + c] = sum_{kk<k} x[koff[kk] + q[i]] * w[kk*16*nv + c]`
+/// for `i < mr`, `c < 16*nv` (rows are output pixels at wide positions `q[i]`, vectors are
+/// output channels). `(mr, nv)` is one of `(6, 4)`, `(8, 2)`, `(8, 1)`.
+///
+/// # Safety
+/// `w` holds `k*16*nv` floats, `koff` `k` offsets, `q` `mr` offsets, every `x + koff[kk] + q[i]`
+/// is readable and `out` holds `mr*16*nv` floats.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(crate) unsafe fn cvec(
+    mr: usize,
+    nv: usize,
+    k: usize,
+    w: *const f32,
+    x: *const f32,
+    koff: *const usize,
+    q: *const usize,
+    out: *mut f32,
+) {
+    macro_rules! go {
+        ($md:ident) => {
+            match (mr, nv) {
+                (6, 4) => $md::cvec::<6, 4>(k, w, x, koff, q, out),
+                (8, 2) => $md::cvec::<8, 2>(k, w, x, koff, q, out),
+                (8, 1) => $md::cvec::<8, 1>(k, w, x, koff, q, out),
+                _ => unreachable!("cvec {mr}x{nv}"),
+            }
+        };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        return go!(x86_64);
+    }
+    go!(generic)
+}
+
 /// For `i < mo`, `j < nk`: `out[i*ldo + j] += sum_{img<nimg} sum_{t < 16*nvec}
 /// a[img*a_img + i*lda + t] * b[img*b_img + koff[j] + t]`.
 ///
@@ -155,4 +191,117 @@ pub(crate) unsafe fn dot(
         return go!(x86_64);
     }
     go!(generic)
+}
+
+/// `dst.copy_from_slice(src)` for short rows (inline vector copy on AVX-512).
+#[inline]
+pub(crate) fn copy(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len());
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        // SAFETY: both slices hold `len` floats.
+        return unsafe { x86_64::copy(dst.as_mut_ptr(), src.as_ptr(), dst.len()) };
+    }
+    dst.copy_from_slice(src)
+}
+
+/// `dst.fill(0.0)` for short runs.
+#[inline]
+pub(crate) fn zero(dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        // SAFETY: `dst` holds `len` floats.
+        return unsafe { x86_64::zero(dst.as_mut_ptr(), dst.len()) };
+    }
+    dst.fill(0.0)
+}
+
+/// `dst[..lo] = 0`, `dst[lo + j] = src[j * stride]` for `j < cnt`, `dst[lo + cnt..] = 0`
+/// (one padded / stride-phase row of an image copy).
+#[inline]
+pub(crate) fn pad_row(dst: &mut [f32], lo: usize, cnt: usize, src: &[f32], stride: usize) {
+    assert!(lo + cnt <= dst.len() && (cnt == 0 || (cnt - 1) * stride < src.len()));
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        // SAFETY: bounds checked above; the kernel reads src[..(cnt-1)*stride + 1] only.
+        return unsafe {
+            x86_64::pad_row(dst.as_mut_ptr(), dst.len(), lo, cnt, src.as_ptr(), src.len(), stride)
+        };
+    }
+    dst[..lo].fill(0.0);
+    for (j, d) in dst[lo..lo + cnt].iter_mut().enumerate() {
+        *d = src[j * stride];
+    }
+    dst[lo + cnt..].fill(0.0);
+}
+
+/// For `r < rows`: `dst[r*dst_stride..][..n] = src[r*src_stride..][..n]` and
+/// `dst[r*dst_stride + n..][..zero_to - n] = 0`.
+#[inline]
+pub(crate) fn rows_copy(
+    dst: &mut [f32],
+    dst_stride: usize,
+    src: &[f32],
+    src_stride: usize,
+    rows: usize,
+    n: usize,
+    zero_to: usize,
+) {
+    if rows == 0 {
+        return;
+    }
+    assert!(n <= zero_to && zero_to <= dst_stride.max(zero_to) && n <= src_stride.max(n));
+    assert!((rows - 1) * dst_stride + zero_to <= dst.len() && (rows - 1) * src_stride + n <= src.len());
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        // SAFETY: bounds checked above.
+        return unsafe {
+            x86_64::rows_copy(dst.as_mut_ptr(), dst_stride, src.as_ptr(), src_stride, rows, n, zero_to)
+        };
+    }
+    for r in 0..rows {
+        let d = &mut dst[r * dst_stride..][..zero_to];
+        d[..n].copy_from_slice(&src[r * src_stride..][..n]);
+        d[n..].fill(0.0);
+    }
+}
+
+/// Stride-1 padded plane: `h` rows of `w` floats from `src` placed at row `top + y`, column
+/// `left` of rows `wq` wide (`wq >= w + left`), zeros everywhere else in `dst`.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(crate) fn pad_plane(
+    dst: &mut [f32],
+    src: &[f32],
+    h: usize,
+    w: usize,
+    top: usize,
+    left: usize,
+    wq: usize,
+) {
+    assert!(wq >= w + left && src.len() >= h * w && dst.len() >= (top + h) * wq + left);
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        // SAFETY: bounds checked above (row y's zero tail ends at (top + y + 1) * wq + left).
+        return unsafe { x86_64::pad_plane(dst.as_mut_ptr(), dst.len(), src.as_ptr(), h, w, top, left, wq) };
+    }
+    dst.fill(0.0);
+    for y in 0..h {
+        dst[(top + y) * wq + left..][..w].copy_from_slice(&src[y * w..][..w]);
+    }
+}
+
+/// `dst[2m] = a[m]`, `dst[2m + 1] = b[m]` (one input-gradient row from two column phases).
+#[inline]
+pub(crate) fn interleave2(dst: &mut [f32], a: &[f32], b: &[f32]) {
+    let n = dst.len();
+    assert!(a.len() >= n.div_ceil(2) && b.len() >= n / 2);
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        // SAFETY: lengths checked above; vector loads stay within a / b.
+        return unsafe { x86_64::interleave2(dst.as_mut_ptr(), n, a.as_ptr(), a.len(), b.as_ptr(), b.len()) };
+    }
+    for (x, d) in dst.iter_mut().enumerate() {
+        *d = if x % 2 == 0 { a[x / 2] } else { b[x / 2] };
+    }
 }

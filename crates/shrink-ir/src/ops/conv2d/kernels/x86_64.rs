@@ -34,6 +34,43 @@ pub(super) unsafe fn bcast<const MR: usize, const NV: usize>(
     }
 }
 
+/// See [`super::cvec`]: `out[i][0..16*NV] = sum_k x[koff[k] + q[i]] * w[k][0..16*NV]`.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn cvec<const MR: usize, const NV: usize>(
+    k: usize,
+    w: *const f32,
+    x: *const f32,
+    koff: *const usize,
+    q: *const usize,
+    out: *mut f32,
+) {
+    let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+    let mut qi = [0usize; MR];
+    for (i, v) in qi.iter_mut().enumerate() {
+        *v = *q.add(i);
+    }
+    let mut wp = w;
+    for kk in 0..k {
+        let xb = x.add(*koff.add(kk));
+        let mut wv = [_mm512_setzero_ps(); NV];
+        for (v, wvv) in wv.iter_mut().enumerate() {
+            *wvv = _mm512_loadu_ps(wp.add(16 * v));
+        }
+        for (i, acc_i) in acc.iter_mut().enumerate() {
+            let a = _mm512_set1_ps(*xb.add(qi[i]));
+            for v in 0..NV {
+                acc_i[v] = _mm512_fmadd_ps(a, wv[v], acc_i[v]);
+            }
+        }
+        wp = wp.add(16 * NV);
+    }
+    for (i, acc_i) in acc.iter().enumerate() {
+        for (v, accv) in acc_i.iter().enumerate() {
+            _mm512_storeu_ps(out.add(i * 16 * NV + 16 * v), *accv);
+        }
+    }
+}
+
 /// Sums 16 vectors lane-wise into one vector whose lane `j` is the full sum of `v[j]`.
 #[target_feature(enable = "avx512f")]
 #[inline]
@@ -177,6 +214,153 @@ pub(super) unsafe fn dot4x4(
     for (lane, &src) in HSUM_ORDER.iter().enumerate() {
         let (i, j) = (src / NK, src % NK);
         *out.add(i * ldo + j) += tmp[lane];
+    }
+}
+
+/// `dst[..n] = src[..n]` with 16-float vectors and a masked tail (no libc call: the copies
+/// here are short rows, where `memcpy`'s call overhead dominates).
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(super) unsafe fn copy(dst: *mut f32, src: *const f32, n: usize) {
+    let mut i = 0;
+    while i + 16 <= n {
+        _mm512_storeu_ps(dst.add(i), _mm512_loadu_ps(src.add(i)));
+        i += 16;
+    }
+    if i < n {
+        let m: __mmask16 = (1u16 << (n - i)) - 1;
+        _mm512_mask_storeu_ps(dst.add(i), m, _mm512_maskz_loadu_ps(m, src.add(i)));
+    }
+}
+
+/// `dst[..n] = 0`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(super) unsafe fn zero(dst: *mut f32, n: usize) {
+    let z = _mm512_setzero_ps();
+    let mut i = 0;
+    while i + 16 <= n {
+        _mm512_storeu_ps(dst.add(i), z);
+        i += 16;
+    }
+    if i < n {
+        let m: __mmask16 = (1u16 << (n - i)) - 1;
+        _mm512_mask_storeu_ps(dst.add(i), m, z);
+    }
+}
+
+/// `dst[j] = src[2*j]` for `j < n`; `src[..avail]` is readable (`avail >= 2n - 1`).
+/// Full-width loads where `avail` allows (masked loads were much slower here), scalar tail.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn gather2(dst: *mut f32, src: *const f32, n: usize, avail: usize) {
+    let idx = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    let mut j = 0;
+    while j + 16 <= n && 2 * j + 32 <= avail {
+        let lo = _mm512_loadu_ps(src.add(2 * j));
+        let hi = _mm512_loadu_ps(src.add(2 * j + 16));
+        _mm512_storeu_ps(dst.add(j), _mm512_permutex2var_ps(lo, idx, hi));
+        j += 16;
+    }
+    while j < n {
+        *dst.add(j) = *src.add(2 * j);
+        j += 1;
+    }
+}
+
+/// See [`super::pad_row`].
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn pad_row(
+    dst: *mut f32,
+    n: usize,
+    lo: usize,
+    cnt: usize,
+    src: *const f32,
+    avail: usize,
+    stride: usize,
+) {
+    zero(dst, lo);
+    match stride {
+        1 => copy(dst.add(lo), src, cnt),
+        2 => gather2(dst.add(lo), src, cnt, avail),
+        _ => {
+            for j in 0..cnt {
+                *dst.add(lo + j) = *src.add(j * stride);
+            }
+        }
+    }
+    zero(dst.add(lo + cnt), n - lo - cnt);
+}
+
+/// See [`super::pad_plane`].
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn pad_plane(
+    dst: *mut f32,
+    dst_len: usize,
+    src: *const f32,
+    h: usize,
+    w: usize,
+    top: usize,
+    left: usize,
+    wq: usize,
+) {
+    zero(dst, top * wq + left);
+    for y in 0..h {
+        let row = dst.add((top + y) * wq + left);
+        copy(row, src.add(y * w), w);
+        // right zeros of this row and left zeros of the next
+        zero(row.add(w), wq - w);
+    }
+    let done = (top + h) * wq + left;
+    if dst_len > done {
+        zero(dst.add(done), dst_len - done);
+    }
+}
+
+/// See [`super::interleave2`].
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn interleave2(
+    dst: *mut f32,
+    n: usize,
+    a: *const f32,
+    a_len: usize,
+    b: *const f32,
+    b_len: usize,
+) {
+    let lo_idx = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    let hi_idx = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+    let mut m = 0; // pairs done
+    while 2 * m + 32 <= n && m + 16 <= a_len && m + 16 <= b_len {
+        let va = _mm512_loadu_ps(a.add(m));
+        let vb = _mm512_loadu_ps(b.add(m));
+        _mm512_storeu_ps(dst.add(2 * m), _mm512_permutex2var_ps(va, lo_idx, vb));
+        _mm512_storeu_ps(dst.add(2 * m + 16), _mm512_permutex2var_ps(va, hi_idx, vb));
+        m += 16;
+    }
+    let mut x = 2 * m;
+    while x < n {
+        *dst.add(x) = if x % 2 == 0 { *a.add(x / 2) } else { *b.add(x / 2) };
+        x += 1;
+    }
+}
+
+/// See [`super::rows_copy`].
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn rows_copy(
+    dst: *mut f32,
+    dst_stride: usize,
+    src: *const f32,
+    src_stride: usize,
+    rows: usize,
+    n: usize,
+    zero_to: usize,
+) {
+    for r in 0..rows {
+        let d = dst.add(r * dst_stride);
+        copy(d, src.add(r * src_stride), n);
+        zero(d.add(n), zero_to - n);
     }
 }
 
