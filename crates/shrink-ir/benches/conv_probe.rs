@@ -1,6 +1,17 @@
-//! Quick timing probe for profiling (not a criterion bench):
-//! `cargo bench -p shrink-ir --bench conv_probe -- <what> [iters]` with `what` one of
-//! `fwd`, `fwd_bwd`, `resnet`, `resnet_fwd`.
+//! Quick timing probe for profiling (not a criterion bench; prints medians / minima):
+//!
+//! ```text
+//! cargo bench -p shrink-ir --bench conv_probe -- <what> [iters]
+//!   fwd | fwd_bwd | bwd_x | bwd_w   conv batch 256, 16->16, 3x3, 32x32 (GFLOP/s)
+//!   resnet | resnet_fwd             ResNet-20 train step (or forward only), batch 128
+//!   layers                          every ResNet-20 conv shape (+ PROBE_PASSES=1 per pass)
+//!                                   and BN shape, batch 128, times its count per step
+//!   one                             PROBE_LAYER="ci co hw stride fwd|dx|dw"
+//!   hotspots                        non-conv pieces of the step (candle relu, shortcut, ...)
+//!   relu                            candle relu forward / backward
+//! ```
+//! `CANDLE_NUM_THREADS=1` for single-thread numbers; `SHRINK_CONV_PATH=direct|cvec|im2col` and
+//! `SHRINK_CONV_KERNEL=generic` select conv implementations.
 use candle_core::{Device, Tensor, Var};
 use shrink_ir::{ops, zoo, Mode};
 use std::time::Instant;
@@ -127,7 +138,6 @@ fn layers(iters: usize) {
 fn hotspots(iters: usize) {
     let dev = Device::Cpu;
     let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (128, 16, 32, 32), &dev).unwrap()).unwrap();
-    let x2 = Var::from_tensor(&Tensor::randn(0f32, 1.0, (128, 16, 32, 32), &dev).unwrap()).unwrap();
     let r = Tensor::randn(0f32, 1.0, (128, 16, 32, 32), &dev).unwrap();
     let r2 = Tensor::randn(0f32, 1.0, (128, 32, 16, 16), &dev).unwrap();
     let base = min_ms(iters, || {
@@ -135,13 +145,6 @@ fn hotspots(iters: usize) {
     });
     let relu = min_ms(iters, || {
         (x.as_tensor().relu().unwrap() * &r).unwrap().sum_all().unwrap().backward().unwrap();
-    });
-    let add = min_ms(iters, || {
-        ((x.as_tensor() + x2.as_tensor()).unwrap() * &r).unwrap().sum_all().unwrap().backward().unwrap();
-    });
-    let base2 = min_ms(iters, || {
-        (x.as_tensor() * &r).unwrap().sum_all().unwrap().backward().unwrap();
-        (x2.as_tensor() * &r).unwrap().sum_all().unwrap().backward().unwrap();
     });
     let sc_base = min_ms(iters, || {
         let t = Tensor::zeros((128, 32, 16, 16), candle_core::DType::F32, &dev).unwrap();
@@ -166,7 +169,6 @@ fn hotspots(iters: usize) {
     });
     println!("[128,16,32,32] (8 MiB) unless noted; ms per call, fwd+bwd:");
     println!("  candle relu            {:6.2}", relu - base);
-    println!("  candle add (2 inputs)  {:6.2}", add - base2);
     println!("  shortcut_a s2 pad 8+8  {:6.2}  (index_select x2 + pad; bwd index_add)", sc - sc_base);
     println!("  grad accumulation      {:6.2}  (zeros_like + add: candle does this per node input)", acc);
     println!("  global avg pool [128,64,8,8] {:6.2}", pool);
