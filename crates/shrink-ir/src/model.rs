@@ -77,6 +77,7 @@ impl Model {
         }
         let x = if x.dtype() != DType::F32 { x.to_dtype(DType::F32)? } else { x.clone() };
         let last_use = self.graph.last_uses();
+        let fused = self.relu_fusions(mode);
         let mut values: Vec<Option<Tensor>> = vec![None; self.graph.nodes.len()];
         let out_id = self.graph.output();
         for (id, node) in self.graph.nodes.iter().enumerate() {
@@ -127,7 +128,11 @@ impl Model {
                             *eps,
                         )?,
                         Mode::Train { .. } => {
-                            let (y, stats) = ops::batch_norm_train(input(0)?, &gamma, &beta, *eps)?;
+                            let (y, stats) = if fused[id] {
+                                ops::batch_norm_relu_train(input(0)?, &gamma, &beta, *eps)?
+                            } else {
+                                ops::batch_norm_train(input(0)?, &gamma, &beta, *eps)?
+                            };
                             let n = stats.count as f64;
                             let unbiased = if n > 1.0 { (stats.var * (n / (n - 1.0)))? } else { stats.var };
                             let m = *momentum;
@@ -137,7 +142,9 @@ impl Model {
                         }
                     }
                 }
-                Op::Relu => input(0)?.relu()?,
+                // The producer already applied the ReLU (see `relu_fusions`).
+                Op::Relu if fused[node.inputs[0]] => input(0)?.clone(),
+                Op::Relu => ops::relu(input(0)?)?,
                 Op::MaxPool2d { kernel, stride, padding } => {
                     ops::max_pool2d(input(0)?, *kernel, *stride, *padding)?
                 }
@@ -146,9 +153,10 @@ impl Model {
                 }
                 Op::GlobalAvgPool => input(0)?.mean_keepdim((2, 3))?,
                 Op::Flatten => input(0)?.flatten_from(1)?,
+                Op::Add if fused[id] => ops::add_relu(input(0)?, input(1)?)?,
                 Op::Add => (input(0)? + input(1)?)?,
                 Op::ShortcutA { stride, pad_before, pad_after } => {
-                    ops::shortcut_a(input(0)?, *stride, *pad_before, *pad_after)?
+                    ops::shortcut_a_fused(input(0)?, *stride, *pad_before, *pad_after)?
                 }
                 Op::Dropout { p: prob } => match mode {
                     Mode::Train { seed } if *prob > 0.0 => {
@@ -165,6 +173,36 @@ impl Model {
             }
         }
         values[out_id].take().ok_or_else(|| IrError::Invalid("graph produced no output".into()))
+    }
+
+    /// Marks the nodes whose only consumer is a ReLU that can be folded into them: a residual
+    /// `Add`, and (in train mode) a `BatchNorm`. The fused kernels save a full pass and a
+    /// temporary per pair; the numbers are identical to the unfused ops.
+    fn relu_fusions(&self, mode: Mode) -> Vec<bool> {
+        let nodes = &self.graph.nodes;
+        let mut consumers = vec![0usize; nodes.len()];
+        for node in nodes {
+            for &i in &node.inputs {
+                consumers[i] += 1;
+            }
+        }
+        let out_id = self.graph.output();
+        let mut fused = vec![false; nodes.len()];
+        for node in nodes {
+            if node.op != Op::Relu {
+                continue;
+            }
+            let j = node.inputs[0];
+            if consumers[j] != 1 || j == out_id {
+                continue;
+            }
+            fused[j] = match nodes[j].op {
+                Op::Add => true,
+                Op::BatchNorm { .. } => matches!(mode, Mode::Train { .. }),
+                _ => false,
+            };
+        }
+        fused
     }
 
     /// Output shape (without batch) of every node.

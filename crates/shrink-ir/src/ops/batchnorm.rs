@@ -62,7 +62,6 @@ pub fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> 
 /// mask (`y > 0`) is folded into the two backward passes, saving a full read+write pass, a
 /// temporary and one gradient accumulation per BN->ReLU pair (for the graph executor, which
 /// can fuse a BatchNorm whose only consumer is the following Relu).
-#[allow(dead_code)] // for the graph executor (re-export from ops/mod.rs)
 pub fn batch_norm_relu_train(
     x: &Tensor,
     gamma: &Tensor,
@@ -102,7 +101,6 @@ pub(crate) fn batch_norm_train_reference(
 /// Fused ReLU, `max(x, 0)`, whose backward is a single pass `dy * (y > 0)` (candle's builds
 /// a zeros tensor, a comparison, a dtype cast and a product). Falls back to `Tensor::relu`
 /// off the CPU / for other dtypes.
-#[allow(dead_code)] // for the graph executor (re-export from ops/mod.rs)
 pub fn relu(x: &Tensor) -> Result<Tensor> {
     if !(x.device().is_cpu() && x.dtype() == DType::F32) {
         return x.relu();
@@ -112,7 +110,6 @@ pub fn relu(x: &Tensor) -> Result<Tensor> {
 
 /// Fused `relu(a + b)` for two tensors of the same shape (residual join); the backward masks
 /// the output gradient once and hands the same tensor to both inputs.
-#[allow(dead_code)] // for the graph executor (re-export from ops/mod.rs)
 pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     if !(a.device().is_cpu() && a.dtype() == DType::F32 && b.dtype() == DType::F32) || a.shape() != b.shape()
     {
@@ -125,7 +122,6 @@ pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 /// on an NCHW tensor, as one pass (and one pass back) instead of two `index_select`s, a pad
 /// and, in the backward, two serial `index_add`s (~13 ms per call at batch 128 on this machine).
 /// Same semantics as `ops::shortcut_a`; falls back to it off the CPU / for other dtypes.
-#[allow(dead_code)] // for the graph executor (re-export from ops/mod.rs)
 pub fn shortcut_a_fused(x: &Tensor, stride: usize, pad_before: usize, pad_after: usize) -> Result<Tensor> {
     if !(x.device().is_cpu() && x.dtype() == DType::F32) || x.rank() != 4 || stride == 0 {
         return super::shortcut::shortcut_a(x, stride, pad_before, pad_after);

@@ -6,7 +6,7 @@ mod fake_quant;
 mod pool;
 mod shortcut;
 
-pub use batchnorm::{batch_norm_eval, batch_norm_train, BatchStats};
+pub use batchnorm::{add_relu, batch_norm_eval, batch_norm_relu_train, batch_norm_train, relu, shortcut_a_fused, BatchStats};
 pub use conv2d::conv2d;
 pub use fake_quant::{fake_quant, round_half_even, FakeQuant};
 pub use pool::{avg_pool2d, max_pool2d};
