@@ -94,14 +94,8 @@ impl Model {
                 Op::Input => x.clone(),
                 Op::Linear { bias, .. } => {
                     let w = weight("weight")?;
-                    // y = (W xᵀ)ᵀ: W stays the contiguous left operand, so its gradient
-                    // (dYᵀ x) comes out contiguous in PyTorch's [out, in] layout.
-                    let y = w.matmul(&input(0)?.t()?)?.t()?;
-                    if *bias {
-                        y.broadcast_add(&weight("bias")?)?
-                    } else {
-                        y
-                    }
+                    let b = if *bias { Some(weight("bias")?) } else { None };
+                    ops::linear(input(0)?, &w, b.as_ref(), fused[id])?
                 }
                 Op::Conv2d { stride, padding, groups, bias, out_channels, .. } => {
                     let w = weight("weight")?;
@@ -175,8 +169,8 @@ impl Model {
         values[out_id].take().ok_or_else(|| IrError::Invalid("graph produced no output".into()))
     }
 
-    /// Marks the nodes whose only consumer is a ReLU that can be folded into them: a residual
-    /// `Add`, and (in train mode) a `BatchNorm`. The fused kernels save a full pass and a
+    /// Marks the nodes whose only consumer is a ReLU that can be folded into them: a `Linear`,
+    /// a residual `Add`, and (in train mode) a `BatchNorm`. The fused kernels save a full pass and a
     /// temporary per pair; the numbers are identical to the unfused ops.
     fn relu_fusions(&self, mode: Mode) -> Vec<bool> {
         let nodes = &self.graph.nodes;
@@ -199,6 +193,7 @@ impl Model {
             fused[j] = match nodes[j].op {
                 Op::Add => true,
                 Op::BatchNorm { .. } => matches!(mode, Mode::Train { .. }),
+                Op::Linear { .. } => true,
                 _ => false,
             };
         }

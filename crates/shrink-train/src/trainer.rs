@@ -146,7 +146,7 @@ pub fn train(
             let step_seed = derive_seed(cfg.seed, 3, (epoch as u64) << 32 | step as u64);
             let logits = model.forward(&x, Mode::Train { seed: step_seed })?.flatten_from(1)?;
             let (loss, ok) = loss_and_correct(&logits, &y)?;
-            let grads = loss.backward()?;
+            let grads = shrink_ir::backward(&loss)?;
             opt.step(&grads)?;
             if has_masks {
                 model.params.apply_masks()?;

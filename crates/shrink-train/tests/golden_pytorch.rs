@@ -256,7 +256,7 @@ fn check_optim(arch: &str, key: &str) {
         let want = want.as_f64().unwrap();
         println!("optim {arch} {key} step {}: loss {got:.7} (PyTorch {want:.7})", s + 1);
         loss_err = loss_err.max((got - want).abs());
-        let grads = loss.backward().unwrap();
+        let grads = shrink_ir::backward(&loss).unwrap();
         opt.step(&grads).unwrap();
     }
     let mut worst = (0.0f64, String::new());
@@ -324,7 +324,7 @@ fn golden_grad_lenet5() {
     let x = get(&fx, "x").get(0).unwrap();
     let y = labels(&get(&fx, "y").get(0).unwrap());
     let logits = model.forward(&x, Mode::Train { seed: 0 }).unwrap();
-    let grads = candle_nn::loss::cross_entropy(&logits, &y).unwrap().backward().unwrap();
+    let grads = shrink_ir::backward(&candle_nn::loss::cross_entropy(&logits, &y).unwrap()).unwrap();
     let mut failures = Vec::new();
     for name in &names {
         let g = grads.get(model.params.get(name).unwrap().var.as_tensor()).expect("missing gradient");
@@ -395,7 +395,7 @@ fn golden_bn_train_running_stats() {
 #[test]
 fn golden_bn_train_grad_conv1() {
     let r = bn_train_run();
-    let grads = r.loss.backward().unwrap();
+    let grads = shrink_ir::backward(&r.loss).unwrap();
     let w = r.model.params.get("conv1.weight").unwrap();
     let g = grads.get(w.var.as_tensor()).expect("no gradient for conv1.weight");
     let (err, scale) = max_abs_err(g, get(&r.fx, "grad.conv1.weight"), "d loss / d conv1.weight");

@@ -46,7 +46,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         if train {
             let logits = model.forward(&x, Mode::Train { seed: i as u64 })?;
             let (loss, _) = loss_and_correct(&logits, &y)?;
-            let grads = loss.backward()?;
+            let grads = shrink_ir::backward(&loss)?;
             opt.step(&grads)?;
         } else {
             let logits = model.forward(&x, Mode::Eval)?;

@@ -3,11 +3,15 @@
 mod batchnorm;
 mod conv2d;
 mod fake_quant;
+mod linear;
 mod pool;
 mod shortcut;
 
-pub use batchnorm::{add_relu, batch_norm_eval, batch_norm_relu_train, batch_norm_train, relu, shortcut_a_fused, BatchStats};
+pub use batchnorm::{
+    add_relu, batch_norm_eval, batch_norm_relu_train, batch_norm_train, relu, shortcut_a_fused, BatchStats,
+};
 pub use conv2d::conv2d;
 pub use fake_quant::{fake_quant, round_half_even, FakeQuant};
+pub use linear::{backward, linear};
 pub use pool::{avg_pool2d, max_pool2d};
 pub use shortcut::shortcut_a;
