@@ -5,11 +5,13 @@ pub mod checkpoint;
 pub mod eval;
 pub mod optim;
 pub mod schedule;
+pub mod sparsity;
 pub mod trainer;
 
 pub use eval::{evaluate, EvalResult};
 pub use optim::{Optimizer, OptimizerConfig};
 pub use schedule::Schedule;
+pub use sparsity::{Penalty, SparsityConfig};
 pub use trainer::{train, EpochRecord, TrainConfig, TrainReport};
 
 /// Errors raised while training or evaluating.

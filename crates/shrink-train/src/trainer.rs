@@ -5,6 +5,7 @@ use crate::checkpoint::{load_checkpoint, save_checkpoint, LoopState};
 use crate::eval::{evaluate, loss_and_correct};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::schedule::Schedule;
+use crate::sparsity::{Sparsity, SparsityConfig};
 use crate::{Result, TrainError};
 use candle_core::Tensor;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -35,6 +36,8 @@ pub struct TrainConfig {
     pub resume: Option<PathBuf>,
     /// Show progress bars and per-epoch lines on stderr.
     pub progress: bool,
+    /// Sparsity-inducing regularizer (L1, group lasso, trimmed L1; subgradient or proximal).
+    pub sparsity: Option<SparsityConfig>,
 }
 
 /// What happened in one epoch.
@@ -124,6 +127,7 @@ pub fn train(
     if let Some(tensors) = resumed_opt {
         opt.load_state(&tensors, state.optimizer_steps)?;
     }
+    let sparsity = cfg.sparsity.map(|c| Sparsity::new(model, c)).transpose()?;
     let device = model.device();
     let [c, h, w] = train_set.image_shape();
     let has_masks = !model.params.masks().is_empty();
@@ -146,8 +150,14 @@ pub fn train(
             let step_seed = derive_seed(cfg.seed, 3, (epoch as u64) << 32 | step as u64);
             let logits = model.forward(&x, Mode::Train { seed: step_seed })?.flatten_from(1)?;
             let (loss, ok) = loss_and_correct(&logits, &y)?;
-            let grads = shrink_ir::backward(&loss)?;
+            let mut grads = shrink_ir::backward(&loss)?;
+            if let Some(s) = &sparsity {
+                s.before_step(&mut grads)?;
+            }
             opt.step(&grads)?;
+            if let Some(s) = &sparsity {
+                s.after_step(lr)?;
+            }
             if has_masks {
                 model.params.apply_masks()?;
             }

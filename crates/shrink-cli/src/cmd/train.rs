@@ -4,7 +4,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use shrink_io::data::{Augment, Normalize, Split};
 use shrink_ir::candle_core::Device;
-use shrink_train::{OptimizerConfig, Schedule, TrainConfig};
+use shrink_train::{OptimizerConfig, Penalty, Schedule, SparsityConfig, TrainConfig};
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -73,6 +73,19 @@ pub struct TrainArgs {
     /// Print the training report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Sparsity-inducing penalty: l1, group-lasso (output neurons/filters) or trimmed-l1.
+    #[arg(long, value_name = "PENALTY")]
+    pub sparsity: Option<String>,
+    /// Strength λ of the sparsity penalty (loss + λ·R(w)).
+    #[arg(long, default_value_t = 1e-4)]
+    pub sparsity_lambda: f64,
+    /// Proximal (soft-threshold, threshold lr·λ) updates instead of subgradients: weights and
+    /// groups become exactly zero.
+    #[arg(long)]
+    pub proximal: bool,
+    /// For trimmed-l1: fraction of each layer's largest weights exempt from the penalty.
+    #[arg(long, default_value_t = 0.1)]
+    pub trim_keep: f64,
 }
 
 pub fn run(a: &TrainArgs) -> Result<()> {
@@ -151,6 +164,15 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         p.push(".ckpt");
         PathBuf::from(p)
     });
+    let penalty = match a.sparsity.as_deref() {
+        None => None,
+        Some("l1") => Some(Penalty::L1),
+        Some("group-lasso") => Some(Penalty::GroupLasso),
+        Some("trimmed-l1") => Some(Penalty::TrimmedL1 { keep: a.trim_keep }),
+        Some(other) => bail!("--sparsity must be l1, group-lasso or trimmed-l1, got `{other}`"),
+    };
+    let sparsity =
+        penalty.map(|penalty| SparsityConfig { penalty, lambda: a.sparsity_lambda, proximal: a.proximal });
     let cfg = TrainConfig {
         epochs,
         batch_size: a.batch_size,
@@ -164,6 +186,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         checkpoint: Some(checkpoint.clone()),
         resume: a.resume.clone(),
         progress: true,
+        sparsity,
     };
     let report = shrink_train::train(&mut model, &train_set, Some(&val_set).filter(|v| !v.is_empty()), &cfg)?;
     shrink_io::save_model(&model, &output).with_context(|| format!("writing {}", output.display()))?;

@@ -206,6 +206,31 @@ pub fn group_soft_threshold(w: &mut [f32], group_size: usize, threshold: f32) ->
     Ok(())
 }
 
+/// [`group_soft_threshold`] where group `g` also owns `bias[g]` (a neuron or filter: its
+/// incoming weights and its bias shrink together), so a group driven to zero leaves a unit
+/// whose output is exactly zero and can be removed without changing the network.
+pub fn group_soft_threshold_with_bias(
+    w: &mut [f32],
+    bias: &mut [f32],
+    group_size: usize,
+    threshold: f32,
+) -> Result<()> {
+    check_strength("threshold", threshold)?;
+    check_groups(w, group_size)?;
+    if bias.len() * group_size != w.len() {
+        return Err(RegularizerError::LengthMismatch { got: bias.len(), expected: w.len() / group_size });
+    }
+    for (g, b) in w.chunks_mut(group_size).zip(bias.iter_mut()) {
+        let n = (norm(g).powi(2) + f64::from(*b).powi(2)).sqrt();
+        let scale = if n > f64::from(threshold) { 1.0 - f64::from(threshold) / n } else { 0.0 };
+        for v in g.iter_mut() {
+            *v = (scale * f64::from(*v)) as f32;
+        }
+        *b = (scale * f64::from(*b)) as f32;
+    }
+    Ok(())
+}
+
 /// Trimmed L1: `Σ |w_i|` over all weights except the `keep` largest in magnitude.
 pub fn trimmed_l1_penalty(w: &[f32], keep: usize) -> Result<f32> {
     check_keep(w, keep)?;
@@ -351,5 +376,17 @@ mod tests {
             RegularizerError::RaggedGroups { len: 6, group_size: 4 }.to_string(),
             "6 weights do not split into groups of 4"
         );
+    }
+
+    #[test]
+    fn group_shrink_with_bias_zeroes_small_units_and_scales_the_rest() {
+        // Unit 0: norm sqrt(9+16+0) = 5 > 1 -> scaled by 0.8; unit 1: norm sqrt(0.25+0.25+0.25) < 1 -> zero.
+        let mut w = vec![3.0, 4.0, 0.5, -0.5];
+        let mut b = vec![0.0, 0.5];
+        group_soft_threshold_with_bias(&mut w, &mut b, 2, 1.0).unwrap();
+        assert_eq!(b, vec![0.0, 0.0]);
+        assert!((w[0] - 2.4).abs() < 1e-6 && (w[1] - 3.2).abs() < 1e-6);
+        assert_eq!(&w[2..], &[0.0, 0.0]);
+        assert!(group_soft_threshold_with_bias(&mut w, &mut [0.0; 3], 2, 1.0).is_err());
     }
 }
