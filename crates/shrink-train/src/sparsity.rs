@@ -85,7 +85,8 @@ impl Sparsity {
         let mut targets = Vec::new();
         for &(name, has_bias) in &layers[..take] {
             let weight = model.params.get(&format!("{name}.weight"))?.var.clone();
-            let bias = if has_bias { Some(model.params.get(&format!("{name}.bias"))?.var.clone()) } else { None };
+            let bias =
+                if has_bias { Some(model.params.get(&format!("{name}.bias"))?.var.clone()) } else { None };
             let group_size = reg::group_size_for_shape(weight.as_tensor().dims());
             targets.push(Target { weight, bias, group_size });
         }
@@ -112,7 +113,9 @@ impl Sparsity {
             match self.cfg.penalty {
                 Penalty::L1 => reg::add_l1_subgradient(&w, lambda, &mut g),
                 Penalty::GroupLasso => reg::add_group_lasso_subgradient(&w, t.group_size, lambda, &mut g),
-                Penalty::TrimmedL1 { .. } => reg::add_trimmed_l1_subgradient(&w, self.keep(w.len()), lambda, &mut g),
+                Penalty::TrimmedL1 { .. } => {
+                    reg::add_trimmed_l1_subgradient(&w, self.keep(w.len()), lambda, &mut g)
+                }
             }
             .map_err(config_err)?;
             let dims = t.weight.as_tensor().dims();
@@ -136,7 +139,8 @@ impl Sparsity {
                 (Penalty::GroupLasso, None) => reg::group_soft_threshold(&mut w, t.group_size, thr),
                 (Penalty::GroupLasso, Some(b)) => {
                     let mut bv = values(b)?;
-                    reg::group_soft_threshold_with_bias(&mut w, &mut bv, t.group_size, thr).map_err(config_err)?;
+                    reg::group_soft_threshold_with_bias(&mut w, &mut bv, t.group_size, thr)
+                        .map_err(config_err)?;
                     store(b, bv)?;
                     Ok(())
                 }
