@@ -4,6 +4,6 @@
 //!   gradient descent, iterative hard thresholding, L1, proximal and trimmed-L1 updates),
 //!   plus slice-level regularizers meant for network training.
 //!
-//! Pruning and quantization will live next to it as further modules.
-
+//! * [`prune`]: unstructured masks and structured (physically removed, residual-aware) pruning.
+pub mod prune;
 pub mod sparseopt;
