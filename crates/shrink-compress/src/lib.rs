@@ -5,5 +5,9 @@
 //!   plus slice-level regularizers meant for network training.
 //!
 //! * [`prune`]: unstructured masks and structured (physically removed, residual-aware) pruning.
+//!
+//! * [`quant`]: post-training weight quantization (the labs' clip / symmetric / asymmetric).
+
 pub mod prune;
+pub mod quant;
 pub mod sparseopt;

@@ -53,14 +53,16 @@ impl Model {
         self.params.iter().next().map(|(_, p)| p.var.device().clone()).unwrap_or(Device::Cpu)
     }
 
-    /// The weight as the forward pass sees it: masked, then fake-quantized if a slot is set.
+    /// The weight as the forward pass sees it: fake-quantized if a slot is set, then masked
+    /// (after quantization, so pruned weights stay exactly zero even where the quantizer's grid
+    /// has no zero, as with an asymmetric range).
     pub fn effective_param(&self, name: &str) -> Result<Tensor> {
         let mut t = self.params.tensor(name)?;
-        if let Some(mask) = self.params.mask(name) {
-            t = t.mul(mask)?;
-        }
         if let Some(slot) = self.params.quant(name) {
             t = ops::fake_quant(&t, &slot.fake_quant())?;
+        }
+        if let Some(mask) = self.params.mask(name) {
+            t = t.mul(mask)?;
         }
         Ok(t)
     }
