@@ -27,6 +27,10 @@ enum Command {
     Eval(cmd::eval::EvalArgs),
     /// Show the per-layer table of a model.
     Info(cmd::info::InfoArgs),
+    /// Prune a model: unstructured masks or physically removed neurons/filters/channels.
+    Prune(cmd::prune::PruneArgs),
+    /// Sweep a compression setting over a grid and tabulate/plot every trade-off.
+    Sweep(cmd::sweep::SweepArgs),
     /// The sparse-optimization lab on a linear model (GD, IHT, L1, proximal, trimmed L1).
     Sparseopt(cmd::sparseopt::SparseoptArgs),
     /// Measure training-step or inference throughput (compare with bench/torch_bench.py).
@@ -53,6 +57,8 @@ fn main() -> ExitCode {
         Command::Eval(a) => cmd::eval::run(a),
         Command::Info(a) => cmd::info::run(a),
         Command::Bench(a) => cmd::bench::run(a),
+        Command::Prune(a) => cmd::prune::run(a),
+        Command::Sweep(a) => cmd::sweep::run(a),
         Command::Sparseopt(a) => cmd::sparseopt::run(a),
     };
     match result {

@@ -2,5 +2,7 @@
 pub mod bench;
 pub mod eval;
 pub mod info;
+pub mod prune;
 pub mod sparseopt;
+pub mod sweep;
 pub mod train;

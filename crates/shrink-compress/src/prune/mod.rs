@@ -6,7 +6,9 @@ pub mod select;
 pub mod structured;
 pub mod unstructured;
 
-pub use structured::{prune_structured, remove_zero_groups, Importance, KeepRule, LayerChange, StructuredPlan};
+pub use structured::{
+    prune_structured, remove_zero_groups, Importance, KeepRule, LayerChange, StructuredPlan,
+};
 pub use unstructured::{prune_magnitude, MagnitudeRule, WeightImportance};
 
 use thiserror::Error;

@@ -205,7 +205,8 @@ pub fn prune_structured(model: &Model, plan: &StructuredPlan) -> Result<(Model, 
                         let s: f32 = (0..rows).map(|r| row_score[&(layer, r)]).sum();
                         (s / rows as f32).max(f32::MIN_POSITIVE)
                     };
-                    prods.iter().map(|&(l, r)| row_score[&(l, r)] / mean_of(l)).sum::<f32>() / prods.len() as f32
+                    prods.iter().map(|&(l, r)| row_score[&(l, r)] / mean_of(l)).sum::<f32>()
+                        / prods.len() as f32
                 }
             }
         };
@@ -314,7 +315,11 @@ fn index(keep: &[usize], device: &Device) -> Result<Tensor> {
 }
 
 /// Rewrites graph and weights without the positions of `removed` groups.
-pub fn apply_removal(model: &Model, deps: &ChannelDeps, removed: &[bool]) -> Result<(Model, Vec<LayerChange>)> {
+pub fn apply_removal(
+    model: &Model,
+    deps: &ChannelDeps,
+    removed: &[bool],
+) -> Result<(Model, Vec<LayerChange>)> {
     let graph = &model.graph;
     let keep: Vec<Vec<usize>> =
         deps.slots.iter().map(|s| (0..s.len()).filter(|&i| !removed[s[i]]).collect()).collect();
@@ -372,7 +377,11 @@ pub fn apply_removal(model: &Model, deps: &ChannelDeps, removed: &[bool]) -> Res
                 return Err(PruneError::RemovesAll(node.name.clone()));
             }
             if n_out != before {
-                changes.push(LayerChange { layer: node.name.clone(), units_before: before, units_after: n_out });
+                changes.push(LayerChange {
+                    layer: node.name.clone(),
+                    units_before: before,
+                    units_after: n_out,
+                });
             }
         }
         for (suffix, rows, cols) in select {

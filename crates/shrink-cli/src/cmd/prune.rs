@@ -1,0 +1,192 @@
+//! `shrink prune`: unstructured masks or structured (physically removed) pruning of a model.
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use shrink_compress::prune::{
+    self, structured, unstructured, Importance, KeepRule, MagnitudeRule, StructuredPlan, WeightImportance,
+};
+use shrink_ir::{stats::model_stats, Model};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Pruning methods `--method` accepts.
+pub const METHODS: &str = "magnitude, global-magnitude, exact, neuron-l2, filter-ln, channel, zero-groups";
+
+#[derive(Args, Clone)]
+pub struct PruneArgs {
+    /// Model file (.safetensors).
+    pub model: PathBuf,
+    /// magnitude (per-layer percentile, seed 001), global-magnitude (one percentile, seed 001/003),
+    /// exact (round(n·s) zeros per tensor, seed 002), neuron-l2 (MLP neurons, seed 000),
+    /// filter-ln (conv filters/neurons by Ln norm, seed 003), channel (input-channel importance,
+    /// seed 002), zero-groups (remove units driven to zero by group-lasso training).
+    #[arg(long)]
+    pub method: String,
+    /// Fraction to prune in [0, 1] (weights for unstructured methods, units for structured ones).
+    #[arg(long, allow_negative_numbers = true)]
+    pub sparsity: Option<f64>,
+    /// Per-layer sparsities `layer=P,...`, overriding --sparsity for those layers.
+    #[arg(long)]
+    pub layer_sparsity: Option<String>,
+    /// JSON file with a `{ "layer": P, ... }` sparsity map (e.g. picked by `shrink sensitivity`).
+    #[arg(long)]
+    pub sparsity_file: Option<PathBuf>,
+    /// Only prune these layers (comma-separated names); default: every prunable layer.
+    #[arg(long)]
+    pub layers: Option<String>,
+    /// Norm order of filter-ln (1, 2 or inf).
+    #[arg(long, default_value = "2")]
+    pub norm: String,
+    /// Weight importance of unstructured methods: abs (|w|) or square (w², seed 004).
+    #[arg(long, default_value = "abs")]
+    pub importance: String,
+    /// zero-groups: a unit counts as zero when every weight and bias is within this of 0.
+    #[arg(long, default_value_t = 0.0)]
+    pub tol: f32,
+    /// Architecture override for plain state_dicts.
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Output model file.
+    #[arg(short, long)]
+    pub output: PathBuf,
+}
+
+/// Parses `a=0.5,b=0.7`.
+fn parse_map(s: &str) -> Result<BTreeMap<String, f64>> {
+    let mut m = BTreeMap::new();
+    for item in s.split(',').filter(|x| !x.trim().is_empty()) {
+        let (k, v) =
+            item.split_once('=').with_context(|| format!("--layer-sparsity: `{item}` is not layer=P"))?;
+        let v: f64 = v.trim().parse().with_context(|| format!("--layer-sparsity: `{v}` is not a number"))?;
+        m.insert(k.trim().to_string(), v);
+    }
+    Ok(m)
+}
+
+fn read_map(path: &Path) -> Result<BTreeMap<String, f64>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{}: expected a JSON object of layer → sparsity", path.display()))
+}
+
+/// The per-layer sparsity request: `--sparsity` for every selected layer, then overrides.
+fn sparsity_map(a: &PruneArgs, layers: &[String]) -> Result<BTreeMap<String, f64>> {
+    let mut map = BTreeMap::new();
+    let selected: Vec<String> = match &a.layers {
+        Some(list) => list.split(',').map(|s| s.trim().trim_end_matches(".weight").to_string()).collect(),
+        None => layers.to_vec(),
+    };
+    if let Some(s) = a.sparsity {
+        prune::check_ratio("--sparsity", s)?;
+        for l in &selected {
+            map.insert(l.clone(), s);
+        }
+    }
+    if let Some(file) = &a.sparsity_file {
+        map.extend(read_map(file)?);
+    }
+    if let Some(s) = &a.layer_sparsity {
+        map.extend(parse_map(s)?);
+    }
+    if map.is_empty() && a.method != "zero-groups" {
+        bail!("--sparsity (or --layer-sparsity / --sparsity-file) is required for --method {}", a.method);
+    }
+    Ok(map)
+}
+
+fn parse_norm(s: &str) -> Result<f64> {
+    match s {
+        "inf" => Ok(f64::INFINITY),
+        _ => match s.parse::<f64>() {
+            Ok(p) if p >= 1.0 && p.is_finite() => Ok(p),
+            _ => bail!("--norm must be a number >= 1 or inf, got `{s}`"),
+        },
+    }
+}
+
+/// Prunes `model` as `a` asks and returns the result plus the structured changes.
+pub fn prune_model(model: &Model, a: &PruneArgs) -> Result<(Model, Vec<prune::LayerChange>)> {
+    let importance = match a.importance.as_str() {
+        "abs" => WeightImportance::Abs,
+        "square" => WeightImportance::Square,
+        other => bail!("--importance must be abs or square, got `{other}`"),
+    };
+    let unstructured_rule = match a.method.as_str() {
+        "magnitude" => Some(MagnitudeRule::LayerPercentile),
+        "global-magnitude" => Some(MagnitudeRule::GlobalPercentile),
+        "exact" => Some(MagnitudeRule::ExactCount),
+        _ => None,
+    };
+    if let Some(rule) = unstructured_rule {
+        let layers: Vec<String> = unstructured::prunable_weights(model)
+            .iter()
+            .map(|w| w.trim_end_matches(".weight").to_string())
+            .collect();
+        let map = unstructured::resolve_layers(model, &sparsity_map(a, &layers)?)?;
+        let mut out = model.clone();
+        out.params = model.params.deep_clone()?;
+        prune::prune_magnitude(&mut out, &map, rule, importance)?;
+        return Ok((out, vec![]));
+    }
+    let (rule, imp) = match a.method.as_str() {
+        "neuron-l2" => (KeepRule::KthKeepGe, Importance::OutputNorm { p: 2.0 }),
+        "filter-ln" => (KeepRule::TopK, Importance::OutputNorm { p: parse_norm(&a.norm)? }),
+        "channel" => (KeepRule::TopK, Importance::InputNorm),
+        "zero-groups" => return Ok(prune::remove_zero_groups(model, a.tol)?),
+        other => bail!("--method must be one of {METHODS}, got `{other}`"),
+    };
+    let layers = structured::prunable_layers(model)?;
+    let ratios = sparsity_map(a, &layers)?;
+    let plan = StructuredPlan { importance: imp, rule, ratios };
+    Ok(prune::prune_structured(model, &plan)?)
+}
+
+pub fn run(a: &PruneArgs) -> Result<()> {
+    let model = shrink_io::load_model(&a.model, a.arch.as_deref())?;
+    let before = model_stats(&model)?;
+    let (pruned, changes) = prune_model(&model, a)?;
+    let after = model_stats(&pruned)?;
+    shrink_io::save_model(&pruned, &a.output)?;
+    let table = unstructured::sparsity_table(&pruned)?;
+    if a.json {
+        let layers: Vec<_> = table
+            .iter()
+            .map(|(n, total, zeros)| serde_json::json!({"weight": n, "params": total, "zeros": zeros}))
+            .collect();
+        let out = serde_json::json!({
+            "output": a.output.display().to_string(),
+            "method": a.method,
+            "params_before": before.params, "params_after": after.params,
+            "nonzero_before": before.nonzero_params, "nonzero_after": after.nonzero_params,
+            "macs_before": before.macs, "macs_after": after.macs,
+            "removed_units": changes, "layers": layers,
+        });
+        println!("{out}");
+        return Ok(());
+    }
+    for c in &changes {
+        println!("{:<24} {:>6} -> {:>6} units", c.layer, c.units_before, c.units_after);
+    }
+    for (name, total, zeros) in &table {
+        println!(
+            "Sparsity of {:<28} {:>7.2}%",
+            name.trim_end_matches(".weight"),
+            100.0 * *zeros as f64 / *total as f64
+        );
+    }
+    println!(
+        "params {} -> {} ({:.2}x), nonzero {} -> {}, MACs {} -> {} ({:.2}x); wrote {}",
+        before.params,
+        after.params,
+        before.params as f64 / after.params.max(1) as f64,
+        before.nonzero_params,
+        after.nonzero_params,
+        before.macs,
+        after.macs,
+        before.macs as f64 / after.macs.max(1) as f64,
+        a.output.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,220 @@
+//! `shrink sweep ...`: grids of compression settings, each cell from the pristine model, written
+//! as Markdown + CSV + JSON tables and the seeds' figures.
+use crate::cmd::prune::{prune_model, PruneArgs};
+use crate::common::{check_fit, load_data, normalization, parse_split};
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+use shrink_ir::stats::model_stats;
+use std::path::{Path, PathBuf};
+
+#[derive(Subcommand)]
+pub enum SweepCommand {
+    /// Prune at each ratio (from the pristine model) and measure params, size, MACs, accuracy, time.
+    Prune(SweepPruneArgs),
+}
+
+#[derive(Args)]
+pub struct SweepArgs {
+    #[command(subcommand)]
+    pub command: SweepCommand,
+}
+
+#[derive(Args)]
+pub struct SweepPruneArgs {
+    /// Model file (.safetensors).
+    pub model: PathBuf,
+    /// Dataset to evaluate each cell on.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Pruning method (see `shrink prune --help`).
+    #[arg(long, default_value = "neuron-l2")]
+    pub method: String,
+    /// Comma-separated pruning ratios in [0, 1].
+    #[arg(long, default_value = "0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,0.92,0.95")]
+    pub ratios: String,
+    /// Only prune these layers (comma-separated).
+    #[arg(long)]
+    pub layers: Option<String>,
+    /// Norm order for filter-ln.
+    #[arg(long, default_value = "2")]
+    pub norm: String,
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Per-channel mean (default: stored in the model).
+    #[arg(long)]
+    pub mean: Option<String>,
+    /// Per-channel std (default: stored in the model).
+    #[arg(long)]
+    pub std: Option<String>,
+    /// Architecture override for plain state_dicts.
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Directory for table.{md,csv,json} and the figures.
+    #[arg(long, default_value = "runs/sweep-prune")]
+    pub out_dir: PathBuf,
+    /// Figure format: png or svg.
+    #[arg(long, default_value = "png")]
+    pub format: String,
+}
+
+/// One cell of the pruning sweep.
+#[derive(Debug, Clone, Serialize)]
+pub struct PruneCell {
+    pub ratio: f64,
+    pub params: usize,
+    pub nonzero_params: usize,
+    /// Dense fp32 size of the parameters in MiB (the lab's `model_size_mb`).
+    pub size_mb: f64,
+    pub macs: u64,
+    pub accuracy: f64,
+    pub loss: f64,
+    /// Forward-pass wall time over the whole split, seconds.
+    pub inference_s: f64,
+    /// Dense model's inference time / this cell's.
+    pub speedup: f64,
+}
+
+pub fn run(a: &SweepArgs) -> Result<()> {
+    match &a.command {
+        SweepCommand::Prune(p) => run_prune(p),
+    }
+}
+
+fn run_prune(a: &SweepPruneArgs) -> Result<()> {
+    // f64 straight from the text: the seeds' `int(n·p)` must see 0.2, not 0.2f32.
+    let ratios: Vec<f64> = a
+        .ratios
+        .split(',')
+        .map(|s| s.trim().parse::<f64>().with_context(|| format!("--ratios: `{s}` is not a number")))
+        .collect::<Result<_>>()?;
+    for r in &ratios {
+        shrink_compress::prune::check_ratio("--ratios", *r)?;
+    }
+    if a.batch_size == 0 {
+        anyhow::bail!("--batch-size must be positive");
+    }
+    let model = shrink_io::load_model(&a.model, a.arch.as_deref())?;
+    let norm = normalization(&model, a.mean.as_deref(), a.std.as_deref())?;
+    let ds = load_data(&a.data, parse_split(&a.split)?)?;
+    check_fit(&model, &ds, &a.model.display().to_string())?;
+    std::fs::create_dir_all(&a.out_dir)
+        .with_context(|| format!("{}: cannot create directory", a.out_dir.display()))?;
+    let pb = crate::common::progress(ratios.len() as u64 + 1, true, "sweep prune");
+    let measure = |m: &shrink_ir::Model, ratio: f64, base_s: f64| -> Result<PruneCell> {
+        let r = shrink_train::evaluate(m, &ds, &norm, a.batch_size, None)?;
+        let s = model_stats(m)?;
+        let inference_s = r.samples as f64 / r.throughput.max(1e-12);
+        Ok(PruneCell {
+            ratio,
+            params: s.params,
+            nonzero_params: s.nonzero_params,
+            size_mb: s.params as f64 * 4.0 / (1024.0 * 1024.0),
+            macs: s.macs,
+            accuracy: r.accuracy,
+            loss: r.loss,
+            inference_s,
+            speedup: if base_s > 0.0 { base_s / inference_s } else { 1.0 },
+        })
+    };
+    let base = measure(&model, 0.0, 0.0)?;
+    pb.inc(1);
+    let mut cells = vec![base.clone()];
+    for &ratio in &ratios {
+        let args = PruneArgs {
+            model: a.model.clone(),
+            method: a.method.clone(),
+            sparsity: Some(ratio),
+            layer_sparsity: None,
+            sparsity_file: None,
+            layers: a.layers.clone(),
+            norm: a.norm.clone(),
+            importance: "abs".into(),
+            tol: 0.0,
+            arch: None,
+            json: false,
+            output: PathBuf::new(),
+        };
+        // Every cell starts from the pristine model: prune_model never mutates its input.
+        let (pruned, _) = prune_model(&model, &args)?;
+        cells.push(measure(&pruned, ratio, base.inference_s)?);
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    write_tables(&a.out_dir, &cells)?;
+    write_figures(&a.out_dir, &a.format, &cells[1..])?;
+    print!("{}", markdown(&cells));
+    eprintln!("wrote {}/table.{{md,csv,json}} and 6 figures", a.out_dir.display());
+    Ok(())
+}
+
+const HEADER: [&str; 9] =
+    ["ratio", "params", "nonzero", "size (MB)", "MACs", "accuracy (%)", "loss", "inference (s)", "speed-up"];
+
+fn row(c: &PruneCell) -> [String; 9] {
+    [
+        format!("{:.2}", c.ratio),
+        c.params.to_string(),
+        c.nonzero_params.to_string(),
+        format!("{:.2}", c.size_mb),
+        c.macs.to_string(),
+        format!("{:.2}", 100.0 * c.accuracy),
+        format!("{:.4}", c.loss),
+        format!("{:.3}", c.inference_s),
+        format!("{:.2}x", c.speedup),
+    ]
+}
+
+fn markdown(cells: &[PruneCell]) -> String {
+    let mut s = format!("| {} |\n|{}\n", HEADER.join(" | "), "---|".repeat(HEADER.len()));
+    for c in cells {
+        s += &format!("| {} |\n", row(c).join(" | "));
+    }
+    s
+}
+
+fn write_tables(dir: &Path, cells: &[PruneCell]) -> Result<()> {
+    let mut csv = HEADER.join(",") + "\n";
+    for c in cells {
+        csv += &(row(c).join(",").replace('x', "") + "\n");
+    }
+    shrink_io::atomic::write_atomic(&dir.join("table.md"), markdown(cells).as_bytes())?;
+    shrink_io::atomic::write_atomic(&dir.join("table.csv"), csv.as_bytes())?;
+    shrink_io::atomic::write_atomic(
+        &dir.join("table.json"),
+        serde_json::to_string_pretty(cells)?.as_bytes(),
+    )?;
+    Ok(())
+}
+
+/// The seed-000 figures: params/time/ratio vs accuracy, params/ratio vs time, ratio vs params.
+fn write_figures(dir: &Path, ext: &str, cells: &[PruneCell]) -> Result<()> {
+    type Get = fn(&PruneCell) -> f64;
+    let acc: (&str, Get) = ("accuracy (%)", |c| 100.0 * c.accuracy);
+    let params: (&str, Get) = ("parameters", |c| c.params as f64);
+    let time: (&str, Get) = ("inference time (s)", |c| c.inference_s);
+    let ratio: (&str, Get) = ("pruning ratio", |c| c.ratio);
+    let figures = [
+        ("params-vs-accuracy", params, acc),
+        ("time-vs-accuracy", time, acc),
+        ("ratio-vs-accuracy", ratio, acc),
+        ("params-vs-time", params, time),
+        ("ratio-vs-time", ratio, time),
+        ("ratio-vs-params", ratio, params),
+    ];
+    for (stem, (xl, fx), (yl, fy)) in figures {
+        let points: Vec<(f64, f64)> = cells.iter().map(|c| (fx(c), fy(c))).collect();
+        let path = dir.join(format!("{stem}.{ext}"));
+        shrink_report::plot::line_chart(
+            &path,
+            &format!("{xl} vs {yl}"),
+            xl,
+            yl,
+            &[("sweep".into(), points)],
+            false,
+        )?;
+    }
+    Ok(())
+}

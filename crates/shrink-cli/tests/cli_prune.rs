@@ -1,0 +1,161 @@
+//! End-to-end tests of `shrink prune` and `shrink sweep prune`.
+use serde_json::Value;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn shrink(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shrink")).args(args).output().expect("run shrink")
+}
+
+fn ok(o: Output) -> String {
+    assert!(o.status.success(), "shrink failed: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn assert_one_line_error(o: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(!o.status.success(), "expected failure; stderr: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "error must be one line: {err:?}");
+    assert!(err.contains(needle), "error {err:?} should mention {needle:?}");
+}
+
+/// A small MNIST-format copy (first `n` train and test images) in `dir`.
+fn tiny_mnist(dir: &Path, n: usize) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist");
+    let gunzip = |p: PathBuf| {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(p).unwrap()).read_to_end(&mut out).unwrap();
+        out
+    };
+    for prefix in ["train", "t10k"] {
+        let mut img = gunzip(src.join(format!("{prefix}-images-idx3-ubyte.gz")))[..16 + n * 784].to_vec();
+        img[4..8].copy_from_slice(&(n as u32).to_be_bytes());
+        let mut lab = gunzip(src.join(format!("{prefix}-labels-idx1-ubyte.gz")))[..8 + n].to_vec();
+        lab[4..8].copy_from_slice(&(n as u32).to_be_bytes());
+        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), img).unwrap();
+        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), lab).unwrap();
+    }
+}
+
+fn init_model(dir: &Path, arch: &str) -> String {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    tiny_mnist(&data, 200);
+    let out = dir.join(format!("{arch}.safetensors"));
+    ok(shrink(&[
+        "train",
+        "--arch",
+        arch,
+        "--data",
+        data.to_str().unwrap(),
+        "--epochs",
+        "0",
+        "-o",
+        out.to_str().unwrap(),
+    ]));
+    out.to_str().unwrap().to_string()
+}
+
+fn eval_json(model: &str, data: &Path) -> Value {
+    serde_json::from_str(&ok(shrink(&["eval", model, "--data", data.to_str().unwrap(), "--json"]))).unwrap()
+}
+
+#[test]
+fn neuron_l2_removes_neurons_and_the_file_evaluates_with_no_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = init_model(dir.path(), "lenet-300-100");
+    let out = dir.path().join("p.safetensors");
+    ok(shrink(&["prune", &model, "--method", "neuron-l2", "--sparsity", "0.5", "-o", out.to_str().unwrap()]));
+    let r = eval_json(out.to_str().unwrap(), &dir.path().join("data"));
+    // fc1 keeps 300 - int(150) + 1 = 151 neurons, fc2 keeps 100 - 50 + 1 = 51.
+    let want = 784 * 151 + 151 + 151 * 51 + 51 + 51 * 10 + 10;
+    assert_eq!(r["params"].as_u64().unwrap(), want as u64);
+    assert_eq!(r["samples"].as_u64().unwrap(), 200);
+}
+
+#[test]
+fn unstructured_masks_are_kept_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = init_model(dir.path(), "lenet5");
+    let out = dir.path().join("m.safetensors");
+    ok(shrink(&["prune", &model, "--method", "exact", "--sparsity", "0.75", "-o", out.to_str().unwrap()]));
+    let info: Value = serde_json::from_str(&ok(shrink(&["info", out.to_str().unwrap(), "--json"]))).unwrap();
+    for layer in info["layers"].as_array().unwrap() {
+        if matches!(layer["type"].as_str(), Some("Conv2d") | Some("Linear")) {
+            let n = layer["params"].as_u64().unwrap();
+            let nz = layer["nonzero_params"].as_u64().unwrap();
+            let w: u64 =
+                layer["weight_shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap()).product();
+            let bias = n - w;
+            // round(0.75·w) weights pruned exactly (biases untouched and nonzero).
+            let zeros = (0.75 * w as f64).round_ties_even() as u64;
+            assert_eq!(nz - bias, w - zeros, "{}", layer["name"]);
+        }
+    }
+}
+
+#[test]
+fn bad_prune_requests_fail_cleanly_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = init_model(dir.path(), "lenet-300-100");
+    let out = dir.path().join("never.safetensors");
+    let o = out.to_str().unwrap();
+    assert_one_line_error(
+        &shrink(&["prune", &model, "--method", "neuron-l2", "--sparsity", "1.5", "-o", o]),
+        "1.5",
+    );
+    assert_one_line_error(
+        &shrink(&["prune", &model, "--method", "neuron-l2", "--sparsity", "-0.1", "-o", o]),
+        "--sparsity",
+    );
+    assert_one_line_error(
+        &shrink(&["prune", &model, "--method", "filter-ln", "--sparsity", "0.5", "--layers", "fc7", "-o", o]),
+        "fc7",
+    );
+    assert_one_line_error(
+        &shrink(&["prune", &model, "--method", "magnitude", "--layer-sparsity", "nope=0.5", "-o", o]),
+        "nope",
+    );
+    assert_one_line_error(
+        &shrink(&["prune", &model, "--method", "filter-ln", "--sparsity", "1", "-o", o]),
+        "every unit",
+    );
+    assert_one_line_error(
+        &shrink(&["prune", &model, "--method", "bogus", "--sparsity", "0.5", "-o", o]),
+        "bogus",
+    );
+    assert!(!out.exists(), "a failed prune must not write its output");
+}
+
+#[test]
+fn sweep_prune_starts_every_cell_from_the_pristine_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = init_model(dir.path(), "lenet-300-100");
+    let out = dir.path().join("sweep");
+    ok(shrink(&[
+        "sweep",
+        "prune",
+        &model,
+        "--data",
+        dir.path().join("data").to_str().unwrap(),
+        "--method",
+        "neuron-l2",
+        "--ratios",
+        "0.5,0.2,0.5",
+        "--out-dir",
+        out.to_str().unwrap(),
+    ]));
+    let cells: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("table.json")).unwrap()).unwrap();
+    let cells = cells.as_array().unwrap();
+    assert_eq!(cells.len(), 4, "dense baseline + 3 cells");
+    assert_eq!(cells[0]["params"].as_u64().unwrap(), 266_610);
+    // Same ratio twice gives the same model: no compounding.
+    assert_eq!(cells[1]["params"], cells[3]["params"]);
+    assert!(cells[2]["params"].as_u64() > cells[1]["params"].as_u64());
+    for f in ["table.md", "table.csv", "params-vs-accuracy.png", "ratio-vs-params.png"] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+}
