@@ -9,8 +9,8 @@ cargo build --release -q -p shrink-cli
 S=target/release/shrink
 OUT=runs/group-lasso
 mkdir -p "$OUT"
-LAMBDAS=("${@:-0.0005 0.001 0.002 0.004 0.008 0.016}")
-[ $# -eq 0 ] && LAMBDAS=(0.0005 0.001 0.002 0.004 0.008 0.016)
+LAMBDAS=(0.0005 0.001 0.002 0.004 0.008 0.016)
+if [ $# -gt 0 ]; then LAMBDAS=("$@"); fi
 $S train --arch lenet-300-100 --data data/mnist --epochs 30 --seed 0 -o "$OUT/base.safetensors" --json > "$OUT/base.json" 2>/dev/null
 base=$($S eval "$OUT/base.safetensors" --data data/mnist --json)
 echo "| λ | fc1 neurons | fc2 neurons | hidden removed | params | acc. before removal | acc. after removal | Δ vs unregularized |" > "$OUT/table.md"
