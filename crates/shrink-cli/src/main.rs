@@ -29,6 +29,8 @@ enum Command {
     Info(cmd::info::InfoArgs),
     /// Prune a model: unstructured masks or physically removed neurons/filters/channels.
     Prune(cmd::prune::PruneArgs),
+    /// Per-layer pruning sensitivity scan and a per-layer sparsity plan for a size target.
+    Sensitivity(cmd::sensitivity::SensitivityArgs),
     /// Sweep a compression setting over a grid and tabulate/plot every trade-off.
     Sweep(cmd::sweep::SweepArgs),
     /// The sparse-optimization lab on a linear model (GD, IHT, L1, proximal, trimmed L1).
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => cmd::bench::run(a),
         Command::Prune(a) => cmd::prune::run(a),
         Command::Sweep(a) => cmd::sweep::run(a),
+        Command::Sensitivity(a) => cmd::sensitivity::run(a),
         Command::Sparseopt(a) => cmd::sparseopt::run(a),
     };
     match result {

@@ -159,3 +159,44 @@ fn sweep_prune_starts_every_cell_from_the_pristine_model() {
         assert!(out.join(f).exists(), "{f} missing");
     }
 }
+
+#[test]
+fn sensitivity_scans_each_layer_and_writes_a_plan_for_the_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = init_model(dir.path(), "lenet-300-100");
+    let out = dir.path().join("sens");
+    let data = dir.path().join("data");
+    let stdout = ok(shrink(&[
+        "sensitivity",
+        &model,
+        "--data",
+        data.to_str().unwrap(),
+        "--sparsities",
+        "0.5,0.9",
+        "--target",
+        "0.3",
+        "--out-dir",
+        out.to_str().unwrap(),
+    ]));
+    assert!(stdout.contains("fc1") && stdout.contains("fc3"), "{stdout}");
+    let plan: Value = serde_json::from_str(&std::fs::read_to_string(out.join("plan.json")).unwrap()).unwrap();
+    let kept = 235_200.0 * (1.0 - plan["fc1"].as_f64().unwrap())
+        + 30_000.0 * (1.0 - plan["fc2"].as_f64().unwrap())
+        + 1_000.0 * (1.0 - plan["fc3"].as_f64().unwrap());
+    assert!(kept <= 0.3 * 266_200.0, "plan keeps {kept} weights");
+    assert!(out.join("sensitivity.png").exists());
+    // The plan feeds `shrink prune --sparsity-file`.
+    let pruned = dir.path().join("p.safetensors");
+    ok(shrink(&[
+        "prune",
+        &model,
+        "--method",
+        "exact",
+        "--sparsity-file",
+        out.join("plan.json").to_str().unwrap(),
+        "-o",
+        pruned.to_str().unwrap(),
+    ]));
+    let bad = shrink(&["sensitivity", &model, "--data", data.to_str().unwrap(), "--sparsities", "0.5,2"]);
+    assert_one_line_error(&bad, "--sparsities");
+}

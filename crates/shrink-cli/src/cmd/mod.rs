@@ -3,6 +3,7 @@ pub mod bench;
 pub mod eval;
 pub mod info;
 pub mod prune;
+pub mod sensitivity;
 pub mod sparseopt;
 pub mod sweep;
 pub mod train;

@@ -3,6 +3,7 @@
 //! Every numeric rule is a small pure function in [`select`] matching the seeds' PyTorch/NumPy.
 pub mod deps;
 pub mod select;
+pub mod sensitivity;
 pub mod structured;
 pub mod unstructured;
 

@@ -1,0 +1,145 @@
+//! `shrink sensitivity`: prune one layer at a time over a sparsity grid (seed 002), plot one
+//! accuracy curve per layer, and pick per-layer sparsities that meet a size target.
+use crate::common::{check_fit, load_data, normalization, parse_split};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use shrink_compress::prune::sensitivity::{allocate, LayerCurve};
+use shrink_compress::prune::{self, unstructured, MagnitudeRule, WeightImportance};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct SensitivityArgs {
+    /// Model file (.safetensors).
+    pub model: PathBuf,
+    /// Dataset to evaluate on.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Sparsities to scan per layer (comma-separated, in [0, 1]).
+    #[arg(long, default_value = "0.4,0.5,0.6,0.7,0.8,0.9")]
+    pub sparsities: String,
+    /// Unstructured rule: exact (seed 002 fine_grained_prune) or magnitude (per-layer percentile).
+    #[arg(long, default_value = "exact")]
+    pub method: String,
+    /// Kept fraction of the prunable weights to allocate for, e.g. 0.25 (seed 002's target).
+    #[arg(long)]
+    pub target: Option<f64>,
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Evaluate on the first N examples only (faster scans).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    #[arg(long)]
+    pub mean: Option<String>,
+    #[arg(long)]
+    pub std: Option<String>,
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Directory for sensitivity.{json,png} and plan.json.
+    #[arg(long, default_value = "runs/sensitivity")]
+    pub out_dir: PathBuf,
+}
+
+pub fn run(a: &SensitivityArgs) -> Result<()> {
+    let levels: Vec<f64> = a
+        .sparsities
+        .split(',')
+        .map(|s| s.trim().parse::<f64>().with_context(|| format!("--sparsities: `{s}` is not a number")))
+        .collect::<Result<_>>()?;
+    for s in &levels {
+        prune::check_ratio("--sparsities", *s)?;
+    }
+    if let Some(t) = a.target {
+        prune::check_ratio("--target", t)?;
+    }
+    let rule = match a.method.as_str() {
+        "exact" => MagnitudeRule::ExactCount,
+        "magnitude" => MagnitudeRule::LayerPercentile,
+        other => bail!("--method must be exact or magnitude, got `{other}`"),
+    };
+    if a.batch_size == 0 {
+        bail!("--batch-size must be positive");
+    }
+    let model = shrink_io::load_model(&a.model, a.arch.as_deref())?;
+    let norm = normalization(&model, a.mean.as_deref(), a.std.as_deref())?;
+    let mut ds = load_data(&a.data, parse_split(&a.split)?)?;
+    check_fit(&model, &ds, &a.model.display().to_string())?;
+    if let Some(n) = a.limit {
+        let idx: Vec<usize> = (0..n.min(ds.len())).collect();
+        ds = ds.subset(&idx);
+    }
+    std::fs::create_dir_all(&a.out_dir)
+        .with_context(|| format!("{}: cannot create directory", a.out_dir.display()))?;
+    let weights = unstructured::prunable_weights(&model);
+    let pb = crate::common::progress((weights.len() * levels.len() + 1) as u64, true, "sensitivity");
+    let base = shrink_train::evaluate(&model, &ds, &norm, a.batch_size, None)?.accuracy;
+    pb.inc(1);
+    let mut curves = Vec::new();
+    for w in &weights {
+        let n = model.params.get(w)?.var.elem_count();
+        let mut points = Vec::new();
+        for &s in &levels {
+            let mut m = model.clone();
+            m.params = model.params.deep_clone()?;
+            prune::prune_magnitude(&mut m, &BTreeMap::from([(w.clone(), s)]), rule, WeightImportance::Abs)?;
+            points.push((s, shrink_train::evaluate(&m, &ds, &norm, a.batch_size, None)?.accuracy));
+            pb.inc(1);
+        }
+        curves.push(LayerCurve { layer: w.trim_end_matches(".weight").to_string(), weights: n, points });
+    }
+    pb.finish_and_clear();
+    let series: Vec<(String, Vec<(f64, f64)>)> = curves
+        .iter()
+        .map(|c| (c.layer.clone(), c.points.iter().map(|(s, acc)| (*s, 100.0 * acc)).collect()))
+        .collect();
+    let png = a.out_dir.join("sensitivity.png");
+    shrink_report::plot::line_chart(
+        &png,
+        "accuracy with one layer pruned",
+        "sparsity",
+        "accuracy (%)",
+        &series,
+        false,
+    )?;
+    let json = serde_json::json!({ "base_accuracy": base, "curves": curves });
+    shrink_io::atomic::write_atomic(
+        &a.out_dir.join("sensitivity.json"),
+        serde_json::to_string_pretty(&json)?.as_bytes(),
+    )?;
+    println!("dense accuracy {:.2}%", 100.0 * base);
+    print!("{:<24}", "layer");
+    for s in &levels {
+        print!(" {:>7.2}", s);
+    }
+    println!();
+    for c in &curves {
+        print!("{:<24}", c.layer);
+        for (_, acc) in &c.points {
+            print!(" {:>6.2}%", 100.0 * acc);
+        }
+        println!();
+    }
+    if let Some(t) = a.target {
+        let Some(plan) = allocate(&curves, base, t) else {
+            bail!("--target {t}: not reachable with the scanned sparsities (max {:?})", levels.last());
+        };
+        let map: BTreeMap<String, f64> = plan.into_iter().collect();
+        let path = a.out_dir.join("plan.json");
+        shrink_io::atomic::write_atomic(&path, serde_json::to_string_pretty(&map)?.as_bytes())?;
+        let mut m = model.clone();
+        m.params = model.params.deep_clone()?;
+        let resolved = unstructured::resolve_layers(&m, &map)?;
+        prune::prune_magnitude(&mut m, &resolved, rule, WeightImportance::Abs)?;
+        let acc = shrink_train::evaluate(&m, &ds, &norm, a.batch_size, None)?.accuracy;
+        println!(
+            "plan for kept fraction {t}: {} -> accuracy {:.2}% (wrote {}; apply with shrink prune --method {} --sparsity-file)",
+            serde_json::to_string(&map)?,
+            100.0 * acc,
+            path.display(),
+            a.method
+        );
+    }
+    Ok(())
+}
