@@ -25,6 +25,8 @@ enum Command {
     Train(Box<cmd::train::TrainArgs>),
     /// Evaluate a model: accuracy, loss, size, MACs, latency.
     Eval(cmd::eval::EvalArgs),
+    /// Export a model as ONNX or safetensors.
+    Export(cmd::export::ExportArgs),
     /// Show the per-layer table of a model.
     Info(cmd::info::InfoArgs),
     /// Prune a model: unstructured masks or physically removed neurons/filters/channels.
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
         Command::Train(a) => cmd::train::run(a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Info(a) => cmd::info::run(a),
+        Command::Export(a) => cmd::export::run(a),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Prune(a) => cmd::prune::run(a),
         Command::Sweep(a) => cmd::sweep::run(a),

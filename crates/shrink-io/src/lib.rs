@@ -4,6 +4,7 @@ pub mod atomic;
 pub mod data;
 pub mod error;
 pub mod model_file;
+pub mod onnx;
 
 pub use error::{IoError, Result};
 pub use model_file::{load_model, save_model};

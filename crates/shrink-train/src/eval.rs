@@ -18,6 +18,9 @@ pub struct EvalResult {
     /// Examples per second of the forward passes.
     pub throughput: f64,
     pub batch_size: usize,
+    /// Predicted class of every example, in dataset order.
+    #[serde(skip)]
+    pub predictions: Vec<u32>,
 }
 
 /// Cross-entropy loss and correct-prediction count of `logits` against `labels`.
@@ -41,6 +44,7 @@ pub fn evaluate(
     let batch_size = batch_size.max(1);
     let (mut loss_sum, mut correct, mut forward_secs, mut batches) = (0.0f64, 0usize, 0.0f64, 0usize);
     let mut buf = Vec::new();
+    let mut predictions = Vec::with_capacity(ds.len());
     let indices: Vec<usize> = (0..ds.len()).collect();
     for chunk in indices.chunks(batch_size) {
         let labels = make_batch(ds, chunk, norm, None, &mut buf);
@@ -51,6 +55,7 @@ pub fn evaluate(
         let logits = logits.flatten_from(1)?;
         forward_secs += start.elapsed().as_secs_f64();
         let (loss, ok) = loss_and_correct(&logits, &y)?;
+        predictions.extend(logits.argmax(1)?.to_vec1::<u32>()?);
         loss_sum += loss.to_scalar::<f32>()? as f64 * chunk.len() as f64;
         correct += ok;
         batches += 1;
@@ -66,5 +71,6 @@ pub fn evaluate(
         latency_ms_per_batch: 1000.0 * forward_secs / batches.max(1) as f64,
         throughput: ds.len() as f64 / forward_secs.max(1e-12),
         batch_size,
+        predictions,
     })
 }

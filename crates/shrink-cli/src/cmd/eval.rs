@@ -27,6 +27,9 @@ pub struct EvalArgs {
     pub arch: Option<String>,
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
+    /// Write the predicted class of every example (a JSON array, dataset order) to this file.
+    #[arg(long)]
+    pub predictions: Option<PathBuf>,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -43,6 +46,9 @@ pub fn run(a: &EvalArgs) -> Result<()> {
     let pb = crate::common::progress(ds.len() as u64, !a.json, "eval");
     let r = shrink_train::evaluate(&model, &ds, &norm, a.batch_size, Some(&pb))?;
     pb.finish_and_clear();
+    if let Some(path) = &a.predictions {
+        shrink_io::atomic::write_atomic(path, serde_json::to_string(&r.predictions)?.as_bytes())?;
+    }
     let s = model_stats(&model)?;
     if a.json {
         let out = json!({

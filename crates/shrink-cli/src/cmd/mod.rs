@@ -1,6 +1,7 @@
 //! One module per subcommand.
 pub mod bench;
 pub mod eval;
+pub mod export;
 pub mod info;
 pub mod prune;
 pub mod sensitivity;

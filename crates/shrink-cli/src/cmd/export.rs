@@ -1,0 +1,31 @@
+//! `shrink export`: write a model as ONNX (for onnxruntime & co.) or as a shrink safetensors file.
+use anyhow::{bail, Result};
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// Model file (.safetensors).
+    pub model: PathBuf,
+    /// onnx (opset 17; masked/quantized weights exported as the forward pass sees them) or
+    /// safetensors.
+    #[arg(long)]
+    pub format: String,
+    /// Architecture override for plain state_dicts.
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Output file.
+    #[arg(short, long)]
+    pub output: PathBuf,
+}
+
+pub fn run(a: &ExportArgs) -> Result<()> {
+    let model = shrink_io::load_model(&a.model, a.arch.as_deref())?;
+    match a.format.as_str() {
+        "onnx" => shrink_io::onnx::save_onnx(&model, &a.output)?,
+        "safetensors" => shrink_io::save_model(&model, &a.output)?,
+        other => bail!("--format must be onnx or safetensors, got `{other}`"),
+    }
+    eprintln!("wrote {}", a.output.display());
+    Ok(())
+}
