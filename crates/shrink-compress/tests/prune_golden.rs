@@ -1,8 +1,6 @@
 //! Golden tests for pruning against PyTorch/NumPy: fixtures from `tools/golden_prune.py`.
 use candle_core::{Device, Tensor};
-use shrink_compress::prune::{
-    self, Importance, KeepRule, MagnitudeRule, StructuredPlan, WeightImportance,
-};
+use shrink_compress::prune::{self, Importance, KeepRule, MagnitudeRule, StructuredPlan, WeightImportance};
 use shrink_ir::{Graph, Mode, Model, ModelMeta, Op, ParamKind, ParamStore};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -42,7 +40,11 @@ fn mlp_graph(sizes: &[usize]) -> Graph {
     let mut g = Graph::new();
     let mut x = 0;
     for (i, w) in sizes.windows(2).enumerate() {
-        x = g.push(format!("fc{}", i + 1), Op::Linear { in_features: w[0], out_features: w[1], bias: true }, vec![x]);
+        x = g.push(
+            format!("fc{}", i + 1),
+            Op::Linear { in_features: w[0], out_features: w[1], bias: true },
+            vec![x],
+        );
         if i + 2 < sizes.len() {
             x = g.push(format!("relu{}", i + 1), Op::Relu, vec![x]);
         }
@@ -93,13 +95,23 @@ fn neuron_l2_matches_the_mnist_lab_prune_model() {
     for p in ["0.2", "0.5", "0.9"] {
         let ratio: f64 = p.parse().unwrap();
         let ratios = ["fc1", "fc2", "fc3"].iter().map(|l| (l.to_string(), ratio)).collect();
-        let plan = StructuredPlan { importance: Importance::OutputNorm { p: 2.0 }, rule: KeepRule::KthKeepGe, ratios };
+        let plan = StructuredPlan {
+            importance: Importance::OutputNorm { p: 2.0 },
+            rule: KeepRule::KthKeepGe,
+            ratios,
+        };
         let (pruned, _) = prune::prune_structured(&base, &plan).unwrap();
         for l in ["fc1", "fc2", "fc3", "fc4"] {
             for s in ["weight", "bias"] {
                 let got = pruned.params.tensor(&format!("{l}.{s}")).unwrap();
                 let want = &fx[&format!("mlp.p{p}.{l}.{s}")];
-                assert_eq!(vec(&got), vec(want), "p={p} {l}.{s} (shape {:?} vs {:?})", got.dims(), want.dims());
+                assert_eq!(
+                    vec(&got),
+                    vec(want),
+                    "p={p} {l}.{s} (shape {:?} vs {:?})",
+                    got.dims(),
+                    want.dims()
+                );
             }
         }
         let logits = pruned.forward(&fx["mlp.x"], Mode::Eval).unwrap();
@@ -133,8 +145,16 @@ fn filter_ln_and_channel_pruning_match_pytorch() {
             let plan = StructuredPlan { importance, rule: KeepRule::TopK, ratios };
             let (pruned, changes) = prune::prune_structured(&base, &plan).unwrap();
             assert_eq!(changes.len(), 2);
-            assert_eq!(kept_filters(&base, &pruned, "bn1"), vec(&fx[&format!("cnn.{key}.{a}.keep1")]), "{key} {a}");
-            assert_eq!(kept_filters(&base, &pruned, "bn2"), vec(&fx[&format!("cnn.{key}.{a}.keep2")]), "{key} {a}");
+            assert_eq!(
+                kept_filters(&base, &pruned, "bn1"),
+                vec(&fx[&format!("cnn.{key}.{a}.keep1")]),
+                "{key} {a}"
+            );
+            assert_eq!(
+                kept_filters(&base, &pruned, "bn2"),
+                vec(&fx[&format!("cnn.{key}.{a}.keep2")]),
+                "{key} {a}"
+            );
             let logits = pruned.forward(&fx["cnn.x"], Mode::Eval).unwrap();
             let d = max_diff(&logits, &fx[&format!("cnn.{key}.{a}.logits")]);
             assert!(d < 1e-5, "{key} {a}: logits differ by {d}");
@@ -156,7 +176,8 @@ fn unstructured_masks_match_numpy_and_torch() {
         for q in [30, 50, 70] {
             let mut m = base.clone();
             m.params = base.params.deep_clone().unwrap();
-            let map: BTreeMap<String, f64> = weights.iter().map(|w| (w.to_string(), q as f64 / 100.0)).collect();
+            let map: BTreeMap<String, f64> =
+                weights.iter().map(|w| (w.to_string(), q as f64 / 100.0)).collect();
             prune::prune_magnitude(&mut m, &map, rule, WeightImportance::Abs).unwrap();
             for w in weights {
                 let got = vec(m.params.mask(w).unwrap());

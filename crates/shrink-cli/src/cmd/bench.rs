@@ -11,6 +11,9 @@ use std::time::Instant;
 pub struct BenchArgs {
     #[arg(long, default_value = "simple-dnn")]
     pub arch: String,
+    /// Benchmark this model file (e.g. a pruned one) instead of a fresh `--arch` model.
+    #[arg(long)]
+    pub model: Option<std::path::PathBuf>,
     /// train (forward + backward + SGD step) or eval (forward only).
     #[arg(long, default_value = "train")]
     pub mode: String,
@@ -32,7 +35,10 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         other => bail!("--mode must be train or eval, got `{other}`"),
     };
     let device = Device::Cpu;
-    let model = shrink_ir::zoo::build(&a.arch, 0, &device)?;
+    let model = match &a.model {
+        Some(path) => shrink_io::load_model(path, None)?,
+        None => shrink_ir::zoo::build(&a.arch, 0, &device)?,
+    };
     let mut shape = vec![a.batch_size];
     shape.extend(&model.meta.input_shape);
     let x = Tensor::randn(0f32, 1.0, shape.as_slice(), &device)?;
@@ -64,7 +70,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let dt = start.elapsed().as_secs_f64();
     let out = serde_json::json!({
         "impl": format!("shrink {}", env!("CARGO_PKG_VERSION")),
-        "arch": a.arch, "mode": a.mode, "batch_size": a.batch_size, "steps": a.steps,
+        "arch": model.meta.arch, "mode": a.mode, "batch_size": a.batch_size, "steps": a.steps,
         "threads": rayon_threads(),
         "samples_per_sec": (a.batch_size * a.steps) as f64 / dt,
         "ms_per_step": 1000.0 * dt / a.steps as f64,
