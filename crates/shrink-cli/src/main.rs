@@ -31,6 +31,8 @@ enum Command {
     Info(cmd::info::InfoArgs),
     /// Prune a model: unstructured masks or physically removed neurons/filters/channels.
     Prune(cmd::prune::PruneArgs),
+    /// Post-training weight quantization (clip / symmetric / asymmetric), optionally bit-packed.
+    Quantize(cmd::quantize::QuantizeArgs),
     /// Per-layer pruning sensitivity scan and a per-layer sparsity plan for a size target.
     Sensitivity(cmd::sensitivity::SensitivityArgs),
     /// Sweep a compression setting over a grid and tabulate/plot every trade-off.
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
         Command::Export(a) => cmd::export::run(a),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Prune(a) => cmd::prune::run(a),
+        Command::Quantize(a) => cmd::quantize::run(a),
         Command::Sweep(a) => cmd::sweep::run(a),
         Command::Sensitivity(a) => cmd::sensitivity::run(a),
         Command::Sparseopt(a) => cmd::sparseopt::run(a),

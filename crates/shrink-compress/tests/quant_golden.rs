@@ -49,8 +49,8 @@ fn per_channel(scheme: Scheme, name: &str, shape: &[usize], w: &[f32], bits: u32
         name: name.into(),
         dims: shape.to_vec(),
         values: w.to_vec(),
+        // The lab masks `w == 0`; in a model that is the weight's pruning mask.
         keep: w.contains(&0.0).then(|| w.iter().map(|&x| x != 0.0).collect()),
-        masked: false,
     };
     let cfg =
         QuantConfig { scheme, bits, range: RangeMethod::Max, per_channel: true, include: Include::default() };
@@ -111,6 +111,9 @@ fn quantized_model_fake_quant_reproduces_golden() {
                 ParamKind::Weight,
             )
             .unwrap();
+        // The lab's pruned weights (w == 0) carry a mask, as `shrink prune` leaves them.
+        let mask: Vec<f32> = w.iter().map(|&x| (x != 0.0) as u8 as f32).collect();
+        store.set_mask("fc.weight", Tensor::from_vec(mask, shape.as_slice(), &Device::Cpu).unwrap()).unwrap();
         let cfg = QuantConfig {
             scheme,
             bits,

@@ -1,10 +1,13 @@
 //! Model files and datasets for shrink: safetensors model files with metadata (atomic writes),
-//! and dataset loaders (MNIST IDX, CIFAR-10 binary, image folders and archives).
+//! bit-packed quantized model files, and dataset loaders (MNIST IDX, CIFAR-10 binary, image
+//! folders and archives).
 pub mod atomic;
 pub mod data;
 pub mod error;
 pub mod model_file;
 pub mod onnx;
+pub mod packed;
 
 pub use error::{IoError, Result};
 pub use model_file::{load_model, save_model};
+pub use packed::save_packed;

@@ -207,9 +207,14 @@ pub fn infer_arch(tensors: &BTreeMap<String, Tensor>) -> Option<&'static str> {
 }
 
 /// Loads a model file. shrink files carry their graph; plain state_dicts are matched against
-/// the zoo (or `arch` when given).
+/// the zoo (or `arch` when given). Bit-packed files ([`crate::packed`]) are recognized by
+/// their magic bytes.
 pub fn load_model(path: &Path, arch: Option<&str>) -> Result<Model> {
-    let raw = read_safetensors(path)?;
+    let bytes = std::fs::read(path).map_err(|e| IoError::file(path, e))?;
+    if crate::packed::is_packed(&bytes) {
+        return crate::packed::model_from_packed(&bytes, arch).map_err(|e| e.in_file(path));
+    }
+    let raw = parse_safetensors(&bytes).map_err(|e| e.in_file(path))?;
     model_from_raw(raw, arch).map_err(|e| e.in_file(path))
 }
 

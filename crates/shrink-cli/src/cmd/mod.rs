@@ -4,6 +4,7 @@ pub mod eval;
 pub mod export;
 pub mod info;
 pub mod prune;
+pub mod quantize;
 pub mod sensitivity;
 pub mod sparseopt;
 pub mod sweep;

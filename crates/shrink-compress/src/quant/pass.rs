@@ -70,11 +70,10 @@ pub struct Source {
     pub name: String,
     pub dims: Vec<usize>,
     pub values: Vec<f32>,
-    /// Keep flags: the pruning mask if the weight has one, else `w != 0` when the tensor has
-    /// exact zeros (the lab's STE treats those as pruned), else `None`.
+    /// Keep flags from the weight's pruning mask, if it has one. (A weight is pruned iff it is
+    /// masked: the lab's STE finds pruned weights as `w == 0` because it has no masks; here an
+    /// unmasked exact zero is an ordinary value, so one stray zero never costs a dense mask.)
     pub keep: Option<Vec<bool>>,
-    /// Whether `keep` comes from a stored mask.
-    pub masked: bool,
 }
 
 /// One quantized tensor: its values (exactly the lab formula), integer codes and slot.
@@ -85,9 +84,6 @@ pub struct Quantized {
     pub values: Vec<f32>,
     pub codes: Vec<i32>,
     pub slot: QuantSlot,
-    /// Keep flags that must become a mask on the model (zeros that the slot would not keep
-    /// at zero: asymmetric on a tensor with unmasked exact zeros).
-    pub new_mask: Option<Vec<bool>>,
 }
 
 /// The (non-empty) tensors of `model` that `include` selects, as pristine copies.
@@ -99,12 +95,11 @@ pub fn sources(model: &Model, include: Include) -> Result<Vec<Source>> {
         }
         let t = p.var.as_tensor();
         let values = t.flatten_all()?.to_vec1::<f32>()?;
-        let (keep, masked) = match model.params.mask(name) {
-            Some(m) => (Some(m.flatten_all()?.to_vec1::<f32>()?.iter().map(|&x| x != 0.0).collect()), true),
-            None if values.contains(&0.0) => (Some(values.iter().map(|&x| x != 0.0).collect()), false),
-            None => (None, false),
+        let keep = match model.params.mask(name) {
+            Some(m) => Some(m.flatten_all()?.to_vec1::<f32>()?.iter().map(|&x| x != 0.0).collect()),
+            None => None,
         };
-        out.push(Source { name: name.clone(), dims: t.dims().to_vec(), values, keep, masked });
+        out.push(Source { name: name.clone(), dims: t.dims().to_vec(), values, keep });
     }
     Ok(out)
 }
@@ -148,11 +143,7 @@ pub fn quantize_source(src: &Source, cfg: &QuantConfig) -> Result<Quantized> {
         qmax,
         axis,
     };
-    let new_mask = match (&src.keep, src.masked, cfg.scheme) {
-        (Some(k), false, Scheme::Asymmetric) => Some(k.clone()),
-        _ => None,
-    };
-    Ok(Quantized { name: src.name.clone(), dims: src.dims.clone(), values, codes, slot, new_mask })
+    Ok(Quantized { name: src.name.clone(), dims: src.dims.clone(), values, codes, slot })
 }
 
 /// Quantizes every source (nothing is changed on error).
@@ -161,17 +152,13 @@ pub fn quantize_sources(sources: &[Source], cfg: &QuantConfig) -> Result<Vec<Qua
     sources.iter().map(|s| quantize_source(s, cfg)).collect()
 }
 
-/// Writes quantized tensors into `model`: values as the stored weights, slots attached, and
-/// masks for zeros the slot would not keep.
+/// Writes quantized tensors into `model`: values as the stored weights, slots attached (the
+/// forward pass applies masks after fake quant, so pruned weights stay exactly zero).
 pub fn apply(model: &mut Model, quantized: &[Quantized]) -> Result<()> {
     let device = model.device();
     for q in quantized {
         let t = Tensor::from_slice(&q.values, q.dims.as_slice(), &device)?;
         model.params.set(&q.name, &t)?;
-        if let Some(k) = &q.new_mask {
-            let m: Vec<f32> = k.iter().map(|&b| b as u8 as f32).collect();
-            model.params.set_mask(&q.name, Tensor::from_vec(m, q.dims.as_slice(), &device)?)?;
-        }
         model.params.set_quant(&q.name, q.slot.clone())?;
     }
     Ok(())

@@ -1,0 +1,140 @@
+//! `shrink quantize` end to end: bad input gives a one-line error, a non-zero exit and no output
+//! file; a bit-packed model evaluates exactly like the fake-quant model and is ~bits/32 the size.
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn shrink(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shrink")).args(args).output().expect("run shrink")
+}
+
+fn gunzip(path: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()).read_to_end(&mut out).unwrap();
+    out
+}
+
+/// A small MNIST-format copy (first `n` train and test examples) in `dir`.
+fn tiny_mnist(dir: &Path, n: usize) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist");
+    for prefix in ["train", "t10k"] {
+        let images = gunzip(&src.join(format!("{prefix}-images-idx3-ubyte.gz")));
+        let labels = gunzip(&src.join(format!("{prefix}-labels-idx1-ubyte.gz")));
+        let mut img = images[..16 + n * 784].to_vec();
+        img[4..8].copy_from_slice(&(n as u32).to_be_bytes());
+        let mut lab = labels[..8 + n].to_vec();
+        lab[4..8].copy_from_slice(&(n as u32).to_be_bytes());
+        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), img).unwrap();
+        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), lab).unwrap();
+    }
+}
+
+/// A temp dir with tiny MNIST in `data/` and a briefly trained lenet-300-100 `model.safetensors`.
+fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    tiny_mnist(&data, 256);
+    let model = tmp.path().join("model.safetensors");
+    let o = shrink(&[
+        "train",
+        "--arch",
+        "lenet-300-100",
+        "--data",
+        data.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--val-size",
+        "64",
+        "-o",
+        model.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "train: {}", String::from_utf8_lossy(&o.stderr));
+    (tmp, data, model)
+}
+
+fn assert_one_line_error(o: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(!o.status.success(), "expected failure; stderr: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "error must be one line: {err:?}");
+    assert!(err.contains(needle), "error {err:?} should mention {needle:?}");
+}
+
+fn eval_json(model: &Path, data: &Path) -> serde_json::Value {
+    let o = shrink(&["eval", model.to_str().unwrap(), "--data", data.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "eval: {}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn bad_input_is_one_line_error_and_writes_nothing() {
+    let (tmp, _data, model) = setup();
+    let out = tmp.path().join("out.safetensors");
+    let (m, o) = (model.to_str().unwrap(), out.to_str().unwrap());
+    let cases: &[(&[&str], &str)] = &[
+        (&["--scheme", "clip", "--bits", "0", "--range", "1"], "bits"),
+        (&["--scheme", "clip", "--bits", "17", "--range", "1"], "bits"),
+        (&["--scheme", "asymmetric", "--bits", "-3"], "bits"),
+        (&["--scheme", "symmetric", "--bits", "1"], "bits"),
+        (&["--scheme", "clip", "--bits", "4", "--range", "0"], "range"),
+        (&["--scheme", "clip", "--bits", "4", "--range", "-1"], "range"),
+        (&["--scheme", "clip", "--bits", "4", "--range", "p0"], "percentile"),
+        (&["--scheme", "float8", "--bits", "4"], "float8"),
+        (&["--scheme", "symmetric", "--bits", "4", "--per-channel", "--include", "bias"], "per-channel"),
+        (&["--scheme", "symmetric", "--bits", "4", "--include", "gamma"], "gamma"),
+    ];
+    for (args, needle) in cases {
+        let mut full = vec!["quantize", m];
+        full.extend_from_slice(args);
+        full.extend_from_slice(&["-o", o]);
+        let r = shrink(&full);
+        assert_one_line_error(&r, needle);
+        assert!(!out.exists(), "{args:?} wrote {o}");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers.len(), 2, "only data/ and the model: {leftovers:?}");
+}
+
+#[test]
+fn packed_file_evaluates_like_fake_quant_and_is_small() {
+    let (tmp, data, model) = setup();
+    let fp32 = eval_json(&model, &data);
+    for (scheme, bits, range, pc) in
+        [("asymmetric", "4", "max", true), ("clip", "4", "0.3", false), ("symmetric", "8", "mse", false)]
+    {
+        let fake = tmp.path().join(format!("{scheme}.safetensors"));
+        let packed = tmp.path().join(format!("{scheme}.shrinkpack"));
+        for (out, extra) in [(&fake, None), (&packed, Some("--packed"))] {
+            let mut args = vec![
+                "quantize",
+                model.to_str().unwrap(),
+                "--scheme",
+                scheme,
+                "--bits",
+                bits,
+                "--range",
+                range,
+                "-o",
+                out.to_str().unwrap(),
+            ];
+            if pc {
+                args.push("--per-channel");
+            }
+            args.extend(extra);
+            let o = shrink(&args);
+            assert!(o.status.success(), "quantize {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        let (a, b) = (eval_json(&fake, &data), eval_json(&packed, &data));
+        assert_eq!(a["accuracy"], b["accuracy"], "{scheme}");
+        assert_eq!(a["loss"], b["loss"], "{scheme}: packed must give the fake-quant model's exact outputs");
+        if bits == "8" {
+            let d = (a["accuracy"].as_f64().unwrap() - fp32["accuracy"].as_f64().unwrap()).abs();
+            assert!(d <= 0.02, "8-bit accuracy {a} vs fp32 {fp32}");
+        }
+        let size = |p: &Path| std::fs::metadata(p).unwrap().len() as f64;
+        let ratio = size(&model) / size(&packed);
+        let bound = if bits == "4" { 7.5 } else { 3.7 };
+        assert!(ratio >= bound, "{scheme} {bits}-bit packed file is only {ratio:.2}x smaller than fp32");
+    }
+}
