@@ -314,6 +314,9 @@ fn index(keep: &[usize], device: &Device) -> Result<Tensor> {
     Ok(Tensor::from_vec(idx, keep.len(), device)?)
 }
 
+/// A parameter suffix with the rows (dim 0) and columns (dim 1) to keep; `None` keeps all.
+type Selection<'a> = (&'static str, Option<&'a Vec<usize>>, Option<&'a Vec<usize>>);
+
 /// Rewrites graph and weights without the positions of `removed` groups.
 pub fn apply_removal(
     model: &Model,
@@ -333,7 +336,7 @@ pub fn apply_removal(
         let n_out = out_keep.len();
         let op = &mut new_graph.nodes[id].op;
         // (dim-0 selection, dim-1 selection) for the weight.
-        let mut select: Vec<(&'static str, Option<&Vec<usize>>, Option<&Vec<usize>>)> = Vec::new();
+        let mut select: Vec<Selection> = Vec::new();
         match op {
             Op::Linear { in_features, out_features, bias } => {
                 let in_keep = in_keep.unwrap();
