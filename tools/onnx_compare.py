@@ -26,16 +26,21 @@ CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 
 def cifar_to_bin(tar_path, out_dir):
     out_dir.mkdir(parents=True, exist_ok=True)
-    recs, xs, ys = [], [], []
+    items = []
     with tarfile.open(tar_path) as tf:
-        members = sorted((m for m in tf if m.isfile() and m.name.split("/")[-3:-2] == ["test"]), key=lambda m: m.name)
-        for m in members:
-            label = CLASSES.index(m.name.split("/")[-2])
-            img = np.asarray(Image.open(io.BytesIO(tf.extractfile(m).read())).convert("RGB"), dtype=np.uint8)
-            chw = img.transpose(2, 0, 1)
-            recs.append(bytes([label]) + chw.tobytes())
-            xs.append(chw)
-            ys.append(label)
+        # One sequential pass: seeking back in a .tar.gz re-decompresses from the start.
+        for m in tf:
+            if m.isfile() and m.name.split("/")[-3:-2] == ["test"]:
+                items.append((m.name, tf.extractfile(m).read()))
+    items.sort()
+    recs, xs, ys = [], [], []
+    for name, data in items:
+        label = CLASSES.index(name.split("/")[-2])
+        img = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.uint8)
+        chw = img.transpose(2, 0, 1)
+        recs.append(bytes([label]) + chw.tobytes())
+        xs.append(chw)
+        ys.append(label)
     (out_dir / "test_batch.bin").write_bytes(b"".join(recs))
     return np.stack(xs), np.array(ys)
 
