@@ -11,6 +11,19 @@ pub fn parse_floats(flag: &str, s: &str) -> Result<Vec<f32>> {
         .collect()
 }
 
+/// Parses `a,b,c` into ratios in [0, 1] (f64 straight from the text, so the seeds'
+/// `int(n·p)` sees 0.2 and not 0.2f32), naming the flag on error.
+pub fn parse_ratios(flag: &str, s: &str) -> Result<Vec<f64>> {
+    let values: Vec<f64> = s
+        .split(',')
+        .map(|v| v.trim().parse::<f64>().with_context(|| format!("{flag}: `{v}` is not a number")))
+        .collect::<Result<_>>()?;
+    for v in &values {
+        shrink_compress::prune::check_ratio(flag, *v)?;
+    }
+    Ok(values)
+}
+
 /// Normalization from `--mean/--std` flags, else the model's stored one.
 pub fn normalization(model: &Model, mean: Option<&str>, std: Option<&str>) -> Result<Normalize> {
     let mean = match mean {

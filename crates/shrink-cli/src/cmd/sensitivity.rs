@@ -1,6 +1,6 @@
 //! `shrink sensitivity`: prune one layer at a time over a sparsity grid (seed 002), plot one
 //! accuracy curve per layer, and pick per-layer sparsities that meet a size target.
-use crate::common::{check_fit, load_data, normalization, parse_split};
+use crate::common::{check_fit, load_data, normalization, parse_ratios, parse_split};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use shrink_compress::prune::sensitivity::{allocate, LayerCurve};
@@ -43,14 +43,7 @@ pub struct SensitivityArgs {
 }
 
 pub fn run(a: &SensitivityArgs) -> Result<()> {
-    let levels: Vec<f64> = a
-        .sparsities
-        .split(',')
-        .map(|s| s.trim().parse::<f64>().with_context(|| format!("--sparsities: `{s}` is not a number")))
-        .collect::<Result<_>>()?;
-    for s in &levels {
-        prune::check_ratio("--sparsities", *s)?;
-    }
+    let levels = parse_ratios("--sparsities", &a.sparsities)?;
     if let Some(t) = a.target {
         prune::check_ratio("--target", t)?;
     }

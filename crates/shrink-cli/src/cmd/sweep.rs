@@ -1,7 +1,7 @@
 //! `shrink sweep ...`: grids of compression settings, each cell from the pristine model, written
 //! as Markdown + CSV + JSON tables and the seeds' figures.
 use crate::cmd::prune::{prune_model, PruneArgs};
-use crate::common::{check_fit, load_data, normalization, parse_split};
+use crate::common::{check_fit, load_data, normalization, parse_ratios, parse_split};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use serde::Serialize;
@@ -84,15 +84,7 @@ pub fn run(a: &SweepArgs) -> Result<()> {
 }
 
 fn run_prune(a: &SweepPruneArgs) -> Result<()> {
-    // f64 straight from the text: the seeds' `int(n·p)` must see 0.2, not 0.2f32.
-    let ratios: Vec<f64> = a
-        .ratios
-        .split(',')
-        .map(|s| s.trim().parse::<f64>().with_context(|| format!("--ratios: `{s}` is not a number")))
-        .collect::<Result<_>>()?;
-    for r in &ratios {
-        shrink_compress::prune::check_ratio("--ratios", *r)?;
-    }
+    let ratios = parse_ratios("--ratios", &a.ratios)?;
     if a.batch_size == 0 {
         anyhow::bail!("--batch-size must be positive");
     }
