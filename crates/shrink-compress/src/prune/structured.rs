@@ -56,12 +56,15 @@ pub struct LayerChange {
 
 /// Names of the layers whose output units may be removed (some unit is in a prunable group).
 pub fn prunable_layers(model: &Model) -> Result<Vec<String>> {
-    let deps = analyze(model)?;
+    Ok(prunable_layer_names(model, &analyze(model)?))
+}
+
+fn prunable_layer_names(model: &Model, deps: &ChannelDeps) -> Vec<String> {
     let mut ids = BTreeSet::new();
     for g in deps.groups.iter().filter(|g| g.prunable) {
         ids.extend(g.producers.iter().map(|(n, _)| *n));
     }
-    Ok(ids.into_iter().map(|id| model.graph.nodes[id].name.clone()).collect())
+    ids.into_iter().map(|id| model.graph.nodes[id].name.clone()).collect()
 }
 
 fn analyze(model: &Model) -> Result<ChannelDeps> {
@@ -118,7 +121,7 @@ fn is_param_layer(op: &Op) -> bool {
 /// Removes units according to `plan` and returns the smaller model plus per-layer changes.
 pub fn prune_structured(model: &Model, plan: &StructuredPlan) -> Result<(Model, Vec<LayerChange>)> {
     let deps = analyze(model)?;
-    let prunable = prunable_layers(model)?;
+    let prunable = prunable_layer_names(model, &deps);
     for (layer, ratio) in &plan.ratios {
         super::check_ratio(&format!("sparsity of `{layer}`"), *ratio)?;
         if !prunable.contains(layer) {
