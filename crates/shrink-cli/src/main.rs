@@ -41,6 +41,8 @@ enum Command {
     Sparseopt(cmd::sparseopt::SparseoptArgs),
     /// Measure training-step or inference throughput (compare with bench/torch_bench.py).
     Bench(cmd::bench::BenchArgs),
+    /// Latency, MACs, params (and accuracy) of an original and a compressed model side by side.
+    Compare(cmd::compare::CompareArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
         Command::Info(a) => cmd::info::run(a),
         Command::Export(a) => cmd::export::run(a),
         Command::Bench(a) => cmd::bench::run(a),
+        Command::Compare(a) => cmd::compare::run(a),
         Command::Prune(a) => cmd::prune::run(a),
         Command::Quantize(a) => cmd::quantize::run(a),
         Command::Sweep(a) => cmd::sweep::run(a),

@@ -200,3 +200,68 @@ fn sensitivity_scans_each_layer_and_writes_a_plan_for_the_target() {
     let bad = shrink(&["sensitivity", &model, "--data", data.to_str().unwrap(), "--sparsities", "0.5,2"]);
     assert_one_line_error(&bad, "--sparsities");
 }
+
+#[test]
+fn sweep_prune_finetunes_each_cell_and_reports_both_accuracies() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = init_model(dir.path(), "lenet-300-100");
+    let out = dir.path().join("sweep-ft");
+    ok(shrink(&[
+        "sweep",
+        "prune",
+        &model,
+        "--data",
+        dir.path().join("data").to_str().unwrap(),
+        "--method",
+        "neuron-l2",
+        "--ratios",
+        "0.5",
+        "--batch-size",
+        "32",
+        "--finetune-epochs",
+        "5",
+        "--finetune-lr",
+        "0.003",
+        "--out-dir",
+        out.to_str().unwrap(),
+    ]));
+    let cells: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("table.json")).unwrap()).unwrap();
+    let cell = &cells.as_array().unwrap()[1];
+    let (before, after) = (cell["accuracy"].as_f64().unwrap(), cell["accuracy_finetuned"].as_f64().unwrap());
+    // The untrained model guesses; fine-tuning the pruned one on 180 images must learn something.
+    assert!(after > before + 0.2, "fine-tuning did not help: {before} -> {after}");
+    assert!(cells[0].get("accuracy_finetuned").is_none(), "the dense baseline is not fine-tuned");
+    assert!(std::fs::read_to_string(out.join("table.md")).unwrap().contains("fine-tuned"));
+}
+
+#[test]
+fn compare_reports_the_reduction_ratios_of_a_pruned_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = init_model(dir.path(), "lenet5");
+    let pruned = dir.path().join("f50.safetensors");
+    let p = pruned.to_str().unwrap();
+    ok(shrink(&["prune", &model, "--method", "filter-ln", "--sparsity", "0.5", "-o", p]));
+    let data = dir.path().join("data");
+    let stdout = ok(shrink(&[
+        "compare",
+        &model,
+        p,
+        "--data",
+        data.to_str().unwrap(),
+        "--rounds",
+        "3",
+        "--steps",
+        "2",
+        "--json",
+    ]));
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    let params = |side: &str| v[side]["params"].as_f64().unwrap();
+    assert!((v["params_ratio"].as_f64().unwrap() - params("original") / params("compressed")).abs() < 1e-9);
+    assert!(v["macs_ratio"].as_f64().unwrap() > 1.5, "{v}");
+    assert!(v["compressed"]["latency_ms"].as_f64().unwrap() > 0.0);
+    assert!(v["original"]["accuracy"].as_f64().is_some());
+    let table = ok(shrink(&["compare", &model, p, "--rounds", "1", "--steps", "1"]));
+    assert!(table.contains("Reduction ratio") && table.contains("MACs (M)"), "{table}");
+    assert_one_line_error(&shrink(&["compare", &model, p, "--rounds", "0"]), "--rounds");
+}

@@ -58,6 +58,16 @@ pub struct SweepPruneArgs {
     /// Figure format: png or svg.
     #[arg(long, default_value = "png")]
     pub format: String,
+    /// Fine-tune every pruned cell for this many epochs (Adam, cosine) on the training split
+    /// (minus a 5,000-example validation split) and report accuracy before and after.
+    #[arg(long, default_value_t = 0)]
+    pub finetune_epochs: usize,
+    /// Learning rate of the fine-tuning.
+    #[arg(long, default_value_t = 3e-4)]
+    pub finetune_lr: f64,
+    /// Seed of the fine-tuning (data order, validation split).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 /// One cell of the pruning sweep.
@@ -75,6 +85,9 @@ pub struct PruneCell {
     pub inference_s: f64,
     /// Dense model's inference time / this cell's.
     pub speedup: f64,
+    /// Accuracy after `--finetune-epochs` of fine-tuning (absent without fine-tuning).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accuracy_finetuned: Option<f64>,
 }
 
 pub fn run(a: &SweepArgs) -> Result<()> {
@@ -109,8 +122,10 @@ fn run_prune(a: &SweepPruneArgs) -> Result<()> {
             loss: r.loss,
             inference_s,
             speedup: if base_s > 0.0 { base_s / inference_s } else { 1.0 },
+            accuracy_finetuned: None,
         })
     };
+    let finetune = (a.finetune_epochs > 0).then(|| finetune_setup(a, &model, &norm)).transpose()?;
     let base = measure(&model, 0.0, 0.0)?;
     pb.inc(1);
     let mut cells = vec![base.clone()];
@@ -130,8 +145,14 @@ fn run_prune(a: &SweepPruneArgs) -> Result<()> {
             output: PathBuf::new(),
         };
         // Every cell starts from the pristine model: prune_model never mutates its input.
-        let (pruned, _) = prune_model(&model, &args)?;
-        cells.push(measure(&pruned, ratio, base.inference_s)?);
+        let (mut pruned, _) = prune_model(&model, &args)?;
+        let mut cell = measure(&pruned, ratio, base.inference_s)?;
+        if let Some((train_set, val_set, cfg)) = &finetune {
+            shrink_train::train(&mut pruned, train_set, Some(val_set), cfg)?;
+            cell.accuracy_finetuned =
+                Some(shrink_train::evaluate(&pruned, &ds, &norm, a.batch_size, None)?.accuracy);
+        }
+        cells.push(cell);
         pb.inc(1);
     }
     pb.finish_and_clear();
@@ -142,10 +163,48 @@ fn run_prune(a: &SweepPruneArgs) -> Result<()> {
     Ok(())
 }
 
-const HEADER: [&str; 9] =
-    ["ratio", "params", "nonzero", "size (MB)", "MACs", "accuracy (%)", "loss", "inference (s)", "speed-up"];
+/// Training split, validation split and configuration for the per-cell fine-tuning.
+fn finetune_setup(
+    a: &SweepPruneArgs,
+    model: &shrink_ir::Model,
+    norm: &shrink_io::data::Normalize,
+) -> Result<(shrink_io::data::Dataset, shrink_io::data::Dataset, shrink_train::TrainConfig)> {
+    let full = load_data(&a.data, shrink_io::data::Split::Train)?;
+    let val_size = 5000.min(full.len() / 10);
+    let (train_set, val_set) = full.split_validation(val_size, a.seed);
+    let cfg = shrink_train::TrainConfig {
+        epochs: a.finetune_epochs,
+        batch_size: a.batch_size,
+        lr: a.finetune_lr,
+        optimizer: shrink_train::OptimizerConfig::adam(0.0),
+        schedule: shrink_train::Schedule::Cosine { total_epochs: a.finetune_epochs, min_lr: 0.0 },
+        seed: a.seed,
+        normalize: norm.clone(),
+        augment: (model.meta.input_shape.first() == Some(&3))
+            .then_some(shrink_io::data::Augment { crop_padding: 4, hflip: true }),
+        eval_batch_size: 256,
+        checkpoint: None,
+        resume: None,
+        progress: false,
+        sparsity: None,
+    };
+    Ok((train_set, val_set, cfg))
+}
 
-fn row(c: &PruneCell) -> [String; 9] {
+const HEADER: [&str; 10] = [
+    "ratio",
+    "params",
+    "nonzero",
+    "size (MB)",
+    "MACs",
+    "accuracy (%)",
+    "fine-tuned (%)",
+    "loss",
+    "inference (s)",
+    "speed-up",
+];
+
+fn row(c: &PruneCell) -> [String; 10] {
     [
         format!("{:.2}", c.ratio),
         c.params.to_string(),
@@ -153,6 +212,7 @@ fn row(c: &PruneCell) -> [String; 9] {
         format!("{:.2}", c.size_mb),
         c.macs.to_string(),
         format!("{:.2}", 100.0 * c.accuracy),
+        c.accuracy_finetuned.map(|x| format!("{:.2}", 100.0 * x)).unwrap_or_else(|| "-".into()),
         format!("{:.4}", c.loss),
         format!("{:.3}", c.inference_s),
         format!("{:.2}x", c.speedup),
