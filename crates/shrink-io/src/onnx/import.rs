@@ -91,11 +91,15 @@ fn pytorch_like(prefix: &str) -> bool {
         && prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
 }
 
+/// Largest kernel, stride, pad or slice step accepted (keeps all size arithmetic far from overflow).
+const MAX_SIZE: i64 = 1 << 16;
+
 /// 2-D pads `[top, left, bottom, right]` → symmetric `[h, w]`.
 fn sym_pads(p: Option<Vec<i64>>) -> R<[usize; 2]> {
     let p = p.unwrap_or_else(|| vec![0; 4]);
+    let ok = |v: i64| (0..MAX_SIZE).contains(&v);
     match p.as_slice() {
-        &[t, l, b, r] if t == b && l == r && t >= 0 && l >= 0 => Ok([t as usize, l as usize]),
+        &[t, l, b, r] if t == b && l == r && ok(t) && ok(l) => Ok([t as usize, l as usize]),
         _ => Err(format!("pads {p:?} are not symmetric and non-negative (unsupported)")),
     }
 }
@@ -103,7 +107,9 @@ fn sym_pads(p: Option<Vec<i64>>) -> R<[usize; 2]> {
 fn pair(v: Option<Vec<i64>>, default: usize, what: &str) -> R<[usize; 2]> {
     match v.as_deref() {
         None => Ok([default, default]),
-        Some(&[a, b]) if a > 0 && b > 0 => Ok([a as usize, b as usize]),
+        Some(&[a, b]) if (1..MAX_SIZE).contains(&a) && (1..MAX_SIZE).contains(&b) => {
+            Ok([a as usize, b as usize])
+        }
         Some(v) => Err(format!("{what} {v:?} unsupported (two positive values expected)")),
     }
 }
@@ -277,7 +283,7 @@ impl Importer {
                     return Err(format!("only 2-D convolutions are supported (weight shape {:?})", w.dims));
                 }
                 let group = attr_int(n, "group", 1);
-                if group < 1 {
+                if !(1..MAX_SIZE).contains(&group) {
                     return Err(format!("group {group} must be positive"));
                 }
                 if attr_ints(n, "dilations").is_some_and(|d| d.iter().any(|&v| v != 1)) {
@@ -293,11 +299,11 @@ impl Importer {
                 let padding = self.pool_pads(n, kernel, stride)?;
                 let out = w.dims[0];
                 let in_channels = self.shape_of(&x).first().copied().unwrap_or(0);
-                if in_channels != w.dims[1] * group as usize {
+                let expected = w.dims[1].checked_mul(group as usize);
+                if expected != Some(in_channels) {
                     return Err(format!(
-                        "input has {in_channels} channels, weight {:?} with group {group} expects {}",
-                        w.dims,
-                        w.dims[1] * group as usize
+                        "input has {in_channels} channels, weight {:?} with group {group} does not fit",
+                        w.dims
                     ));
                 }
                 if let Some(b) = &b {
@@ -421,7 +427,8 @@ impl Importer {
                     }
                     vals.push(t.to_floats()?);
                 }
-                let eps = attr_float(n, "epsilon", 1e-5) as f64;
+                // ONNX stores eps as f32; take its shortest decimal form (1e-5, not 9.99999974e-6).
+                let eps: f64 = attr_float(n, "epsilon", 1e-5).to_string().parse().unwrap_or(1e-5);
                 let m = attr_float(n, "momentum", 0.9) as f64;
                 let momentum = if m > 0.0 && m < 1.0 { ((1.0 - m) * 1e6).round() / 1e6 } else { 0.1 };
                 let name = self.layer_name(n, n.inputs.get(1).map(String::as_str));
@@ -726,10 +733,10 @@ impl Importer {
                 ));
             }
             if st > 1 {
-                if rank != 4 || a < 2 {
+                if rank != 4 || a < 2 || st > MAX_SIZE {
                     return Err(format!("strided Slice on axis {a} is not supported (only H and W)"));
                 }
-                sub[a - 2] *= st as usize;
+                sub[a - 2] = sub[a - 2].saturating_mul(st as usize).min(MAX_SIZE as usize);
             }
         }
         let sub_name = if sub_name.is_empty() { self.plain_name(n) } else { sub_name };
@@ -774,7 +781,8 @@ impl Importer {
             after[a] = pads[k + axes.len()];
         }
         let only_channels = (0..rank).all(|a| a == 1 || (before[a] == 0 && after[a] == 0));
-        if rank != 4 || !only_channels || before[1] < 0 || after[1] < 0 {
+        let ok = |v: i64| (0..MAX_SIZE).contains(&v);
+        if rank != 4 || !only_channels || !ok(before[1]) || !ok(after[1]) {
             return Err(format!(
                 "Pad {pads:?} is not supported (only zero padding of the channels of N,C,H,W)"
             ));

@@ -9,9 +9,10 @@ use super::decode::TensorProto;
 /// Symbolic batch size inside folded integer tensors.
 pub const BATCH: i64 = i64::MIN / 3;
 
-/// Largest constant the folder materializes (elements); larger ones are refused, so a tiny
-/// file cannot request a huge allocation through ConstantOfShape.
-pub const MAX_ELEMS: usize = 1 << 28;
+/// Largest constant the folder computes (elements); larger ones are refused, so a tiny file
+/// cannot request a huge allocation through ConstantOfShape and friends. (Initializers are
+/// bounded by the file itself: their payload is checked against their shape first.)
+pub const MAX_ELEMS: usize = 1 << 24;
 
 /// Element data of a constant: floats (any float type) or integers (any integer or bool type).
 #[derive(Debug, Clone, PartialEq)]
@@ -68,12 +69,13 @@ fn f16_to_f32(h: u16) -> f32 {
 
 /// Number of elements of `dims`, checked for overflow and [`MAX_ELEMS`].
 pub fn numel(dims: &[usize]) -> R<usize> {
+    numel_upto(dims, MAX_ELEMS)
+}
+
+fn numel_upto(dims: &[usize], max: usize) -> R<usize> {
     let mut n = 1usize;
     for &d in dims {
-        n = n
-            .checked_mul(d)
-            .filter(|&n| n <= MAX_ELEMS)
-            .ok_or_else(|| format!("shape {dims:?} is too large"))?;
+        n = n.checked_mul(d).filter(|&n| n <= max).ok_or_else(|| format!("shape {dims:?} is too large"))?;
     }
     Ok(n)
 }
@@ -101,7 +103,7 @@ impl Const {
             }
             dims.push(usize::try_from(d).map_err(|_| format!("{what}: dimension {d} too large"))?);
         }
-        let n = numel(&dims).map_err(|e| format!("{what}: {e}"))?;
+        let n = numel_upto(&dims, usize::MAX / 8).map_err(|e| format!("{what}: {e}"))?;
         let size = match t.data_type {
             FLOAT | INT32 | UINT32 => 4,
             DOUBLE | INT64 | UINT64 => 8,
@@ -420,7 +422,10 @@ pub fn reshape_dims(input: &[usize], target: &[i64], allowzero: bool) -> R<Vec<u
             _ => return Err(format!("bad reshape target {target:?}")),
         }
     }
-    let known: usize = out.iter().product();
+    let known = out
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| format!("bad reshape target {target:?}"))?;
     if let Some(i) = infer {
         if known == 0 || total % known != 0 {
             return Err(format!("cannot reshape {input:?} to {target:?}"));
