@@ -180,6 +180,7 @@ impl Importer {
         let (scope, leaf) = scope_leaf(&n.name);
         let base = match (scope.is_empty(), leaf.is_empty()) {
             (_, true) => self.fallback(n),
+            (true, false) if n.name.contains('/') => sanitize(&leaf.to_lowercase()),
             (true, false) => sanitize(&leaf),
             (false, false) => format!("{}.{}", sanitize(&scope), sanitize(&leaf.to_lowercase())),
         };
@@ -474,7 +475,7 @@ impl Importer {
                     // Same output as floor mode when the window fits exactly.
                     for d in 0..2 {
                         let span = xs[d + 1] + 2 * padding[d];
-                        if span < kernel[d] || (span - kernel[d]) % stride[d] != 0 {
+                        if span < kernel[d] || !(span - kernel[d]).is_multiple_of(stride[d]) {
                             return Err("ceil_mode=1 is not supported for this input size".into());
                         }
                     }

@@ -188,6 +188,10 @@ impl Const {
         Ok(Const { dims, data })
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn len(&self) -> usize {
         match &self.data {
             Data::F(v) => v.len(),
@@ -427,7 +431,7 @@ pub fn reshape_dims(input: &[usize], target: &[i64], allowzero: bool) -> R<Vec<u
         .try_fold(1usize, |a, &d| a.checked_mul(d))
         .ok_or_else(|| format!("bad reshape target {target:?}"))?;
     if let Some(i) = infer {
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             return Err(format!("cannot reshape {input:?} to {target:?}"));
         }
         out[i] = total / known;
