@@ -208,11 +208,15 @@ pub fn infer_arch(tensors: &BTreeMap<String, Tensor>) -> Option<&'static str> {
 
 /// Loads a model file. shrink files carry their graph; plain state_dicts are matched against
 /// the zoo (or `arch` when given). Bit-packed files ([`crate::packed`]) are recognized by
-/// their magic bytes.
+/// their magic bytes, ONNX files ([`crate::onnx::import`]) by extension or content.
 pub fn load_model(path: &Path, arch: Option<&str>) -> Result<Model> {
     let bytes = std::fs::read(path).map_err(|e| IoError::file(path, e))?;
     if crate::packed::is_packed(&bytes) {
         return crate::packed::model_from_packed(&bytes, arch).map_err(|e| e.in_file(path));
+    }
+    if crate::onnx::is_onnx(path, &bytes) {
+        // The graph comes from the file; `arch` does not apply.
+        return crate::onnx::import_onnx(&bytes).map_err(|e| e.in_file(path));
     }
     let raw = parse_safetensors(&bytes).map_err(|e| e.in_file(path))?;
     model_from_raw(raw, arch).map_err(|e| e.in_file(path))

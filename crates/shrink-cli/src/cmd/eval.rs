@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// Model file (.safetensors).
+    /// Model file (.safetensors, .onnx or bit-packed).
     pub model: PathBuf,
     /// Dataset path (MNIST IDX dir, CIFAR binary dir, image folder or .tar/.tar.gz).
     #[arg(long)]

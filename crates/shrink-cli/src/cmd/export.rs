@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct ExportArgs {
-    /// Model file (.safetensors).
+    /// Model file (.safetensors, .onnx or bit-packed).
     pub model: PathBuf,
     /// onnx (opset 17; masked/quantized weights exported as the forward pass sees them) or
     /// safetensors.

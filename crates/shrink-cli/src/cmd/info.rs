@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct InfoArgs {
-    /// Model file (.safetensors).
+    /// Model file (.safetensors, .onnx or bit-packed).
     pub model: PathBuf,
     /// Architecture override for plain state_dicts.
     #[arg(long)]

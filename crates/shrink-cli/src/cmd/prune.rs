@@ -13,7 +13,7 @@ pub const METHODS: &str = "magnitude, global-magnitude, exact, neuron-l2, filter
 
 #[derive(Args, Clone)]
 pub struct PruneArgs {
-    /// Model file (.safetensors).
+    /// Model file (.safetensors, .onnx or bit-packed).
     pub model: PathBuf,
     /// magnitude (per-layer percentile, seed 001), global-magnitude (one percentile, seed 001/003),
     /// exact (round(n·s) zeros per tensor, seed 002), neuron-l2 (MLP neurons, seed 000),

@@ -29,7 +29,7 @@ impl From<SchemeArg> for Scheme {
 
 #[derive(Args)]
 pub struct QuantizeArgs {
-    /// Model file (.safetensors or bit-packed).
+    /// Model file (.safetensors, .onnx or bit-packed).
     pub model: PathBuf,
     #[arg(long, value_enum)]
     pub scheme: SchemeArg,

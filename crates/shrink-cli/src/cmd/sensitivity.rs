@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct SensitivityArgs {
-    /// Model file (.safetensors).
+    /// Model file (.safetensors, .onnx or bit-packed).
     pub model: PathBuf,
     /// Dataset to evaluate on.
     #[arg(long)]

@@ -22,7 +22,7 @@ pub struct SweepArgs {
 
 #[derive(Args)]
 pub struct SweepPruneArgs {
-    /// Model file (.safetensors).
+    /// Model file (.safetensors, .onnx or bit-packed).
     pub model: PathBuf,
     /// Dataset to evaluate each cell on.
     #[arg(long)]

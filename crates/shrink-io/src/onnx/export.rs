@@ -229,6 +229,10 @@ pub fn onnx_bytes(model: &Model) -> Result<Vec<u8>> {
         .string(3, crate::model_file::SHRINK_VERSION)
         .message(7, &graph)
         .message(8, &opset);
+    // shrink's metadata (normalization, classes), read back by the importer.
+    let mut meta = Message::new();
+    meta.string(1, "shrink.meta").string(2, &serde_json::to_string(&model.meta)?);
+    m.message(14, &meta);
     Ok(m.into_bytes())
 }
 
