@@ -212,14 +212,20 @@ pub fn infer_arch(tensors: &BTreeMap<String, Tensor>) -> Option<&'static str> {
 /// `.pt`/`.pth`/`.ckpt` extension).
 pub fn load_model(path: &Path, arch: Option<&str>) -> Result<Model> {
     let bytes = std::fs::read(path).map_err(|e| IoError::file(path, e))?;
-    if crate::packed::is_packed(&bytes) {
-        return crate::packed::model_from_packed(&bytes, arch).map_err(|e| e.in_file(path));
+    model_from_bytes(&bytes, path, arch)
+}
+
+/// [`load_model`] on bytes already read; `path` names them in errors and its extension
+/// helps recognize the format.
+pub fn model_from_bytes(bytes: &[u8], path: &Path, arch: Option<&str>) -> Result<Model> {
+    if crate::packed::is_packed(bytes) {
+        return crate::packed::model_from_packed(bytes, arch).map_err(|e| e.in_file(path));
     }
-    if crate::pt::is_zip(&bytes) || crate::pt::has_pt_extension(path) {
-        let raw = crate::pt::parse_pt(&bytes).map_err(|e| e.in_file(path))?;
+    if crate::pt::is_zip(bytes) || crate::pt::has_pt_extension(path) {
+        let raw = crate::pt::parse_pt(bytes).map_err(|e| e.in_file(path))?;
         return model_from_raw(raw, arch).map_err(|e| e.in_file(path));
     }
-    let raw = parse_safetensors(&bytes).map_err(|e| e.in_file(path))?;
+    let raw = parse_safetensors(bytes).map_err(|e| e.in_file(path))?;
     model_from_raw(raw, arch).map_err(|e| e.in_file(path))
 }
 
