@@ -3,6 +3,7 @@
 //! The shared real checkpoints are compared with their safetensors twins when `SHRINK_SHARED`
 //! points at the shared folder (skipped with a note otherwise):
 //! `SHRINK_SHARED=/work/shared cargo test --release -p shrink-io --test pt_io`
+//! (with `SHRINK_PT_OUT=DIR` it also writes them back as `.pt` for tools/pt_check_written.py).
 use candle_core::{Device, Tensor};
 use shrink_io::model_file::{read_safetensors, RawTensors};
 use shrink_io::pt::{parse_pt, pt_bytes, read_pt, save_pt, PtTensor};
@@ -312,5 +313,11 @@ fn shared_pt_matches_safetensors_bit_for_bit() {
             assert_eq!(bits(&a.params.tensor(k).unwrap()), bits(p.var.as_tensor()), "{name}: {k}");
         }
         eprintln!("{name}: .pt and .safetensors agree on {} tensors (arch {})", a.params.len(), a.meta.arch);
+        // For tools/pt_check_written.py (torch.load of our writer's output): SHRINK_PT_OUT=DIR.
+        if let Some(out) = std::env::var_os("SHRINK_PT_OUT") {
+            let path = PathBuf::from(out).join(format!("{name}.written.pt"));
+            save_pt(&b, &path).unwrap();
+            eprintln!("wrote {}", path.display());
+        }
     }
 }
