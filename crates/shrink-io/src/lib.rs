@@ -1,4 +1,5 @@
 //! Model files and datasets for shrink: safetensors model files with metadata (atomic writes),
+//! PyTorch `.pt` state_dicts (read without executing pickle code, and written),
 //! bit-packed quantized model files, and dataset loaders (MNIST IDX, CIFAR-10 binary, image
 //! folders and archives).
 pub mod atomic;
@@ -7,6 +8,7 @@ pub mod error;
 pub mod model_file;
 pub mod onnx;
 pub mod packed;
+pub mod pt;
 
 pub use error::{IoError, Result};
 pub use model_file::{load_model, save_model};

@@ -115,7 +115,7 @@ pub fn parse_safetensors(bytes: &[u8]) -> Result<RawTensors> {
     Ok(RawTensors { tensors, metadata })
 }
 
-fn half_to_f32(h: u16) -> f32 {
+pub(crate) fn half_to_f32(h: u16) -> f32 {
     let sign = ((h >> 15) as u32) << 31;
     let exp = ((h >> 10) & 0x1f) as u32;
     let frac = (h & 0x3ff) as u32;
@@ -208,17 +208,32 @@ pub fn infer_arch(tensors: &BTreeMap<String, Tensor>) -> Option<&'static str> {
 
 /// Loads a model file. shrink files carry their graph; plain state_dicts are matched against
 /// the zoo (or `arch` when given). Bit-packed files ([`crate::packed`]) are recognized by
-/// their magic bytes, ONNX files ([`crate::onnx::import`]) by extension or content.
+/// their magic bytes, PyTorch `.pt` files ([`crate::pt`]) by their zip signature (or a
+/// `.pt`/`.pth`/`.ckpt` extension), ONNX files ([`crate::onnx::import`]) by extension or content.
 pub fn load_model(path: &Path, arch: Option<&str>) -> Result<Model> {
     let bytes = std::fs::read(path).map_err(|e| IoError::file(path, e))?;
-    if crate::packed::is_packed(&bytes) {
-        return crate::packed::model_from_packed(&bytes, arch).map_err(|e| e.in_file(path));
+    model_from_bytes(&bytes, path, arch)
+}
+
+/// [`load_model`] on bytes already read; `path` names them in errors and its extension
+/// helps recognize the format.
+pub fn model_from_bytes(bytes: &[u8], path: &Path, arch: Option<&str>) -> Result<Model> {
+    if crate::packed::is_packed(bytes) {
+        return crate::packed::model_from_packed(bytes, arch).map_err(|e| e.in_file(path));
     }
-    if crate::onnx::is_onnx(path, &bytes) {
+    if crate::pt::is_zip(bytes) {
+        let raw = crate::pt::parse_pt(bytes).map_err(|e| e.in_file(path))?;
+        return model_from_raw(raw, arch).map_err(|e| e.in_file(path));
+    }
+    if crate::onnx::is_onnx(path, bytes) {
         // The graph comes from the file; `arch` does not apply.
-        return crate::onnx::import_onnx(&bytes).map_err(|e| e.in_file(path));
+        return crate::onnx::import_onnx(bytes).map_err(|e| e.in_file(path));
     }
-    let raw = parse_safetensors(&bytes).map_err(|e| e.in_file(path))?;
+    if crate::pt::has_pt_extension(path) {
+        let raw = crate::pt::parse_pt(bytes).map_err(|e| e.in_file(path))?;
+        return model_from_raw(raw, arch).map_err(|e| e.in_file(path));
+    }
+    let raw = parse_safetensors(bytes).map_err(|e| e.in_file(path))?;
     model_from_raw(raw, arch).map_err(|e| e.in_file(path))
 }
 

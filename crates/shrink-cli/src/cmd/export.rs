@@ -1,14 +1,16 @@
-//! `shrink export`: write a model as ONNX (for onnxruntime & co.) or as a shrink safetensors file.
+//! `shrink export`: write a model as ONNX (for onnxruntime & co.), as a PyTorch `.pt` state_dict
+//! (for `torch.load(..., weights_only=True)` + `load_state_dict`) or as a shrink safetensors file.
 use anyhow::{bail, Result};
 use clap::Args;
 use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct ExportArgs {
-    /// Model file (.safetensors, .onnx or bit-packed).
+    /// Model file (.safetensors, .pt, .onnx or a packed shrink file).
     pub model: PathBuf,
-    /// onnx (opset 17; masked/quantized weights exported as the forward pass sees them) or
-    /// safetensors.
+    /// onnx (opset 17), pt (a PyTorch state_dict) — both with masked/quantized weights exported
+    /// as the forward pass sees them — or safetensors (a shrink file keeping masks and
+    /// quantizers).
     #[arg(long)]
     pub format: String,
     /// Architecture override for plain state_dicts.
@@ -23,8 +25,9 @@ pub fn run(a: &ExportArgs) -> Result<()> {
     let model = shrink_io::load_model(&a.model, a.arch.as_deref())?;
     match a.format.as_str() {
         "onnx" => shrink_io::onnx::save_onnx(&model, &a.output)?,
+        "pt" => shrink_io::pt::save_pt(&model, &a.output)?,
         "safetensors" => shrink_io::save_model(&model, &a.output)?,
-        other => bail!("--format must be onnx or safetensors, got `{other}`"),
+        other => bail!("--format must be onnx, pt or safetensors, got `{other}`"),
     }
     eprintln!("wrote {}", a.output.display());
     Ok(())
