@@ -1,4 +1,4 @@
-//! Model loading in general (format detection: packed, .pt, safetensors), as `load_model`
+//! Model loading in general (format detection: packed, .pt, ONNX, safetensors), as `load_model`
 //! does after reading the file. The first byte picks the file name (extension hint) and the
 //! architecture override.
 #![no_main]
@@ -7,12 +7,13 @@ use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, rest)) = data.split_first() else { return };
-    let path = Path::new(match sel % 3 {
+    let path = Path::new(match sel % 4 {
         0 => "fuzz.safetensors",
         1 => "fuzz.pt",
+        2 => "fuzz.onnx",
         _ => "fuzz.shrink",
     });
-    let arch = match (sel / 3) % 3 {
+    let arch = match (sel / 4) % 3 {
         0 => None,
         1 => Some("resnet20"),
         _ => Some("lenet5"),
