@@ -2,10 +2,12 @@
 pub mod bench;
 pub mod eval;
 pub mod export;
+pub mod histogram;
 pub mod info;
 pub mod prune;
 pub mod quantize;
 pub mod sensitivity;
 pub mod sparseopt;
 pub mod sweep;
+pub mod sweep_quant;
 pub mod train;
