@@ -470,6 +470,9 @@ impl Ranged for DecadeAxis {
 fn format_tick(v: f64) -> String {
     if v == v.round() && v.abs() < 1e9 {
         format!("{v:.0}")
+    } else if v.abs() < 1e-12 {
+        // Rounding noise of a tick meant to be zero (e.g. -5.55e-17 on a [-0.3, 0.3] axis).
+        "0".to_string()
     } else if v.abs() >= 1e-3 && v.abs() < 1e5 {
         let s = format!("{v:.4}");
         s.trim_end_matches('0').trim_end_matches('.').to_string()
@@ -490,6 +493,7 @@ mod tests {
         assert_eq!(format_tick(-2.5), "-2.5");
         assert_eq!(format_tick(1.0 / 3.0), "0.3333");
         assert_eq!(format_tick(2.5e-5), "2.50e-5");
+        assert_eq!(format_tick(-5.551115123125783e-17), "0");
     }
 
     #[test]
