@@ -33,6 +33,9 @@ enum Command {
     Prune(cmd::prune::PruneArgs),
     /// Post-training weight quantization (clip / symmetric / asymmetric), optionally bit-packed.
     Quantize(cmd::quantize::QuantizeArgs),
+    /// Weight histograms (all weights and per layer, log counts), optionally vs quantized.
+    #[command(allow_negative_numbers = true)]
+    Histogram(cmd::histogram::HistogramArgs),
     /// Per-layer pruning sensitivity scan and a per-layer sparsity plan for a size target.
     Sensitivity(cmd::sensitivity::SensitivityArgs),
     /// Sweep a compression setting over a grid and tabulate/plot every trade-off.
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Command::Compare(a) => cmd::compare::run(a),
         Command::Prune(a) => cmd::prune::run(a),
         Command::Quantize(a) => cmd::quantize::run(a),
+        Command::Histogram(a) => cmd::histogram::run(a),
         Command::Sweep(a) => cmd::sweep::run(a),
         Command::Sensitivity(a) => cmd::sensitivity::run(a),
         Command::Sparseopt(a) => cmd::sparseopt::run(a),

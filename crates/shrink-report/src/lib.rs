@@ -1,5 +1,5 @@
 //! Plots and tables for `shrink` reports.
 //!
-//! * [`plot`]: line charts (PNG or SVG), e.g. loss and weight histories.
+//! * [`plot`]: line charts and histograms (PNG or SVG), e.g. loss and weight histories.
 
 pub mod plot;

@@ -92,13 +92,55 @@ pub fn line_chart(
     log_y: bool,
 ) -> Result<(), PlotError> {
     let path = path.as_ref();
-    let format = match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
-        Some("png") => Format::Png,
-        Some("svg") => Format::Svg,
-        _ => return Err(PlotError::UnsupportedFormat { path: path.to_path_buf() }),
-    };
+    format_of(path)?;
     let spec = ChartSpec::new(title, x_label, y_label, series, log_y)
         .ok_or_else(|| PlotError::NoData { path: path.to_path_buf(), log_y })?;
+    render(path, &spec)
+}
+
+/// One histogram series: a label and its bins `(lo, hi, count)`.
+pub type Histogram = (String, Vec<(f64, f64, f64)>);
+
+/// Draws histograms as (semi-transparent, overlaid) bars and writes the chart to `path`, PNG
+/// or SVG by extension, atomically like [`line_chart`]. With `log_y` the count axis is
+/// logarithmic and empty bins are simply not drawn; otherwise bars start at 0.
+pub fn histogram_chart(
+    path: impl AsRef<Path>,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Histogram],
+    log_y: bool,
+) -> Result<(), PlotError> {
+    let path = path.as_ref();
+    format_of(path)?;
+    let outlines: Vec<(String, Vec<(f64, f64)>)> = series
+        .iter()
+        .map(|(label, bins)| {
+            (label.clone(), bins.iter().flat_map(|&(lo, hi, c)| [(lo, c), (hi, c)]).collect())
+        })
+        .collect();
+    let mut spec = ChartSpec::new(title, x_label, y_label, &outlines, log_y)
+        .ok_or_else(|| PlotError::NoData { path: path.to_path_buf(), log_y })?;
+    spec.bars = true;
+    if !log_y {
+        spec.y_range.start = 0.0;
+    }
+    render(path, &spec)
+}
+
+/// The chart format named by `path`'s extension (case-insensitive).
+fn format_of(path: &Path) -> Result<Format, PlotError> {
+    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("png") => Ok(Format::Png),
+        Some("svg") => Ok(Format::Svg),
+        _ => Err(PlotError::UnsupportedFormat { path: path.to_path_buf() }),
+    }
+}
+
+/// Writes `spec` to `path` (format from the extension) through a temporary file.
+fn render(path: &Path, spec: &ChartSpec) -> Result<(), PlotError> {
+    let format = format_of(path)?;
     let draw_err = |message: String| PlotError::Draw { path: path.to_path_buf(), message };
     let io_err = |io| PlotError::Io { path: path.to_path_buf(), io };
     register_embedded_font().map_err(draw_err)?;
@@ -109,7 +151,7 @@ pub fn line_chart(
             let mut svg = String::new();
             {
                 let root = SVGBackend::with_string(&mut svg, CHART_SIZE).into_drawing_area();
-                draw(&root, &spec).map_err(draw_err)?;
+                draw(&root, spec).map_err(draw_err)?;
                 root.present().map_err(|e| draw_err(e.to_string()))?;
             }
             std::fs::write(&tmp, svg).map_err(io_err)
@@ -117,7 +159,7 @@ pub fn line_chart(
         Format::Png => {
             let drawn = (|| {
                 let root = BitMapBackend::new(&tmp, CHART_SIZE).into_drawing_area();
-                draw(&root, &spec)?;
+                draw(&root, spec)?;
                 root.present().map_err(|e| e.to_string())
             })();
             drawn.map_err(draw_err)
@@ -207,6 +249,8 @@ struct ChartSpec<'a> {
     x_label: &'a str,
     y_label: &'a str,
     log_y: bool,
+    /// Histogram bars: each run is a sequence of `(lo, count), (hi, count)` pairs.
+    bars: bool,
     /// Per series: label and its unbroken runs of drawable points (`(x, log10 y)` when
     /// `log_y`).
     series: Vec<(&'a str, Vec<Run>)>,
@@ -264,7 +308,7 @@ impl<'a> ChartSpec<'a> {
         } else {
             pad_linear(y0, y1, 0.05)
         };
-        Some(Self { title, x_label, y_label, log_y, series, x_range, y_range })
+        Some(Self { title, x_label, y_label, log_y, bars: false, series, x_range, y_range })
     }
 }
 
@@ -322,6 +366,22 @@ where
     let mut any_label = false;
     for (i, (label, runs)) in spec.series.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
+        if spec.bars {
+            let base = spec.y_range.start;
+            let rects = runs.iter().flat_map(|run| {
+                run.chunks_exact(2).map(move |b| {
+                    Rectangle::new([(b[0].0, base), (b[1].0, b[0].1)], color.mix(0.55).filled())
+                })
+            });
+            let drawn = chart.draw_series(rects).map_err(|e| e.to_string())?;
+            if !label.is_empty() {
+                any_label = true;
+                drawn.label(*label).legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 20, y + 5)], color.mix(0.55).filled())
+                });
+            }
+            continue;
+        }
         for (r, run) in runs.iter().enumerate() {
             let drawn = chart
                 .draw_series(LineSeries::new(run.iter().copied(), color.stroke_width(2)))
@@ -410,6 +470,9 @@ impl Ranged for DecadeAxis {
 fn format_tick(v: f64) -> String {
     if v == v.round() && v.abs() < 1e9 {
         format!("{v:.0}")
+    } else if v.abs() < 1e-12 {
+        // Rounding noise of a tick meant to be zero (e.g. -5.55e-17 on a [-0.3, 0.3] axis).
+        "0".to_string()
     } else if v.abs() >= 1e-3 && v.abs() < 1e5 {
         let s = format!("{v:.4}");
         s.trim_end_matches('0').trim_end_matches('.').to_string()
@@ -430,6 +493,7 @@ mod tests {
         assert_eq!(format_tick(-2.5), "-2.5");
         assert_eq!(format_tick(1.0 / 3.0), "0.3333");
         assert_eq!(format_tick(2.5e-5), "2.50e-5");
+        assert_eq!(format_tick(-5.551115123125783e-17), "0");
     }
 
     #[test]

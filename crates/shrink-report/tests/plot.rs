@@ -1,7 +1,7 @@
 use std::path::Path;
 
 use shrink_compress::sparseopt::{run, Method, Problem, LAB_LEARNING_RATE, LAB_STEPS};
-use shrink_report::plot::{history_charts, line_chart, PlotError, CHART_SIZE};
+use shrink_report::plot::{histogram_chart, history_charts, line_chart, PlotError, CHART_SIZE};
 
 fn demo_series() -> Vec<(String, Vec<(f64, f64)>)> {
     vec![
@@ -116,4 +116,45 @@ fn lab_charts_for_every_method() {
             std::fs::copy(&p, Path::new(&keep).join(p.file_name().unwrap())).unwrap();
         }
     }
+}
+
+#[test]
+fn histograms_draw_filled_bars_on_a_log_axis() {
+    let dir = tempfile::tempdir().unwrap();
+    // A bell-shaped count profile and a spiky one (empty bins are gaps on the log axis).
+    let bins: Vec<(f64, f64, f64)> = (0..50)
+        .map(|k| {
+            (
+                k as f64 * 0.04 - 1.0,
+                k as f64 * 0.04 - 0.96,
+                (1e4 * (-((k as f64 - 25.0) / 6.0).powi(2)).exp()).round(),
+            )
+        })
+        .collect();
+    let spikes: Vec<(f64, f64, f64)> = bins
+        .iter()
+        .enumerate()
+        .map(|(k, &(lo, hi, c))| (lo, hi, if k % 5 == 0 { c * 3.0 } else { 0.0 }))
+        .collect();
+    let series = vec![("original".to_string(), bins), ("quantized".to_string(), spikes)];
+    let png = dir.path().join("h.png");
+    histogram_chart(&png, "Weights", "weight value", "occurrences", &series, true).unwrap();
+    let img = image::open(&png).unwrap().to_rgb8();
+    assert_eq!(img.dimensions(), CHART_SIZE);
+    // Filled bars: many coloured (non-grey) pixels in the plot area.
+    let coloured = img.pixels().filter(|p| {
+        let [r, g, b] = p.0;
+        r.max(g).max(b) as i32 - r.min(g).min(b) as i32 > 40
+    });
+    assert!(coloured.count() > 20_000, "no bars drawn");
+    let svg = dir.path().join("h.svg");
+    histogram_chart(&svg, "Weights", "weight value", "occurrences", &series, false).unwrap();
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.contains("<rect") && text.contains("quantized"));
+    assert_eq!(listing(dir.path()), vec!["h.png", "h.svg"], "no temporary files left");
+    let empty = vec![("e".to_string(), vec![(0.0, 1.0, 0.0)])];
+    let err = histogram_chart(dir.path().join("e.png"), "t", "x", "y", &empty, true).unwrap_err();
+    assert!(matches!(err, PlotError::NoData { .. }), "{err}");
+    let err = histogram_chart(dir.path().join("e.jpg"), "t", "x", "y", &series, true).unwrap_err();
+    assert!(matches!(err, PlotError::UnsupportedFormat { .. }), "{err}");
 }

@@ -12,6 +12,10 @@ use std::path::{Path, PathBuf};
 pub enum SweepCommand {
     /// Prune at each ratio (from the pristine model) and measure params, size, MACs, accuracy, time.
     Prune(SweepPruneArgs),
+    /// Quantize with each (method, bits, range) from the pristine weights and measure accuracy
+    /// (the MNIST lab's grid by default).
+    #[command(allow_negative_numbers = true)]
+    Quant(crate::cmd::sweep_quant::SweepQuantArgs),
 }
 
 #[derive(Args)]
@@ -93,6 +97,7 @@ pub struct PruneCell {
 pub fn run(a: &SweepArgs) -> Result<()> {
     match &a.command {
         SweepCommand::Prune(p) => run_prune(p),
+        SweepCommand::Quant(q) => crate::cmd::sweep_quant::run(q),
     }
 }
 

@@ -1,0 +1,449 @@
+//! `shrink sweep quant`: the MNIST lab's quantization study (seed 000) over a grid of
+//! quantizers × bit widths × ranges. The model and data are loaded once and the pristine
+//! weights copied once ([`quant::sources`]); every cell quantizes those copies (never
+//! compounding) and writes the values into the ONE model, then evaluates it.
+//!
+//! The values written are exactly the lab formula's output, so by default no quantizer slot is
+//! attached: a slot makes every forward pass re-run fake quant on every weight (the path
+//! `shrink eval` takes on a quantized file), which gives the same values within 2 ulp but costs a
+//! full pass over all weights per batch. `--fake-quant` takes that path, for checking.
+use crate::common::{check_fit, load_data, normalization, parse_split};
+use anyhow::{bail, Context, Result};
+use candle_core::Tensor;
+use clap::Args;
+use serde::Serialize;
+use shrink_compress::quant::{self, Include, QuantConfig, Quantized, RangeMethod, Scheme};
+use shrink_ir::Model;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The lab's grid (seed 000): `bit_values` and `q_values`.
+pub const LAB_BITS: &str = "2,4,8,12,16";
+pub const LAB_Q: &str = "0.5,0.8,1,1.2,1.5,1.7,2";
+
+#[derive(Args)]
+pub struct SweepQuantArgs {
+    /// Model file (.safetensors).
+    pub model: PathBuf,
+    /// Dataset to evaluate each cell on.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Quantizers, comma-separated: clip, symmetric, asymmetric.
+    #[arg(long, default_value = "clip")]
+    pub method: String,
+    /// Bit widths, comma-separated (1..=16; symmetric needs >= 2).
+    #[arg(long, default_value = LAB_BITS, allow_hyphen_values = true)]
+    pub bits: String,
+    /// Ranges, comma-separated: numbers q > 0 (clip half-range, symmetric alpha, asymmetric
+    /// [-q, q]), `max` (the labs' max|w| / [min, max]), `pNN` (percentile) or `mse`.
+    #[arg(long, visible_alias = "range", default_value = LAB_Q, allow_hyphen_values = true)]
+    pub q: String,
+    /// One range per output channel instead of one per tensor.
+    #[arg(long)]
+    pub per_channel: bool,
+    /// Also quantize these tensor groups (comma-separated): bias, batchnorm.
+    #[arg(long, default_value = "")]
+    pub include: String,
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Per-channel mean (default: stored in the model).
+    #[arg(long)]
+    pub mean: Option<String>,
+    /// Per-channel std (default: stored in the model).
+    #[arg(long)]
+    pub std: Option<String>,
+    /// Architecture override for plain state_dicts.
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Directory for table.{md,csv,json} and the figures.
+    #[arg(long, default_value = "runs/sweep-quant")]
+    pub out_dir: PathBuf,
+    /// Figure format: png or svg.
+    #[arg(long, default_value = "png")]
+    pub format: String,
+    /// Evaluate through quantizer slots (fake quant in every forward pass, as `shrink eval`
+    /// does on a quantized file) instead of the baked values: slower, for checking.
+    #[arg(long)]
+    pub fake_quant: bool,
+}
+
+/// One range of the grid: its text (as in the table) and the parsed method.
+#[derive(Debug, Clone)]
+pub struct RangeSpec {
+    pub label: String,
+    pub method: RangeMethod,
+}
+
+impl RangeSpec {
+    /// The numeric half-range of a fixed range (the x axis of accuracy vs q).
+    pub fn value(&self) -> Option<f64> {
+        match self.method {
+            RangeMethod::Fixed(q) => Some(q),
+            _ => None,
+        }
+    }
+}
+
+/// One cell of the quantization sweep.
+#[derive(Debug, Clone, Serialize)]
+pub struct QuantCell {
+    pub method: String,
+    pub bits: u32,
+    /// The range as given (`0.8`, `max`, `p99.9`, `mse`).
+    pub q: String,
+    /// The numeric half-range for a fixed range.
+    pub q_value: Option<f64>,
+    /// Top-1 accuracy as a fraction.
+    pub accuracy: f64,
+    /// Correctly classified examples.
+    pub correct: usize,
+    pub loss: f64,
+    /// Accuracy minus the fp32 model's, percentage points.
+    pub delta_pp: f64,
+    /// Wall time of the cell (quantize + write + evaluate), seconds.
+    pub seconds: f64,
+}
+
+/// The whole sweep as written to `table.json`.
+#[derive(Debug, Serialize)]
+struct Report<'a> {
+    model: String,
+    data: String,
+    split: &'a str,
+    samples: usize,
+    per_channel: bool,
+    fake_quant: bool,
+    fp32_accuracy: f64,
+    fp32_correct: usize,
+    fp32_loss: f64,
+    /// Wall time of the grid (all cells, not the fp32 baseline), seconds.
+    grid_seconds: f64,
+    cells: &'a [QuantCell],
+}
+
+/// Parses `--method`.
+pub fn parse_methods(s: &str) -> Result<Vec<Scheme>> {
+    items(s).map(|m| Scheme::parse(m).context("--method")).collect()
+}
+
+/// Parses `--bits` for every scheme (symmetric needs >= 2).
+pub fn parse_bits(s: &str, schemes: &[Scheme]) -> Result<Vec<u32>> {
+    let mut out = Vec::new();
+    for b in items(s) {
+        let Ok(v) = b.parse::<i64>() else { bail!("--bits: `{b}` is not an integer") };
+        let Ok(bits) = u32::try_from(v) else { bail!("--bits must be in 1..=16, got {v}") };
+        for &scheme in schemes {
+            quant::check_bits(scheme, bits).context("--bits")?;
+        }
+        out.push(bits);
+    }
+    Ok(out)
+}
+
+/// Parses `--q`.
+pub fn parse_ranges(s: &str) -> Result<Vec<RangeSpec>> {
+    items(s)
+        .map(|q| Ok(RangeSpec { label: q.to_string(), method: RangeMethod::parse(q).context("--q")? }))
+        .collect()
+}
+
+fn items(s: &str) -> impl Iterator<Item = &str> {
+    s.split(',').map(str::trim).filter(|x| !x.is_empty())
+}
+
+fn nonempty<T>(flag: &str, v: Vec<T>) -> Result<Vec<T>> {
+    if v.is_empty() {
+        bail!("{flag}: empty list");
+    }
+    Ok(v)
+}
+
+/// Writes quantized values into `model` without attaching a slot (they already are the lab
+/// formula's output; masks, if any, still apply in the forward pass).
+fn set_values(model: &Model, q: &Quantized) -> Result<()> {
+    let t = Tensor::from_slice(&q.values, q.dims.as_slice(), &model.device())?;
+    model.params.set(&q.name, &t)?;
+    Ok(())
+}
+
+pub fn run(a: &SweepQuantArgs) -> Result<()> {
+    // Every flag is checked before anything is loaded or written.
+    let schemes = nonempty("--method", parse_methods(&a.method)?)?;
+    let bits = nonempty("--bits", parse_bits(&a.bits, &schemes)?)?;
+    let ranges = nonempty("--q", parse_ranges(&a.q)?)?;
+    let include = Include::parse(&a.include).context("--include")?;
+    if a.batch_size == 0 {
+        bail!("--batch-size must be positive");
+    }
+    if a.format != "png" && a.format != "svg" {
+        bail!("--format must be png or svg, got `{}`", a.format);
+    }
+    let split = parse_split(&a.split)?;
+
+    let mut model = shrink_io::load_model(&a.model, a.arch.as_deref())?;
+    let norm = normalization(&model, a.mean.as_deref(), a.std.as_deref())?;
+    let ds = load_data(&a.data, split)?;
+    check_fit(&model, &ds, &a.model.display().to_string())?;
+    if !model.params.quants().is_empty() {
+        bail!("{}: model is already quantized (sweep a full-precision model)", a.model.display());
+    }
+    let sources = quant::sources(&model, include)?;
+    if a.per_channel {
+        if let Some(s) = sources.iter().find(|s| s.dims.len() < 2) {
+            bail!("--per-channel: `{}` has shape {:?} (no output channels)", s.name, s.dims);
+        }
+    }
+    std::fs::create_dir_all(&a.out_dir)
+        .with_context(|| format!("{}: cannot create directory", a.out_dir.display()))?;
+
+    let n = schemes.len() * bits.len() * ranges.len();
+    let pb = progress(n as u64 + 1);
+    pb.set_message("fp32");
+    let base = shrink_train::evaluate(&model, &ds, &norm, a.batch_size, None)?;
+    let samples = base.samples.max(1);
+    pb.inc(1);
+
+    let grid_start = Instant::now();
+    let mut cells = Vec::with_capacity(n);
+    for &scheme in &schemes {
+        for r in &ranges {
+            for &b in &bits {
+                pb.set_message(format!("{scheme} {b} bits q={}", r.label));
+                let start = Instant::now();
+                let cfg =
+                    QuantConfig { scheme, bits: b, range: r.method, per_channel: a.per_channel, include };
+                // One tensor at a time: only the pristine copies and one quantized tensor are
+                // alive besides the model.
+                for src in &sources {
+                    let q = quant::quantize_source(src, &cfg)?;
+                    if a.fake_quant {
+                        quant::apply(&mut model, std::slice::from_ref(&q))?;
+                    } else {
+                        set_values(&model, &q)?;
+                    }
+                }
+                let e = shrink_train::evaluate(&model, &ds, &norm, a.batch_size, None)?;
+                cells.push(QuantCell {
+                    method: scheme.name().to_string(),
+                    bits: b,
+                    q: r.label.clone(),
+                    q_value: r.value(),
+                    accuracy: e.accuracy,
+                    correct: (e.accuracy * samples as f64).round() as usize,
+                    loss: e.loss,
+                    delta_pp: 100.0 * (e.accuracy - base.accuracy),
+                    seconds: start.elapsed().as_secs_f64(),
+                });
+                pb.inc(1);
+            }
+        }
+    }
+    let grid_seconds = grid_start.elapsed().as_secs_f64();
+    pb.finish_and_clear();
+
+    let report = Report {
+        model: a.model.display().to_string(),
+        data: ds.source.clone(),
+        split: &a.split,
+        samples: base.samples,
+        per_channel: a.per_channel,
+        fake_quant: a.fake_quant,
+        fp32_accuracy: base.accuracy,
+        fp32_correct: (base.accuracy * samples as f64).round() as usize,
+        fp32_loss: base.loss,
+        grid_seconds,
+        cells: &cells,
+    };
+    let md = markdown(&report, &schemes, &bits, &ranges);
+    write_tables(&a.out_dir, &report, &md)?;
+    let figures = write_figures(&a.out_dir, &a.format, &report, &schemes, &bits, &ranges)?;
+    print!("{md}");
+    eprintln!(
+        "{n} cells in {grid_seconds:.1} s ({:.2} s per cell); wrote {}/table.{{md,csv,json}} and {figures} figures",
+        grid_seconds / n as f64,
+        a.out_dir.display()
+    );
+    Ok(())
+}
+
+fn progress(len: u64) -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "sweep quant [{bar:30}] {pos}/{len} {elapsed_precise} (eta {eta}) {msg}",
+    ) {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.2}", 100.0 * x)
+}
+
+fn find<'a>(cells: &'a [QuantCell], scheme: Scheme, bits: u32, q: &str) -> Option<&'a QuantCell> {
+    cells.iter().find(|c| c.method == scheme.name() && c.bits == bits && c.q == q)
+}
+
+/// Per method a pivot (rows q, columns bits, like the lab's plots), then every cell.
+fn markdown(r: &Report, schemes: &[Scheme], bits: &[u32], ranges: &[RangeSpec]) -> String {
+    let mut s = format!(
+        "# Quantization sweep\n\nmodel `{}`, data `{}` ({}, {} samples){}{}; fp32 top-1 accuracy {}%\n",
+        r.model,
+        r.data,
+        r.split,
+        r.samples,
+        if r.per_channel { ", per channel" } else { "" },
+        if r.fake_quant { ", fake-quant forward" } else { "" },
+        pct(r.fp32_accuracy)
+    );
+    for &scheme in schemes {
+        s += &format!("\n## {scheme}: top-1 accuracy (%), range q (rows) × bits (columns)\n\n| q \\ bits |");
+        for b in bits {
+            s += &format!(" {b} |");
+        }
+        s += &format!("\n|---|{}\n", "---|".repeat(bits.len()));
+        for q in ranges {
+            s += &format!("| {} |", q.label);
+            for &b in bits {
+                let v = find(r.cells, scheme, b, &q.label).map(|c| pct(c.accuracy)).unwrap_or_default();
+                s += &format!(" {v} |");
+            }
+            s += "\n";
+        }
+    }
+    s += "\n## All cells\n\n| method | bits | q | accuracy (%) | Δ vs fp32 (pp) | loss | time (s) |\n";
+    s += "|---|---|---|---|---|---|---|\n";
+    for c in r.cells {
+        s += &format!(
+            "| {} | {} | {} | {} | {:+.2} | {:.4} | {:.2} |\n",
+            c.method,
+            c.bits,
+            c.q,
+            pct(c.accuracy),
+            c.delta_pp,
+            c.loss,
+            c.seconds
+        );
+    }
+    s
+}
+
+fn write_tables(dir: &Path, r: &Report, md: &str) -> Result<()> {
+    let mut csv = String::from("method,bits,q,accuracy,correct,samples,delta_pp,loss,seconds\n");
+    for c in r.cells {
+        csv += &format!(
+            "{},{},{},{},{},{},{:.4},{:.6},{:.3}\n",
+            c.method,
+            c.bits,
+            c.q,
+            pct(c.accuracy),
+            c.correct,
+            r.samples,
+            c.delta_pp,
+            c.loss,
+            c.seconds
+        );
+    }
+    shrink_io::atomic::write_atomic(&dir.join("table.md"), md.as_bytes())?;
+    shrink_io::atomic::write_atomic(&dir.join("table.csv"), csv.as_bytes())?;
+    shrink_io::atomic::write_atomic(&dir.join("table.json"), serde_json::to_string_pretty(r)?.as_bytes())?;
+    Ok(())
+}
+
+/// The lab's two figures per method: accuracy vs bits (one line per q) and accuracy vs q (one
+/// line per bit width; numeric ranges only), each with the fp32 accuracy as a reference line.
+fn write_figures(
+    dir: &Path,
+    ext: &str,
+    r: &Report,
+    schemes: &[Scheme],
+    bits: &[u32],
+    ranges: &[RangeSpec],
+) -> Result<usize> {
+    let fp32 = 100.0 * r.fp32_accuracy;
+    let reference = |xs: &[f64]| -> (String, Vec<(f64, f64)>) {
+        let lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        ("fp32".to_string(), vec![(lo, fp32), (hi, fp32)])
+    };
+    let mut written = 0;
+    for &scheme in schemes {
+        let bx: Vec<f64> = bits.iter().map(|&b| b as f64).collect();
+        let mut series: Vec<(String, Vec<(f64, f64)>)> = ranges
+            .iter()
+            .map(|q| {
+                let pts = bits
+                    .iter()
+                    .filter_map(|&b| {
+                        find(r.cells, scheme, b, &q.label).map(|c| (b as f64, 100.0 * c.accuracy))
+                    })
+                    .collect();
+                (format!("q = {}", q.label), pts)
+            })
+            .collect();
+        series.push(reference(&bx));
+        shrink_report::plot::line_chart(
+            dir.join(format!("{scheme}-accuracy-vs-bits.{ext}")),
+            &format!("{scheme}: accuracy vs bits (one line per range q)"),
+            "bits",
+            "top-1 accuracy (%)",
+            &series,
+            false,
+        )?;
+        written += 1;
+
+        let numeric: Vec<(&RangeSpec, f64)> =
+            ranges.iter().filter_map(|q| q.value().map(|v| (q, v))).collect();
+        if numeric.is_empty() {
+            continue;
+        }
+        let qx: Vec<f64> = numeric.iter().map(|&(_, v)| v).collect();
+        let mut series: Vec<(String, Vec<(f64, f64)>)> = bits
+            .iter()
+            .map(|&b| {
+                let mut pts: Vec<(f64, f64)> = numeric
+                    .iter()
+                    .filter_map(|&(q, v)| find(r.cells, scheme, b, &q.label).map(|c| (v, 100.0 * c.accuracy)))
+                    .collect();
+                pts.sort_by(|x, y| x.0.total_cmp(&y.0));
+                (format!("{b} bits"), pts)
+            })
+            .collect();
+        series.push(reference(&qx));
+        shrink_report::plot::line_chart(
+            dir.join(format!("{scheme}-accuracy-vs-q.{ext}")),
+            &format!("{scheme}: accuracy vs range q (one line per bit width)"),
+            "range q",
+            "top-1 accuracy (%)",
+            &series,
+            false,
+        )?;
+        written += 1;
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_grid_and_names_the_flag() {
+        let s = parse_methods("clip, asymmetric").unwrap();
+        assert_eq!(s, vec![Scheme::Clip, Scheme::Asymmetric]);
+        assert_eq!(parse_bits("2,4,8", &s).unwrap(), vec![2, 4, 8]);
+        assert_eq!(parse_bits("1", &[Scheme::Clip]).unwrap(), vec![1]);
+        let e = |r: Result<Vec<u32>>| format!("{:#}", r.unwrap_err());
+        assert!(e(parse_bits("1", &[Scheme::Symmetric])).starts_with("--bits"));
+        assert!(e(parse_bits("0", &s)).starts_with("--bits"));
+        assert!(e(parse_bits("17", &s)).starts_with("--bits"));
+        assert!(e(parse_bits("-2", &s)).starts_with("--bits"));
+        assert!(e(parse_bits("x", &s)).starts_with("--bits"));
+        let q = parse_ranges("0.5,max,p99.9").unwrap();
+        assert_eq!(q.iter().map(RangeSpec::value).collect::<Vec<_>>(), vec![Some(0.5), None, None]);
+        assert!(format!("{:#}", parse_ranges("0").unwrap_err()).starts_with("--q"));
+        assert!(format!("{:#}", parse_methods("float8").unwrap_err()).starts_with("--method"));
+    }
+}
