@@ -1,51 +1,9 @@
 //! End-to-end tests of the `shrink` binary: each case gets a temp directory and a command.
 //! Bad input must give a one-line error naming the file or flag, a non-zero exit, no panic and
 //! no output file; the same seed must give byte-identical model files.
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn shrink(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shrink")).args(args).output().expect("run shrink")
-}
-
-fn mnist_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist")
-}
-
-fn gunzip(path: &Path) -> Vec<u8> {
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()).read_to_end(&mut out).unwrap();
-    out
-}
-
-/// Writes a small MNIST-format copy (first `n_train`/`n_test` examples) into `dir`.
-fn tiny_mnist(dir: &Path, n_train: usize, n_test: usize) {
-    let src = mnist_dir();
-    for (prefix, n) in [("train", n_train), ("t10k", n_test)] {
-        let images = gunzip(&src.join(format!("{prefix}-images-idx3-ubyte.gz")));
-        let labels = gunzip(&src.join(format!("{prefix}-labels-idx1-ubyte.gz")));
-        let mut img = images[..16 + n * 784].to_vec();
-        img[4..8].copy_from_slice(&(n as u32).to_be_bytes());
-        let mut lab = labels[..8 + n].to_vec();
-        lab[4..8].copy_from_slice(&(n as u32).to_be_bytes());
-        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), img).unwrap();
-        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), lab).unwrap();
-    }
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-/// Asserts a clean failure: non-zero exit, exactly one line on stderr containing `needle`, no panic.
-fn assert_one_line_error(o: &Output, needle: &str) {
-    let err = stderr(o);
-    assert!(!o.status.success(), "expected failure, got success; stderr: {err}");
-    assert!(!err.contains("panicked"), "panic: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "error must be one line: {err:?}");
-    assert!(err.contains(needle), "error {err:?} should mention {needle:?}");
-}
+mod common;
+use common::*;
+use std::path::Path;
 
 fn dir_files(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)

@@ -1,48 +1,13 @@
 //! End-to-end tests of `shrink prune` and `shrink sweep prune`.
+mod common;
+use common::*;
 use serde_json::Value;
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn shrink(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shrink")).args(args).output().expect("run shrink")
-}
-
-fn ok(o: Output) -> String {
-    assert!(o.status.success(), "shrink failed: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn assert_one_line_error(o: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(!o.status.success(), "expected failure; stderr: {err}");
-    assert!(!err.contains("panicked"), "panic: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "error must be one line: {err:?}");
-    assert!(err.contains(needle), "error {err:?} should mention {needle:?}");
-}
-
-/// A small MNIST-format copy (first `n` train and test images) in `dir`.
-fn tiny_mnist(dir: &Path, n: usize) {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist");
-    let gunzip = |p: PathBuf| {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(std::fs::File::open(p).unwrap()).read_to_end(&mut out).unwrap();
-        out
-    };
-    for prefix in ["train", "t10k"] {
-        let mut img = gunzip(src.join(format!("{prefix}-images-idx3-ubyte.gz")))[..16 + n * 784].to_vec();
-        img[4..8].copy_from_slice(&(n as u32).to_be_bytes());
-        let mut lab = gunzip(src.join(format!("{prefix}-labels-idx1-ubyte.gz")))[..8 + n].to_vec();
-        lab[4..8].copy_from_slice(&(n as u32).to_be_bytes());
-        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), img).unwrap();
-        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), lab).unwrap();
-    }
-}
+use std::path::Path;
 
 fn init_model(dir: &Path, arch: &str) -> String {
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
-    tiny_mnist(&data, 200);
+    tiny_mnist(&data, 200, 200);
     let out = dir.join(format!("{arch}.safetensors"));
     ok(shrink(&[
         "train",

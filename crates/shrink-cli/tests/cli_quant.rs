@@ -1,40 +1,15 @@
 //! `shrink quantize` end to end: bad input gives a one-line error, a non-zero exit and no output
 //! file; a bit-packed model evaluates exactly like the fake-quant model and is ~bits/32 the size.
-use std::io::Read;
+mod common;
+use common::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn shrink(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shrink")).args(args).output().expect("run shrink")
-}
-
-fn gunzip(path: &Path) -> Vec<u8> {
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()).read_to_end(&mut out).unwrap();
-    out
-}
-
-/// A small MNIST-format copy (first `n` train and test examples) in `dir`.
-fn tiny_mnist(dir: &Path, n: usize) {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist");
-    for prefix in ["train", "t10k"] {
-        let images = gunzip(&src.join(format!("{prefix}-images-idx3-ubyte.gz")));
-        let labels = gunzip(&src.join(format!("{prefix}-labels-idx1-ubyte.gz")));
-        let mut img = images[..16 + n * 784].to_vec();
-        img[4..8].copy_from_slice(&(n as u32).to_be_bytes());
-        let mut lab = labels[..8 + n].to_vec();
-        lab[4..8].copy_from_slice(&(n as u32).to_be_bytes());
-        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), img).unwrap();
-        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), lab).unwrap();
-    }
-}
 
 /// A temp dir with tiny MNIST in `data/` and a briefly trained lenet-300-100 `model.safetensors`.
 fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     std::fs::create_dir(&data).unwrap();
-    tiny_mnist(&data, 256);
+    tiny_mnist(&data, 256, 256);
     let model = tmp.path().join("model.safetensors");
     let o = shrink(&[
         "train",
@@ -51,14 +26,6 @@ fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
     ]);
     assert!(o.status.success(), "train: {}", String::from_utf8_lossy(&o.stderr));
     (tmp, data, model)
-}
-
-fn assert_one_line_error(o: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(!o.status.success(), "expected failure; stderr: {err}");
-    assert!(!err.contains("panicked"), "panic: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "error must be one line: {err:?}");
-    assert!(err.contains(needle), "error {err:?} should mention {needle:?}");
 }
 
 fn eval_json(model: &Path, data: &Path) -> serde_json::Value {

@@ -1,47 +1,17 @@
 //! `shrink sweep quant` and `shrink histogram` end to end on a briefly trained lenet-300-100:
 //! real outcomes (8 bits ≈ fp32, 1 bit collapses, every cell from the pristine weights, same
 //! accuracy as `quantize` + `eval`), the files, and one-line errors that write nothing.
+mod common;
+use common::*;
 use serde_json::Value;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn shrink(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shrink")).args(args).output().expect("run shrink")
-}
-
-fn ok(o: Output) -> String {
-    assert!(o.status.success(), "shrink failed: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap()
-}
-
-fn gunzip(path: &Path) -> Vec<u8> {
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()).read_to_end(&mut out).unwrap();
-    out
-}
-
-/// A small MNIST-format copy (first `n` train and test examples) in `dir`.
-fn tiny_mnist(dir: &Path, n: usize) {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist");
-    for prefix in ["train", "t10k"] {
-        let images = gunzip(&src.join(format!("{prefix}-images-idx3-ubyte.gz")));
-        let labels = gunzip(&src.join(format!("{prefix}-labels-idx1-ubyte.gz")));
-        let mut img = images[..16 + n * 784].to_vec();
-        img[4..8].copy_from_slice(&(n as u32).to_be_bytes());
-        let mut lab = labels[..8 + n].to_vec();
-        lab[4..8].copy_from_slice(&(n as u32).to_be_bytes());
-        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), img).unwrap();
-        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), lab).unwrap();
-    }
-}
 
 /// A temp dir with tiny MNIST in `data/` and a briefly trained lenet-300-100 `model.safetensors`.
 fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     std::fs::create_dir(&data).unwrap();
-    tiny_mnist(&data, 512);
+    tiny_mnist(&data, 512, 512);
     let model = tmp.path().join("model.safetensors");
     ok(shrink(&[
         "train",
@@ -59,14 +29,6 @@ fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
         model.to_str().unwrap(),
     ]));
     (tmp, data, model)
-}
-
-fn assert_one_line_error(o: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(!o.status.success(), "expected failure; stderr: {err}");
-    assert!(!err.contains("panicked"), "panic: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "error must be one line: {err:?}");
-    assert!(err.contains(needle), "error {err:?} should mention {needle:?}");
 }
 
 fn read_json(path: &Path) -> Value {

@@ -1,0 +1,56 @@
+//! Helpers shared by the CLI end-to-end tests: run the binary, check its outcome, build a tiny
+//! MNIST copy from the one shipped in data/.
+#![allow(dead_code)] // each test binary uses its own subset
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs the `shrink` binary with `args`.
+pub fn shrink(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shrink")).args(args).output().expect("run shrink")
+}
+
+/// Asserts success and returns stdout.
+pub fn ok(o: Output) -> String {
+    assert!(o.status.success(), "shrink failed: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// Asserts a clean failure: non-zero exit, exactly one line on stderr containing `needle`, no panic.
+pub fn assert_one_line_error(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert!(!o.status.success(), "expected failure, got success; stderr: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "error must be one line: {err:?}");
+    assert!(err.contains(needle), "error {err:?} should mention {needle:?}");
+}
+
+/// The MNIST copy shipped in the repository.
+pub fn mnist_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist")
+}
+
+pub fn gunzip(path: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()).read_to_end(&mut out).unwrap();
+    out
+}
+
+/// Writes a small MNIST-format copy (first `n_train`/`n_test` examples) into `dir`.
+pub fn tiny_mnist(dir: &Path, n_train: usize, n_test: usize) {
+    let src = mnist_dir();
+    for (prefix, n) in [("train", n_train), ("t10k", n_test)] {
+        let images = gunzip(&src.join(format!("{prefix}-images-idx3-ubyte.gz")));
+        let labels = gunzip(&src.join(format!("{prefix}-labels-idx1-ubyte.gz")));
+        let mut img = images[..16 + n * 784].to_vec();
+        img[4..8].copy_from_slice(&(n as u32).to_be_bytes());
+        let mut lab = labels[..8 + n].to_vec();
+        lab[4..8].copy_from_slice(&(n as u32).to_be_bytes());
+        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), img).unwrap();
+        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), lab).unwrap();
+    }
+}
