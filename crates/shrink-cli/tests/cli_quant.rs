@@ -36,9 +36,9 @@ fn eval_json(model: &Path, data: &Path) -> serde_json::Value {
 
 #[test]
 fn bad_input_is_one_line_error_and_writes_nothing() {
-    let (tmp, _data, model) = setup();
+    let (tmp, data, model) = setup();
     let out = tmp.path().join("out.safetensors");
-    let (m, o) = (model.to_str().unwrap(), out.to_str().unwrap());
+    let (m, o, d) = (model.to_str().unwrap(), out.to_str().unwrap(), data.to_str().unwrap());
     let cases: &[(&[&str], &str)] = &[
         (&["--scheme", "clip", "--bits", "0", "--range", "1"], "bits"),
         (&["--scheme", "clip", "--bits", "17", "--range", "1"], "bits"),
@@ -50,6 +50,14 @@ fn bad_input_is_one_line_error_and_writes_nothing() {
         (&["--scheme", "float8", "--bits", "4"], "float8"),
         (&["--scheme", "symmetric", "--bits", "4", "--per-channel", "--include", "bias"], "per-channel"),
         (&["--scheme", "symmetric", "--bits", "4", "--include", "gamma"], "gamma"),
+        (&["--scheme", "symmetric", "--bits", "8", "--activations", "0", "--data", d], "activations"),
+        (&["--scheme", "symmetric", "--bits", "8", "--activations", "17", "--data", d], "activations"),
+        (&["--scheme", "symmetric", "--bits", "8", "--activations", "8"], "--data"),
+        (
+            &["--scheme", "symmetric", "--bits", "8", "--activations", "8", "--data", d, "--act-range", "p0"],
+            "act-range",
+        ),
+        (&["--scheme", "symmetric", "--bits", "8", "--activations", "8", "--data", "nope/"], "nope"),
     ];
     for (args, needle) in cases {
         let mut full = vec!["quantize", m];
@@ -104,4 +112,49 @@ fn packed_file_evaluates_like_fake_quant_and_is_small() {
         let bound = if bits == "4" { 7.5 } else { 3.7 };
         assert!(ratio >= bound, "{scheme} {bits}-bit packed file is only {ratio:.2}x smaller than fp32");
     }
+}
+
+#[test]
+fn activation_quantization_is_calibrated_stored_and_packed() {
+    let (tmp, data, model) = setup();
+    let fp32 = eval_json(&model, &data);
+    let mut acc = Vec::new();
+    for (bits, range) in [("8", "minmax"), ("2", "mse")] {
+        let fake = tmp.path().join(format!("a{bits}.safetensors"));
+        let packed = tmp.path().join(format!("a{bits}.shrinkpack"));
+        for (out, extra) in [(&fake, None), (&packed, Some("--packed"))] {
+            let mut args = vec![
+                "quantize",
+                model.to_str().unwrap(),
+                "--scheme",
+                "symmetric",
+                "--bits",
+                "8",
+                "--activations",
+                bits,
+                "--act-range",
+                range,
+                "--data",
+                data.to_str().unwrap(),
+                "--calib-batches",
+                "2",
+                "--json",
+                "-o",
+                out.to_str().unwrap(),
+            ];
+            args.extend(extra);
+            let o = shrink(&args);
+            assert!(o.status.success(), "quantize {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+            let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            // lenet-300-100: fc1 reads the (signed) input, fc2 and fc3 read ReLUs.
+            assert_eq!(j["activation_points"].as_array().unwrap().len(), 3, "{j}");
+            assert_eq!(j["activation_bits"], bits.parse::<u64>().unwrap());
+        }
+        let (a, b) = (eval_json(&fake, &data), eval_json(&packed, &data));
+        assert_eq!(a["loss"], b["loss"], "a{bits}: packed must keep the activation quantizers");
+        acc.push(a["loss"].as_f64().unwrap());
+    }
+    let fp32_loss = fp32["loss"].as_f64().unwrap();
+    assert!((acc[0] - fp32_loss).abs() < 0.02, "8-bit activations: loss {} vs fp32 {fp32_loss}", acc[0]);
+    assert!(acc[1] != acc[0], "2-bit activations must change the outputs");
 }

@@ -123,7 +123,7 @@ fn quantized_model_fake_quant_reproduces_golden() {
         };
         // A one-tensor model: effective_param needs no graph.
         let meta: ModelMeta = shrink_ir::zoo::meta("lenet-300-100").unwrap();
-        let mut model = Model { graph: Graph::new(), params: store, meta };
+        let mut model = Model { graph: Graph::new(), params: store, meta, act_quant: Default::default() };
         let q = quant::quantize_model(&mut model, &cfg).unwrap();
         let eff =
             model.effective_param("fc.weight").unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();

@@ -57,6 +57,9 @@ pub fn save_model(model: &Model, path: &Path) -> Result<()> {
     if !model.params.quants().is_empty() {
         meta.insert("shrink.quant".into(), serde_json::to_string(model.params.quants())?);
     }
+    if !model.act_quant.is_empty() {
+        meta.insert("shrink.act_quant".into(), serde_json::to_string(&model.act_quant)?);
+    }
     let bytes = safetensors_bytes(&tensors, meta)?;
     write_atomic(path, &bytes)
 }
@@ -239,6 +242,25 @@ pub fn model_from_bytes(bytes: &[u8], path: &Path, arch: Option<&str>) -> Result
 
 /// Builds a model from already-read tensors and metadata (see [`load_model`]).
 pub fn model_from_raw(raw: RawTensors, arch: Option<&str>) -> Result<Model> {
+    let act_quant: BTreeMap<String, QuantSlot> = match raw.metadata.get("shrink.act_quant") {
+        Some(s) => serde_json::from_str(s)
+            .map_err(|e| IoError::Format(format!("bad shrink.act_quant metadata: {e}")))?,
+        None => BTreeMap::new(),
+    };
+    let mut model = model_from_weights(raw, arch)?;
+    attach_act_quant(&mut model, act_quant)?;
+    Ok(model)
+}
+
+/// Sets stored activation quantizers on `model` (each must name a node of its graph).
+pub fn attach_act_quant(model: &mut Model, act_quant: BTreeMap<String, QuantSlot>) -> Result<()> {
+    for (node, slot) in act_quant {
+        model.set_act_quant(&node, slot)?;
+    }
+    Ok(())
+}
+
+fn model_from_weights(raw: RawTensors, arch: Option<&str>) -> Result<Model> {
     let RawTensors { tensors, metadata } = raw;
     let quant: BTreeMap<String, QuantSlot> = match metadata.get("shrink.quant") {
         Some(s) => {

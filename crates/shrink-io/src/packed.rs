@@ -31,6 +31,9 @@ struct Header {
     meta: ModelMeta,
     graph: Graph,
     tensors: Vec<Entry>,
+    /// Activation quantizers by node name (f32 parameters, nothing to pack).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    act_quant: BTreeMap<String, QuantSlot>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -178,6 +181,7 @@ pub fn packed_bytes(model: &Model) -> Result<Vec<u8>> {
         meta: model.meta.clone(),
         graph: model.graph.clone(),
         tensors,
+        act_quant: model.act_quant.clone(),
     };
     let header = serde_json::to_vec(&header)?;
     let mut out = Vec::with_capacity(16 + header.len() + data.len());
@@ -274,5 +278,7 @@ pub fn model_from_packed(bytes: &[u8], arch: Option<&str>) -> Result<Model> {
         Some(a) => (zoo::graph(a)?, ModelMeta { arch: a.to_string(), ..header.meta }),
         None => (header.graph, header.meta),
     };
-    crate::model_file::model_from_tensors(graph, meta, tensors, quant)
+    let mut model = crate::model_file::model_from_tensors(graph, meta, tensors, quant)?;
+    crate::model_file::attach_act_quant(&mut model, header.act_quant)?;
+    Ok(model)
 }

@@ -1,11 +1,12 @@
 //! A model = graph + parameters + metadata, and its forward pass in eval or train mode.
 use crate::error::{node_err, IrError, Result};
-use crate::graph::{Graph, Op};
+use crate::graph::{Graph, NodeId, Op};
 use crate::ops;
-use crate::params::ParamStore;
+use crate::params::{ParamStore, QuantSlot};
 use candle_core::{DType, Device, Tensor};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Facts stored with a model file so it evaluates with no extra flags.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,6 +39,9 @@ pub struct Model {
     pub graph: Graph,
     pub params: ParamStore,
     pub meta: ModelMeta,
+    /// Activation quantizers by node name: that node's output is fake-quantized in every
+    /// forward pass (set by calibration, see [`Model::set_act_quant`]).
+    pub act_quant: BTreeMap<String, QuantSlot>,
 }
 
 impl Model {
@@ -45,7 +49,22 @@ impl Model {
     pub fn new(graph: Graph, params: ParamStore, meta: ModelMeta) -> Result<Model> {
         graph.infer_shapes(&meta.input_shape)?;
         params.check_against(&graph)?;
-        Ok(Model { graph, params, meta })
+        Ok(Model { graph, params, meta, act_quant: BTreeMap::new() })
+    }
+
+    /// Fake-quantizes the output of node `node` with `slot` (per tensor) from now on. The node
+    /// must exist and its name must be unique in the graph.
+    pub fn set_act_quant(&mut self, node: &str, slot: QuantSlot) -> Result<()> {
+        match self.graph.nodes.iter().filter(|n| n.name == node).count() {
+            0 => return Err(IrError::Invalid(format!("activation quantizer for unknown node `{node}`"))),
+            1 => {}
+            _ => return Err(node_err(node, "name is not unique, its output cannot be quantized")),
+        }
+        if slot.axis.is_some() || slot.scales.len() != 1 || slot.offsets.len() != 1 {
+            return Err(node_err(node, "activation quantizers are per tensor (one scale and offset)"));
+        }
+        self.act_quant.insert(node.to_string(), slot);
+        Ok(())
     }
 
     /// Device the weights live on.
@@ -69,6 +88,17 @@ impl Model {
 
     /// Runs the graph on a batch `x` of shape [N, ...input_shape]; returns the output node.
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        self.forward_observed(x, mode, &mut |_, _| Ok(()))
+    }
+
+    /// [`Model::forward`] that also shows every node's output (after its activation quantizer,
+    /// if any) to `observe`, in graph order; calibration collects activation ranges this way.
+    pub fn forward_observed(
+        &self,
+        x: &Tensor,
+        mode: Mode,
+        observe: &mut dyn FnMut(NodeId, &Tensor) -> Result<()>,
+    ) -> Result<Tensor> {
         if x.dims().len() != self.meta.input_shape.len() + 1
             || &x.dims()[1..] != self.meta.input_shape.as_slice()
         {
@@ -161,6 +191,11 @@ impl Model {
                     _ => input(0)?.clone(),
                 },
             };
+            let y = match self.act_quant.get(&node.name) {
+                Some(slot) => ops::fake_quant(&y, &slot.fake_quant())?,
+                None => y,
+            };
+            observe(id, &y)?;
             values[id] = Some(y);
             for &i in &node.inputs {
                 if last_use[i] == id && i != out_id {
@@ -189,7 +224,8 @@ impl Model {
                 continue;
             }
             let j = node.inputs[0];
-            if consumers[j] != 1 || j == out_id {
+            // A producer with an activation quantizer must emit its own output, not the ReLU's.
+            if consumers[j] != 1 || j == out_id || self.act_quant.contains_key(&nodes[j].name) {
                 continue;
             }
             fused[j] = match nodes[j].op {

@@ -1,10 +1,13 @@
 //! `shrink quantize`: post-training weight quantization with the labs' quantizers; the output
 //! evaluates with plain `shrink eval` (fake quant), or is stored bit-packed with `--packed`.
+use crate::common::{check_fit, load_data, normalization};
 use anyhow::{bail, Context, Result};
+use candle_core::Tensor;
 use clap::{Args, ValueEnum};
 use serde_json::json;
-use shrink_compress::quant::{self, Include, QuantConfig, RangeMethod, Scheme};
-use std::path::PathBuf;
+use shrink_compress::quant::{self, ActConfig, ActRange, Include, QuantConfig, RangeMethod, Scheme};
+use shrink_io::data::{make_batch, validation_indices, Split};
+use std::path::{Path, PathBuf};
 
 /// The quantizers `--scheme` accepts.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -49,6 +52,29 @@ pub struct QuantizeArgs {
     /// Store integer codes bit-packed at `--bits` (about bits/32 of the fp32 file).
     #[arg(long)]
     pub packed: bool,
+    /// Also fake-quantize activations (the input of every conv/linear layer, per tensor,
+    /// unsigned after a ReLU) at this many bits (1..=16), calibrated on `--data`'s train split.
+    #[arg(long, allow_negative_numbers = true)]
+    pub activations: Option<i64>,
+    /// Activation range calibration: `minmax`, `pNN` (percentile, e.g. p99.99) or `mse`.
+    #[arg(long, default_value = "minmax")]
+    pub act_range: String,
+    /// Dataset for activation calibration (its train split).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Calibration batches (drawn with `--seed` from the train split).
+    #[arg(long, default_value_t = 8)]
+    pub calib_batches: usize,
+    #[arg(long, default_value_t = 128)]
+    pub calib_batch_size: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Per-channel mean for calibration inputs (default: stored in the model).
+    #[arg(long)]
+    pub mean: Option<String>,
+    /// Per-channel std for calibration inputs (default: stored in the model).
+    #[arg(long)]
+    pub std: Option<String>,
     /// Architecture override for plain state_dicts.
     #[arg(long)]
     pub arch: Option<String>,
@@ -75,8 +101,41 @@ pub fn config(
     Ok(QuantConfig { scheme, bits, range, per_channel, include })
 }
 
+/// The activation recipe from flags, if `--activations` is given (checked before loading).
+pub fn act_config(a: &QuantizeArgs) -> Result<Option<ActConfig>> {
+    let Some(bits) = a.activations else { return Ok(None) };
+    let Ok(bits) = u32::try_from(bits) else { bail!("--activations must be in 1..=16, got {bits}") };
+    let range = ActRange::parse(&a.act_range).context("--act-range")?;
+    let cfg = ActConfig::new(bits, range).context("--activations")?;
+    if a.data.is_none() {
+        bail!("--activations needs --data (calibration batches come from its train split)");
+    }
+    if a.calib_batches == 0 || a.calib_batch_size == 0 {
+        bail!("--calib-batches and --calib-batch-size must be positive");
+    }
+    Ok(Some(cfg))
+}
+
+/// Fixed-seed calibration batches from the train split of `data`, normalized like evaluation.
+fn calibration_batches(a: &QuantizeArgs, model: &shrink_ir::Model, data: &Path) -> Result<Vec<Tensor>> {
+    let ds = load_data(data, Split::Train)?;
+    check_fit(model, &ds, &a.model.display().to_string())?;
+    let norm = normalization(model, a.mean.as_deref(), a.std.as_deref())?;
+    let want = a.calib_batches.saturating_mul(a.calib_batch_size);
+    let (_, picked) = validation_indices(ds.len(), want, a.seed);
+    let [c, h, w] = ds.image_shape();
+    let mut batches = Vec::new();
+    for idx in picked.chunks(a.calib_batch_size) {
+        let mut buf = Vec::new();
+        make_batch(&ds, idx, &norm, None, &mut buf);
+        batches.push(Tensor::from_vec(buf, (idx.len(), c, h, w), &model.device())?);
+    }
+    Ok(batches)
+}
+
 pub fn run(a: &QuantizeArgs) -> Result<()> {
     let cfg = config(a.scheme.into(), a.bits, &a.range, a.per_channel, &a.include)?;
+    let act = act_config(a)?;
     if let Some(dir) = a.output.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !dir.is_dir() {
             bail!("output directory `{}` does not exist", dir.display());
@@ -84,6 +143,14 @@ pub fn run(a: &QuantizeArgs) -> Result<()> {
     }
     let mut model = shrink_io::load_model(&a.model, a.arch.as_deref())?;
     let q = quant::quantize_model(&mut model, &cfg)?;
+    // Activations are calibrated on the weight-quantized model, as it will run.
+    let act_slots = match (act, &a.data) {
+        (Some(act), Some(data)) => {
+            let batches = calibration_batches(a, &model, data)?;
+            quant::calibrate(&mut model, &batches, act)?
+        }
+        _ => Vec::new(),
+    };
     if a.packed {
         shrink_io::save_packed(&model, &a.output)?;
     } else {
@@ -103,6 +170,9 @@ pub fn run(a: &QuantizeArgs) -> Result<()> {
             "packed": a.packed,
             "tensors": names,
             "quantized_params": weights,
+            "activation_bits": act.map(|c| c.bits),
+            "activation_range": act.map(|_| a.act_range.as_str()),
+            "activation_points": act_slots.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
             "size_bytes": size,
         });
         println!("{out}");
@@ -116,6 +186,15 @@ pub fn run(a: &QuantizeArgs) -> Result<()> {
             a.range,
             if cfg.per_channel { " per channel" } else { "" }
         );
+        if let Some(act) = act {
+            println!(
+                "activations {} tensors at {} bits, range {} ({} calibration batches)",
+                act_slots.len(),
+                act.bits,
+                a.act_range,
+                a.calib_batches
+            );
+        }
         println!(
             "wrote      {} ({:.2} MB{})",
             a.output.display(),

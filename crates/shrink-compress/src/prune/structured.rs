@@ -421,6 +421,12 @@ pub fn apply_removal(
             }
         }
     }
-    let pruned = Model::new(new_graph, store, model.meta.clone())?;
+    let mut pruned = Model::new(new_graph, store, model.meta.clone())?;
+    // Activation quantizers are per tensor, so they stay valid on the thinner tensors.
+    for (node, slot) in &model.act_quant {
+        if pruned.graph.node(node).is_some() {
+            pruned.set_act_quant(node, slot.clone())?;
+        }
+    }
     Ok((pruned, changes))
 }

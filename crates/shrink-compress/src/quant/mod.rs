@@ -15,10 +15,12 @@
 use std::fmt;
 use thiserror::Error;
 
+pub mod activation;
 pub mod formula;
 pub mod pass;
 pub mod range;
 
+pub use activation::{act_points, calibrate, ActConfig, ActRange, Calibrator};
 pub use formula::{affine, asymmetric, check_bits, clip, levels, quantize_slice, symmetric, Affine, Range};
 pub use pass::{
     apply, quantize_model, quantize_source, quantize_sources, sources, Include, QuantConfig, Quantized,
