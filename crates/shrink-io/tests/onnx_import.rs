@@ -318,3 +318,58 @@ fn huge_tensor_claims_are_errors_not_allocations() {
     let e = import_onnx(&b).unwrap_err().to_string();
     assert!(e.contains("big") && e.contains("too large"), "{e}");
 }
+
+/// The shared ONNX files have BatchNorm folded into the convolutions by their exporter, so "the
+/// same weights" means: the linear layer is bit-identical, and every conv weight/bias equals the
+/// safetensors conv folded with its BatchNorm (`s = gamma/sqrt(var + eps)`, `w*s`,
+/// `beta - mean*s`, in f32) to within a few f32 roundings of the terms involved. The exporter's own
+/// folding rounds differently from any f32 order we tried, so exact equality cannot hold.
+#[test]
+fn shared_onnx_weights_are_the_folded_safetensors_weights() {
+    let Some(dir) = shared() else { return };
+    for n in [20, 32] {
+        let onnx = shrink_io::load_model(&dir.join(format!("models/resnet{n}-cifar10.onnx")), None).unwrap();
+        let st =
+            shrink_io::load_model(&dir.join(format!("models/resnet{n}-cifar10.safetensors")), None).unwrap();
+        let get = |m: &Model, k: &str| values(m.params.get(k).unwrap().var.as_tensor());
+        for k in ["linear.weight", "linear.bias"] {
+            assert_eq!(get(&onnx, k), get(&st, k), "resnet{n} {k}");
+        }
+        let (mut total, mut exact, mut worst) = (0usize, 0usize, 0f32);
+        let mut check = |ours: f32, theirs: f32, scale: f32| {
+            // Error in units of one f32 rounding of the largest term.
+            let e = (ours - theirs).abs() / (scale * f32::EPSILON).max(f32::MIN_POSITIVE);
+            worst = worst.max(e);
+            exact += (ours == theirs) as usize;
+            total += 1;
+        };
+        for node in onnx.graph.nodes.iter().filter(|n| matches!(n.op, Op::Conv2d { .. })) {
+            let conv = node.name.as_str();
+            let i = conv.rfind("conv").unwrap_or_else(|| panic!("unexpected conv name {conv}"));
+            let bn = format!("{}bn{}", &conv[..i], &conv[i + 4..]);
+            let (w, g, b) = (
+                get(&st, &format!("{conv}.weight")),
+                get(&st, &format!("{bn}.weight")),
+                get(&st, &format!("{bn}.bias")),
+            );
+            let (rm, rv) = (get(&st, &format!("{bn}.running_mean")), get(&st, &format!("{bn}.running_var")));
+            let (ow, ob) = (get(&onnx, &format!("{conv}.weight")), get(&onnx, &format!("{conv}.bias")));
+            assert_eq!((w.len(), b.len()), (ow.len(), ob.len()), "resnet{n} {conv}");
+            let s: Vec<f32> = g.iter().zip(&rv).map(|(g, v)| g / (v + 1e-5).sqrt()).collect();
+            let inner = w.len() / s.len();
+            for (i, (w, o)) in w.iter().zip(&ow).enumerate() {
+                let f = w * s[i / inner];
+                check(f, *o, f.abs());
+            }
+            for c in 0..s.len() {
+                let ms = rm[c] * s[c];
+                check(b[c] - ms, ob[c], b[c].abs().max(ms.abs()));
+            }
+        }
+        eprintln!(
+            "resnet{n}: {exact}/{total} folded conv values bit-identical, worst error {worst:.1} roundings"
+        );
+        assert!(worst <= 8.0, "resnet{n}: folded weights differ by {worst} roundings");
+        assert!(exact * 2 > total, "resnet{n}: only {exact}/{total} exact");
+    }
+}
