@@ -307,3 +307,25 @@ fn resume_continues_to_the_same_result() {
     // PyTorch reaches 0.70-0.76 on this setup (5 seeds); chance is 0.10.
     assert!(acc > 0.55, "lenet-300-100 on 600 MNIST examples should pass 55%, got {acc}");
 }
+
+#[test]
+fn closed_stdout_pipe_is_not_a_panic() {
+    use std::process::{Command, Stdio};
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("m.safetensors");
+    let m = model.to_str().unwrap();
+    tiny_mnist(tmp.path(), 32, 32);
+    let d = tmp.path().to_str().unwrap();
+    ok(shrink(&["train", "--arch", "lenet5", "--data", d, "--epochs", "0", "--val-size", "8", "-o", m]));
+    // The reader is gone before shrink prints its table (like `shrink info M | head -0`).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shrink"))
+        .args(["info", m])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
