@@ -8,6 +8,7 @@ pub mod init;
 pub mod model;
 pub mod ops;
 pub mod params;
+pub mod prepared;
 pub mod stats;
 pub mod zoo;
 
@@ -16,6 +17,7 @@ pub use graph::{Graph, Node, NodeId, Op, ParamKind, ParamSpec};
 pub use model::{Mode, Model, ModelMeta};
 pub use ops::backward;
 pub use params::{Param, ParamStore, QuantSlot};
+pub use prepared::Prepared;
 pub use stats::{model_stats, LayerStats, ModelStats};
 
 /// Re-exported so downstream crates use the same candle version.

@@ -3,6 +3,7 @@ use crate::error::{node_err, IrError, Result};
 use crate::graph::{Graph, NodeId, Op};
 use crate::ops;
 use crate::params::{ParamStore, QuantSlot};
+use crate::prepared::Prepared;
 use candle_core::{DType, Device, Tensor};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -99,6 +100,25 @@ impl Model {
         mode: Mode,
         observe: &mut dyn FnMut(NodeId, &Tensor) -> Result<()>,
     ) -> Result<Tensor> {
+        self.run(x, mode, None, observe)
+    }
+
+    /// Eval-mode forward with prepared inference kernels (e.g. sparse linear layers, see
+    /// [`Prepared::sparse`]); `prepared` must have been built from this model's current weights.
+    pub fn forward_prepared(&self, x: &Tensor, prepared: &Prepared) -> Result<Tensor> {
+        if prepared.linear.len() != self.graph.nodes.len() {
+            return Err(IrError::Invalid("prepared kernels belong to another graph".into()));
+        }
+        self.run(x, Mode::Eval, Some(prepared), &mut |_, _| Ok(()))
+    }
+
+    fn run(
+        &self,
+        x: &Tensor,
+        mode: Mode,
+        prepared: Option<&Prepared>,
+        observe: &mut dyn FnMut(NodeId, &Tensor) -> Result<()>,
+    ) -> Result<Tensor> {
         if x.dims().len() != self.meta.input_shape.len() + 1
             || &x.dims()[1..] != self.meta.input_shape.as_slice()
         {
@@ -125,9 +145,11 @@ impl Model {
             let y = match &node.op {
                 Op::Input => x.clone(),
                 Op::Linear { bias, .. } => {
-                    let w = weight("weight")?;
                     let b = if *bias { Some(weight("bias")?) } else { None };
-                    ops::linear(input(0)?, &w, b.as_ref(), fused[id])?
+                    match prepared.and_then(|p| p.linear[id].as_deref()) {
+                        Some(csr) => ops::sparse_linear(input(0)?, csr, b.as_ref(), fused[id])?,
+                        None => ops::linear(input(0)?, &weight("weight")?, b.as_ref(), fused[id])?,
+                    }
                 }
                 Op::Conv2d { stride, padding, groups, bias, out_channels, .. } => {
                     let w = weight("weight")?;

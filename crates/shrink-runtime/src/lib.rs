@@ -1,7 +1,10 @@
-//! Deployment runtime for compressed models. So far: bit-packed storage of integer quantization
-//! codes ([`pack`], [`unpack`], [`PackedTensor`]); sparse and low-bit kernels are planned.
+//! Deployment runtime for compressed models: bit-packed storage of integer quantization codes
+//! ([`pack`], [`unpack`], [`PackedTensor`]) and sparse fully-connected kernels ([`Csr`]).
 //!
-//! No dependencies: model files glue this to the IR in `shrink-io` (`shrink_io::packed`).
+//! Only dependency: rayon. Model files glue this to the IR in `shrink-io` (`shrink_io::packed`),
+//! and the IR's eval forward runs sparse layers through [`Csr::matmul_t`].
 pub mod pack;
+pub mod sparse;
 
 pub use pack::{pack, packed_len, unpack, PackError, PackedTensor};
+pub use sparse::Csr;

@@ -2,7 +2,8 @@
 use candle_core::{DType, Tensor};
 use serde::Serialize;
 use shrink_io::data::{make_batch, Dataset, Normalize};
-use shrink_ir::{Mode, Model};
+use shrink_ir::prepared::DEFAULT_MAX_DENSITY;
+use shrink_ir::{Model, Prepared};
 use std::time::Instant;
 
 /// Results of one evaluation pass.
@@ -31,7 +32,8 @@ pub fn loss_and_correct(logits: &Tensor, labels: &Tensor) -> candle_core::Result
     Ok((loss, correct))
 }
 
-/// Evaluates `model` on `ds` in eval mode with batches of `batch_size`.
+/// Evaluates `model` on `ds` in eval mode with batches of `batch_size`; linear layers with at
+/// most [`DEFAULT_MAX_DENSITY`] nonzeros run as sparse kernels (see [`evaluate_with`]).
 pub fn evaluate(
     model: &Model,
     ds: &Dataset,
@@ -39,6 +41,21 @@ pub fn evaluate(
     batch_size: usize,
     progress: Option<&indicatif::ProgressBar>,
 ) -> crate::Result<EvalResult> {
+    evaluate_with(model, ds, norm, batch_size, progress, DEFAULT_MAX_DENSITY)
+}
+
+/// [`evaluate`] with an explicit density threshold for sparse linear kernels (negative: always
+/// dense; `1.0`: every linear layer sparse).
+pub fn evaluate_with(
+    model: &Model,
+    ds: &Dataset,
+    norm: &Normalize,
+    batch_size: usize,
+    progress: Option<&indicatif::ProgressBar>,
+    max_density: f64,
+) -> crate::Result<EvalResult> {
+    let prepared =
+        if max_density >= 0.0 { Prepared::sparse(model, max_density)? } else { Prepared::none(model) };
     let device = model.device();
     let [c, h, w] = ds.image_shape();
     let batch_size = batch_size.max(1);
@@ -51,7 +68,7 @@ pub fn evaluate(
         let x = Tensor::from_slice(&buf, (chunk.len(), c, h, w), &device)?;
         let y = Tensor::from_vec(labels, chunk.len(), &device)?;
         let start = Instant::now();
-        let logits = model.forward(&x, Mode::Eval)?;
+        let logits = model.forward_prepared(&x, &prepared)?;
         let logits = logits.flatten_from(1)?;
         forward_secs += start.elapsed().as_secs_f64();
         let (loss, ok) = loss_and_correct(&logits, &y)?;

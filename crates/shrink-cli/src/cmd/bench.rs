@@ -23,6 +23,41 @@ pub struct BenchArgs {
     pub steps: usize,
     #[arg(long, default_value_t = 3)]
     pub warmup: usize,
+    /// Eval mode: first zero out random weights of every linear layer, keeping this fraction.
+    #[arg(long)]
+    pub density: Option<f64>,
+    /// Eval mode: run linear layers as sparse kernels at or below this density (negative: always
+    /// dense; default: the evaluator's threshold).
+    #[arg(long, allow_negative_numbers = true)]
+    pub sparse_threshold: Option<f64>,
+}
+
+/// Keeps a random `density` fraction (fixed seed) of every linear weight, zeroing the rest.
+fn sparsify_linears(model: &shrink_ir::Model, density: f64) -> Result<()> {
+    // splitmix64: a fixed, dependency-free stream of uniform draws.
+    let mut state = 0u64;
+    let mut uniform = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    for node in &model.graph.nodes {
+        if !matches!(node.op, shrink_ir::Op::Linear { .. }) {
+            continue;
+        }
+        let p = model.params.get(&format!("{}.weight", node.name))?;
+        let t = p.var.as_tensor();
+        let v: Vec<f32> = t
+            .flatten_all()?
+            .to_vec1::<f32>()?
+            .into_iter()
+            .map(|w| if uniform() < density { w } else { 0.0 })
+            .collect();
+        p.var.set(&Tensor::from_vec(v, t.shape(), t.device())?)?;
+    }
+    Ok(())
 }
 
 pub fn run(a: &BenchArgs) -> Result<()> {
@@ -39,6 +74,14 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         Some(path) => shrink_io::load_model(path, None)?,
         None => shrink_ir::zoo::build(&a.arch, 0, &device)?,
     };
+    if let Some(d) = a.density {
+        if !(0.0..=1.0).contains(&d) || train {
+            bail!("--density must be in [0, 1] and needs --mode eval, got {d}");
+        }
+        sparsify_linears(&model, d)?;
+    }
+    let threshold = a.sparse_threshold.unwrap_or(shrink_ir::prepared::DEFAULT_MAX_DENSITY);
+    let prepared = shrink_ir::Prepared::sparse(&model, threshold)?;
     let mut shape = vec![a.batch_size];
     shape.extend(&model.meta.input_shape);
     let x = Tensor::randn(0f32, 1.0, shape.as_slice(), &device)?;
@@ -55,7 +98,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             let grads = shrink_ir::backward(&loss)?;
             opt.step(&grads)?;
         } else {
-            let logits = model.forward(&x, Mode::Eval)?;
+            let logits = model.forward_prepared(&x, &prepared)?;
             logits.argmax(1)?.to_vec1::<u32>()?;
         }
         Ok(())
@@ -74,6 +117,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         "threads": rayon_threads(),
         "samples_per_sec": (a.batch_size * a.steps) as f64 / dt,
         "ms_per_step": 1000.0 * dt / a.steps as f64,
+        "sparse_layers": prepared.sparse_layers(),
     });
     println!("{out}");
     Ok(())

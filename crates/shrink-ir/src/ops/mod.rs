@@ -6,6 +6,7 @@ mod fake_quant;
 mod linear;
 mod pool;
 mod shortcut;
+mod sparse_linear;
 
 pub use batchnorm::{
     add_relu, batch_norm_eval, batch_norm_relu_train, batch_norm_train, relu, shortcut_a_fused, BatchStats,
@@ -15,3 +16,4 @@ pub use fake_quant::{fake_quant, round_half_even, FakeQuant};
 pub use linear::{backward, linear};
 pub use pool::{avg_pool2d, max_pool2d};
 pub use shortcut::shortcut_a;
+pub use sparse_linear::sparse_linear;
