@@ -28,6 +28,8 @@ pub fn run(a: &InfoArgs) -> Result<()> {
             "size_bytes": s.size_bytes,
             "macs": s.macs,
             "layers": s.layers,
+            "weight_quant": model.params.quants(),
+            "act_quant": model.act_quant,
         });
         println!("{out}");
         return Ok(());
@@ -90,5 +92,15 @@ pub fn run(a: &InfoArgs) -> Result<()> {
         println!("{}", line(r.iter().map(|s| s.as_str()).collect()));
     }
     println!("dense fp32 size: {:.2} MB", s.size_bytes as f64 / 1e6);
+    for (name, q) in model.params.quants() {
+        let per =
+            if q.axis.is_some() { format!(", per channel ({})", q.scales.len()) } else { String::new() };
+        println!("quantized weight  {name}: {} {} bits{per}", q.scheme, q.bits);
+    }
+    for (node, q) in &model.act_quant {
+        let lo = q.offsets[0];
+        let hi = lo + q.scales[0] * q.qmax;
+        println!("quantized output  {node}: {} bits, range [{lo:.4}, {hi:.4}]", q.bits);
+    }
     Ok(())
 }
