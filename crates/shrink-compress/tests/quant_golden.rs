@@ -138,3 +138,34 @@ fn quantized_model_fake_quant_reproduces_golden() {
         assert_same(key, &q[0].values, want);
     }
 }
+
+#[test]
+fn quantize_into_writes_exactly_the_quantized_values() {
+    let fx = read_fixture();
+    let mut checked = 0;
+    for (key, (shape, w)) in fx.iter().filter(|(k, _)| k.starts_with("input/")) {
+        let keep: Vec<bool> = w.iter().map(|&x| x != 0.0).collect();
+        let src = Source { name: key.clone(), dims: shape.clone(), values: w.clone(), keep: Some(keep) };
+        for scheme in Scheme::ALL {
+            for (bits, range, pc) in [
+                (4, RangeMethod::Max, false),
+                (3, RangeMethod::Mse, true),
+                (8, RangeMethod::Percentile(99.0), true),
+            ] {
+                let cfg = QuantConfig {
+                    scheme,
+                    bits,
+                    range,
+                    per_channel: pc && shape.len() >= 2,
+                    include: Include::default(),
+                };
+                let want = quantize_source(&src, &cfg).unwrap().values;
+                let mut got = vec![f32::NAN; w.len()];
+                quant::quantize_source_into(&src, &cfg, &mut got).unwrap();
+                assert_same(&format!("{key} {scheme} b{bits}"), &got, &want);
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 0);
+}

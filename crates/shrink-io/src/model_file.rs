@@ -215,7 +215,21 @@ pub fn infer_arch(tensors: &BTreeMap<String, Tensor>) -> Option<&'static str> {
 /// `.pt`/`.pth`/`.ckpt` extension), ONNX files ([`crate::onnx::import`]) by extension or content.
 pub fn load_model(path: &Path, arch: Option<&str>) -> Result<Model> {
     let bytes = std::fs::read(path).map_err(|e| IoError::file(path, e))?;
+    if is_plain_safetensors(&bytes, path) {
+        // Free the file before the weights become variables: peak memory 2x the model, not 3x.
+        let raw = parse_safetensors(&bytes).map_err(|e| e.in_file(path))?;
+        drop(bytes);
+        return model_from_raw(raw, arch).map_err(|e| e.in_file(path));
+    }
     model_from_bytes(&bytes, path, arch)
+}
+
+/// Whether [`model_from_bytes`] would read `bytes` as safetensors (no other format matches).
+fn is_plain_safetensors(bytes: &[u8], path: &Path) -> bool {
+    !crate::packed::is_packed(bytes)
+        && !crate::pt::is_zip(bytes)
+        && !crate::onnx::is_onnx(path, bytes)
+        && !crate::pt::has_pt_extension(path)
 }
 
 /// [`load_model`] on bytes already read; `path` names them in errors and its extension

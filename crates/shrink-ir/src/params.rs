@@ -120,6 +120,15 @@ impl ParamStore {
         Ok(())
     }
 
+    /// Rewrites the f32 values of `name` in place with `fill` (given the contiguous buffer), with
+    /// no temporary copy of the tensor: sweeps over 100 MB models stay at one model in memory.
+    pub fn update_in_place(&self, name: &str, fill: impl FnMut(&mut [f32]) + Send) -> Result<()> {
+        let p = self.get(name)?;
+        let op = InPlace { fill: std::sync::Mutex::new(fill) };
+        p.var.as_tensor().inplace_op1(&op)?;
+        Ok(())
+    }
+
     /// The pruning mask of `name` (1 = keep, 0 = pruned), if any.
     pub fn mask(&self, name: &str) -> Option<&Tensor> {
         self.masks.get(name)
@@ -212,5 +221,32 @@ impl ParamStore {
         out.masks = self.masks.clone();
         out.quant = self.quant.clone();
         Ok(out)
+    }
+}
+
+/// The in-place op behind [`ParamStore::update_in_place`].
+struct InPlace<F> {
+    fill: std::sync::Mutex<F>,
+}
+
+impl<F: FnMut(&mut [f32]) + Send> candle_core::InplaceOp1 for InPlace<F> {
+    fn name(&self) -> &'static str {
+        "update-in-place"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &mut candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<()> {
+        let candle_core::CpuStorage::F32(data) = storage else {
+            candle_core::bail!("update_in_place expects f32")
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("update_in_place expects a contiguous tensor")
+        };
+        let mut fill = self.fill.lock().map_err(|_| candle_core::Error::Msg("poisoned".into()))?;
+        (*fill)(&mut data[start..end]);
+        Ok(())
     }
 }

@@ -8,6 +8,7 @@
 use crate::error::Result;
 use crate::graph::Op;
 use crate::model::Model;
+use candle_core::{CpuStorage, Storage};
 use shrink_runtime::Csr;
 use std::sync::Arc;
 
@@ -37,11 +38,16 @@ impl Prepared {
         }
         for (id, node) in model.graph.nodes.iter().enumerate() {
             let Op::Linear { in_features, out_features, .. } = node.op else { continue };
-            let w = model.effective_param(&format!("{}.weight", node.name))?;
-            let values = w.flatten_all()?.to_vec1::<f32>()?;
+            let w = model.effective_param(&format!("{}.weight", node.name))?.contiguous()?;
+            // Read the weight where it lives: a dense copy of a 100 MB model per evaluation
+            // would double its memory.
+            let (storage, layout) = w.storage_and_layout();
+            let Storage::Cpu(CpuStorage::F32(data)) = &*storage else { continue };
+            let Some((a, b)) = layout.contiguous_offsets() else { continue };
+            let values = &data[a..b];
             let nnz = values.iter().filter(|v| **v != 0.0).count();
             if (nnz as f64) <= max_density * values.len() as f64 {
-                p.linear[id] = Some(Arc::new(Csr::from_dense(&values, out_features, in_features)));
+                p.linear[id] = Some(Arc::new(Csr::from_dense(values, out_features, in_features)));
             }
         }
         Ok(p)

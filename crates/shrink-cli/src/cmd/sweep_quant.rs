@@ -9,11 +9,9 @@
 //! full pass over all weights per batch. `--fake-quant` takes that path, for checking.
 use crate::common::{check_fit, load_data, normalization, parse_split};
 use anyhow::{bail, Context, Result};
-use candle_core::Tensor;
 use clap::Args;
 use serde::Serialize;
-use shrink_compress::quant::{self, Include, QuantConfig, Quantized, RangeMethod, Scheme};
-use shrink_ir::Model;
+use shrink_compress::quant::{self, Include, QuantConfig, RangeMethod, Scheme};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -162,11 +160,6 @@ fn nonempty<T>(flag: &str, v: Vec<T>) -> Result<Vec<T>> {
 
 /// Writes quantized values into `model` without attaching a slot (they already are the lab
 /// formula's output; masks, if any, still apply in the forward pass).
-fn set_values(model: &Model, q: &Quantized) -> Result<()> {
-    let t = Tensor::from_slice(&q.values, q.dims.as_slice(), &model.device())?;
-    model.params.set(&q.name, &t)?;
-    Ok(())
-}
 
 pub fn run(a: &SweepQuantArgs) -> Result<()> {
     // Every flag is checked before anything is loaded or written.
@@ -217,11 +210,16 @@ pub fn run(a: &SweepQuantArgs) -> Result<()> {
                 // One tensor at a time: only the pristine copies and one quantized tensor are
                 // alive besides the model.
                 for src in &sources {
-                    let q = quant::quantize_source(src, &cfg)?;
                     if a.fake_quant {
+                        let q = quant::quantize_source(src, &cfg)?;
                         quant::apply(&mut model, std::slice::from_ref(&q))?;
                     } else {
-                        set_values(&model, &q)?;
+                        // Straight into the weight's storage: no temporary tensor per cell.
+                        let mut res = Ok(());
+                        model.params.update_in_place(&src.name, |out| {
+                            res = quant::quantize_source_into(src, &cfg, out);
+                        })?;
+                        res?;
                     }
                 }
                 let e = shrink_train::evaluate(&model, &ds, &norm, a.batch_size, None)?;

@@ -74,6 +74,17 @@ pub fn affine(range: Range, bits: u32) -> Affine {
     }
 }
 
+/// The values of [`quantize_slice`] written into `out` (same length as `w`), without codes.
+pub fn quantize_slice_into(w: &[f32], keep: Option<&[bool]>, range: Range, bits: u32, out: &mut [f32]) {
+    assert_eq!(w.len(), out.len(), "quantize_slice_into: output length");
+    // Chunks bound the temporaries; the formula is elementwise, so the values are the same.
+    const CHUNK: usize = 1 << 16;
+    for (k, (w, out)) in w.chunks(CHUNK).zip(out.chunks_mut(CHUNK)).enumerate() {
+        let keep = keep.map(|m| &m[k * CHUNK..k * CHUNK + w.len()]);
+        out.copy_from_slice(&quantize_slice(w, keep, range, bits).0);
+    }
+}
+
 /// Quantizes one slice with the lab formula of `range`'s scheme; returns the values and the
 /// integer codes (what bit-packed storage keeps). Entries whose `keep` flag is false (pruned)
 /// become exactly 0. A slice of zero width (`q`/`alpha` = 0, i.e. constant) passes through.

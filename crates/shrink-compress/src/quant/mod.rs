@@ -21,10 +21,13 @@ pub mod pass;
 pub mod range;
 
 pub use activation::{act_points, calibrate, ActConfig, ActRange, Calibrator};
-pub use formula::{affine, asymmetric, check_bits, clip, levels, quantize_slice, symmetric, Affine, Range};
+pub use formula::{
+    affine, asymmetric, check_bits, clip, levels, quantize_slice, quantize_slice_into, symmetric, Affine,
+    Range,
+};
 pub use pass::{
-    apply, quantize_model, quantize_source, quantize_sources, sources, Include, QuantConfig, Quantized,
-    Source,
+    apply, quantize_model, quantize_source, quantize_source_into, quantize_sources, sources, Include,
+    QuantConfig, Quantized, Source,
 };
 pub use range::{choose, percentile, RangeMethod, MSE_GRID};
 

@@ -1,7 +1,7 @@
 //! Post-training quantization of a model's weights: pick the tensors, quantize each per tensor
 //! or per output channel, and store the result as baked values plus a [`QuantSlot`], so the
 //! model evaluates with the plain forward pass (fake quant) and packs into integer codes.
-use super::formula::{affine, check_bits, quantize_slice};
+use super::formula::{affine, check_bits, quantize_slice, quantize_slice_into};
 use super::range::{choose, RangeMethod};
 use super::{QuantError, Result, Scheme};
 use candle_core::Tensor;
@@ -144,6 +144,32 @@ pub fn quantize_source(src: &Source, cfg: &QuantConfig) -> Result<Quantized> {
         axis,
     };
     Ok(Quantized { name: src.name.clone(), dims: src.dims.clone(), values, codes, slot })
+}
+
+/// The values of [`quantize_source`] written straight into `out` (the tensor's storage, say):
+/// no codes, slots or temporary copies of the tensor.
+pub fn quantize_source_into(src: &Source, cfg: &QuantConfig, out: &mut [f32]) -> Result<()> {
+    cfg.check()?;
+    if out.len() != src.values.len() {
+        return Err(QuantError::Range(format!("`{}`: output has the wrong length", src.name)));
+    }
+    let channels = if cfg.per_channel {
+        if src.dims.len() < 2 {
+            return Err(QuantError::NoChannels { name: src.name.clone(), dims: src.dims.clone() });
+        }
+        src.dims[0]
+    } else {
+        1
+    };
+    let inner = src.values.len() / channels.max(1);
+    for c in 0..channels {
+        let span = c * inner..(c + 1) * inner;
+        let w = &src.values[span.clone()];
+        let keep = src.keep.as_ref().map(|k| &k[span.clone()]);
+        let range = choose(cfg.scheme, cfg.bits, cfg.range, w, keep)?;
+        quantize_slice_into(w, keep, range, cfg.bits, &mut out[span]);
+    }
+    Ok(())
 }
 
 /// Quantizes every source (nothing is changed on error).
