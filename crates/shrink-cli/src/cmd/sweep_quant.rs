@@ -158,9 +158,6 @@ fn nonempty<T>(flag: &str, v: Vec<T>) -> Result<Vec<T>> {
     Ok(v)
 }
 
-/// Writes quantized values into `model` without attaching a slot (they already are the lab
-/// formula's output; masks, if any, still apply in the forward pass).
-
 pub fn run(a: &SweepQuantArgs) -> Result<()> {
     // Every flag is checked before anything is loaded or written.
     let schemes = nonempty("--method", parse_methods(&a.method)?)?;
