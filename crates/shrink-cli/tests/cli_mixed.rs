@@ -84,7 +84,8 @@ fn allocation_meets_the_budget_and_the_model_evaluates() {
         let layers = report["layers"].as_array().unwrap();
         assert_eq!(layers.len(), 3, "lenet-300-100 has three weight tensors");
         let n: u64 = layers.iter().map(|l| l["params"].as_u64().unwrap()).sum();
-        let used: u64 = layers.iter().map(|l| l["params"].as_u64().unwrap() * l["chosen"][0].as_u64().unwrap()).sum();
+        let used: u64 =
+            layers.iter().map(|l| l["params"].as_u64().unwrap() * l["chosen"][0].as_u64().unwrap()).sum();
         let avg_f: f64 = avg.parse().unwrap();
         assert!(used as f64 <= avg_f * n as f64, "{used} bits over {n} weights exceeds {avg}");
         assert_eq!(report["budget_bits"][0].as_u64().unwrap(), (avg_f * n as f64).floor() as u64);

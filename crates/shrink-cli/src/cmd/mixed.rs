@@ -298,10 +298,8 @@ pub fn run(a: &MixedArgs) -> Result<()> {
     }];
     let mut measured: Vec<(Vec<u32>, f64, f64, Vec<u8>)> = Vec::new();
     for ((&avg, &budget), allocation) in budgets.iter().zip(&budget_bits).zip(&allocations) {
-        let mut configs: Vec<(String, Vec<u32>)> = uniform_bits(avg)
-            .into_iter()
-            .map(|b| (format!("uniform {b}"), vec![b; sources.len()]))
-            .collect();
+        let mut configs: Vec<(String, Vec<u32>)> =
+            uniform_bits(avg).into_iter().map(|b| (format!("uniform {b}"), vec![b; sources.len()])).collect();
         configs.push(("mixed".into(), allocation.bits.clone()));
         for (config, bits) in configs {
             let i = match measured.iter().position(|m| m.0 == bits) {
@@ -397,7 +395,11 @@ fn quantize_per_layer(
     bits: &[u32],
     cfg: impl Fn(u32) -> QuantConfig,
 ) -> Result<Vec<Quantized>> {
-    Ok(sources.iter().zip(bits).map(|(s, &b)| quant::quantize_source(s, &cfg(b))).collect::<quant::Result<_>>()?)
+    Ok(sources
+        .iter()
+        .zip(bits)
+        .map(|(s, &b)| quant::quantize_source(s, &cfg(b)))
+        .collect::<quant::Result<_>>()?)
 }
 
 fn progress(len: u64) -> indicatif::ProgressBar {
@@ -448,7 +450,13 @@ fn markdown(r: &Report) -> String {
             c.budget.map(|b| b.to_string()).unwrap_or_else(|| "-".into()),
             c.config,
             c.average_bits,
-            if c.budget.is_none() { "-" } else if c.within_budget { "yes" } else { "no" },
+            if c.budget.is_none() {
+                "-"
+            } else if c.within_budget {
+                "yes"
+            } else {
+                "no"
+            },
             c.predicted_loss_increase.map(|p| format!("{p:.4}")).unwrap_or_else(|| "-".into()),
             pct(c.accuracy),
             c.loss,

@@ -352,7 +352,11 @@ mod tests {
     /// 1..=5 layers, each with 1..=4 distinct candidates from `BITS`, costs in [-1, 10).
     fn instance() -> impl Strategy<Value = Vec<LayerOptions>> {
         prop::collection::vec(
-            (1u64..200, prop::sample::subsequence(BITS.to_vec(), 1..=4), prop::collection::vec(-1.0f64..10.0, 4)),
+            (
+                1u64..200,
+                prop::sample::subsequence(BITS.to_vec(), 1..=4),
+                prop::collection::vec(-1.0f64..10.0, 4),
+            ),
             1..=5,
         )
         .prop_map(|ls| {
