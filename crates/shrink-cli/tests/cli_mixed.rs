@@ -101,8 +101,8 @@ fn allocation_meets_the_budget_and_the_model_evaluates() {
             let u = row(&report, "uniform 3");
             assert_eq!(u["within_budget"], true);
             assert!(
-                mixed["predicted_loss_increase"].as_f64().unwrap()
-                    <= u["predicted_loss_increase"].as_f64().unwrap() + 1e-9
+                mixed["predicted_cost"].as_f64().unwrap()
+                    <= u["predicted_cost"].as_f64().unwrap() + 1e-9
             );
         } else {
             assert_eq!(row(&report, "uniform 2")["within_budget"], true);
@@ -133,12 +133,18 @@ fn allocation_meets_the_budget_and_the_model_evaluates() {
         "1,2,4,8",
         "--calib-samples",
         "128",
+        "--metric",
+        "kl",
         "--out-dir",
         out_dir.to_str().unwrap(),
         "--json",
     ])))
     .unwrap();
-    assert!(report["layers"].as_array().unwrap().iter().all(|l| l["chosen"].as_array().unwrap().len() == 2));
+    assert_eq!(report["metric"], "kl");
+    for l in report["layers"].as_array().unwrap() {
+        assert_eq!(l["chosen"].as_array().unwrap().len(), 2);
+        assert!(l["kl"].as_array().unwrap().iter().all(|k| k.as_f64().unwrap() >= -1e-9), "KL >= 0: {l}");
+    }
     let rows = report["comparison"].as_array().unwrap();
     // fp32, then uniform 2 + mixed, then uniform 3 + uniform 4 + mixed.
     let configs: Vec<&str> = rows.iter().map(|r| r["config"].as_str().unwrap()).collect();

@@ -2,9 +2,10 @@
 //!
 //! 1. Sensitivity: on a fixed-seed validation subset carved from the TRAIN split (never the test
 //!    set), quantize one tensor at a time at every candidate bit width, from the pristine
-//!    weights, and record the increase of the validation loss over fp32.
+//!    weights, and record the increase of the validation loss over fp32 and the KL divergence
+//!    of the output distribution from fp32's (`--metric` picks which one is the cost).
 //! 2. Allocation: [`quant::mixed::allocate`] picks the bits per tensor minimizing the summed
-//!    loss increase subject to `Σ bits_i · n_i ≤ avg_bits · Σ n_i` (exact).
+//!    cost subject to `Σ bits_i · n_i ≤ avg_bits · Σ n_i` (exact).
 //! 3. Comparison on the test split: fp32, uniform `floor(avg_bits)` and `ceil(avg_bits)` (one
 //!    row when the budget is integral) and the mixed allocation, each with its actual average
 //!    bits, test accuracy/loss and bit-packed file size.
@@ -15,14 +16,25 @@ use crate::cmd::quantize::SchemeArg;
 use crate::common::{check_fit, load_data, normalization};
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use serde::Serialize;
 use shrink_compress::quant::mixed::{self, Allocation, LayerOptions};
 use shrink_compress::quant::{self, Include, QuantConfig, Quantized, RangeMethod, Scheme, Source};
-use shrink_io::data::Split;
-use shrink_ir::Model;
+use shrink_io::data::{make_batch, Dataset, Normalize, Split};
+use shrink_ir::{Mode, Model};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+/// What the sensitivity sweep measures as a tensor's cost at a bit width (both are recorded).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Metric {
+    /// Validation cross-entropy increase over fp32.
+    Loss,
+    /// Mean KL divergence of the quantized model's output distribution from fp32's
+    /// (never negative, so less noisy for small perturbations).
+    Kl,
+}
 
 /// Default candidate bit widths.
 pub const DEFAULT_CANDIDATES: &str = "2,3,4,5,6,8";
@@ -52,6 +64,9 @@ pub struct MixedArgs {
     /// Also quantize these tensor groups (comma-separated): bias, batchnorm.
     #[arg(long, default_value = "")]
     pub include: String,
+    /// Sensitivity cost minimized by the allocation.
+    #[arg(long, value_enum, default_value = "loss")]
+    pub metric: Metric,
     /// Validation images carved from the train split (fixed seed) for the sensitivity sweep.
     #[arg(long, default_value_t = 2000)]
     pub calib_samples: usize,
@@ -134,8 +149,10 @@ pub struct LayerSensitivity {
     pub name: String,
     pub params: usize,
     pub bits: Vec<u32>,
-    /// Validation loss increase over fp32 per candidate (the allocation's cost).
+    /// Validation loss increase over fp32 per candidate.
     pub loss_increase: Vec<f64>,
+    /// Mean KL(fp32 ‖ quantized) of the output distributions per candidate.
+    pub kl: Vec<f64>,
     /// Validation accuracy (fraction) per candidate.
     pub accuracy: Vec<f64>,
     /// The bit width the allocation chose, per budget (in `--avg-bits` order).
@@ -154,9 +171,8 @@ pub struct ComparisonRow {
     /// `Σ bits_i · n_i / Σ n_i` over the quantized tensors (32 for fp32).
     pub average_bits: f64,
     pub within_budget: bool,
-    /// Summed sensitivity costs (predicted validation loss increase), where every width is a
-    /// candidate.
-    pub predicted_loss_increase: Option<f64>,
+    /// Summed sensitivity costs (`--metric`), where every width is a candidate.
+    pub predicted_cost: Option<f64>,
     /// Top-1 test accuracy as a fraction.
     pub accuracy: f64,
     pub loss: f64,
@@ -169,6 +185,7 @@ struct Report<'a> {
     model: String,
     data: String,
     scheme: &'a str,
+    metric: Metric,
     range: &'a str,
     per_channel: bool,
     avg_bits: &'a [f64],
@@ -239,16 +256,17 @@ pub fn run(a: &MixedArgs) -> Result<()> {
     let start = Instant::now();
     let pb = progress((sources.len() * candidates.len() + 1) as u64);
     pb.set_message("fp32");
-    let base = shrink_train::evaluate(&model, &val, &norm, a.batch_size, None)?;
+    let base = ValOutputs::measure(&model, &val, &norm, a.batch_size)?;
     pb.inc(1);
     let mut layers = Vec::with_capacity(sources.len());
     for src in &sources {
-        let (mut loss_increase, mut accuracy) = (Vec::new(), Vec::new());
+        let (mut loss_increase, mut kl, mut accuracy) = (Vec::new(), Vec::new(), Vec::new());
         for &b in &candidates {
             pb.set_message(format!("{} at {b} bits", src.name));
             set_values(&model, &src.name, &quant::quantize_source(src, &cfg(b))?.values, &src.dims)?;
-            let e = shrink_train::evaluate(&model, &val, &norm, a.batch_size, None)?;
+            let e = ValOutputs::measure(&model, &val, &norm, a.batch_size)?;
             loss_increase.push(e.loss - base.loss);
+            kl.push(e.kl_from(&base));
             accuracy.push(e.accuracy);
             pb.inc(1);
         }
@@ -258,6 +276,7 @@ pub fn run(a: &MixedArgs) -> Result<()> {
             params: src.values.len(),
             bits: candidates.clone(),
             loss_increase,
+            kl,
             accuracy,
             chosen: Vec::new(),
         });
@@ -268,7 +287,7 @@ pub fn run(a: &MixedArgs) -> Result<()> {
     // 2. Allocation, per budget.
     let options: Vec<LayerOptions> = layers
         .iter()
-        .map(|l| LayerOptions::new(l.name.clone(), l.params as u64, &l.bits, &l.loss_increase))
+        .map(|l| LayerOptions::new(l.name.clone(), l.params as u64, &l.bits, l.cost(a.metric)))
         .collect();
     let total_params = mixed::total_params(&options);
     let mut budget_bits = Vec::with_capacity(budgets.len());
@@ -291,7 +310,7 @@ pub fn run(a: &MixedArgs) -> Result<()> {
         bits: vec![],
         average_bits: 32.0,
         within_budget: false,
-        predicted_loss_increase: None,
+        predicted_cost: None,
         accuracy: fp32.accuracy,
         loss: fp32.loss,
         packed_bytes: shrink_io::packed::packed_bytes(&model)?.len(),
@@ -320,7 +339,7 @@ pub fn run(a: &MixedArgs) -> Result<()> {
                 config,
                 average_bits: total as f64 / total_params as f64,
                 within_budget: total <= budget,
-                predicted_loss_increase: mixed::evaluate(&options, &bits).ok().map(|p: Allocation| p.cost),
+                predicted_cost: mixed::evaluate(&options, &bits).ok().map(|p: Allocation| p.cost),
                 bits,
                 accuracy: *accuracy,
                 loss: *loss,
@@ -333,6 +352,7 @@ pub fn run(a: &MixedArgs) -> Result<()> {
         model: a.model.display().to_string(),
         data: test.source.clone(),
         scheme: scheme.name(),
+        metric: a.metric,
         range: &a.range,
         per_channel: a.per_channel,
         avg_bits: &budgets,
@@ -381,6 +401,58 @@ pub fn run(a: &MixedArgs) -> Result<()> {
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(shrink_io::atomic::write_atomic(path, bytes)?)
+}
+
+impl LayerSensitivity {
+    /// The per-candidate costs `metric` selects.
+    pub fn cost(&self, metric: Metric) -> &[f64] {
+        match metric {
+            Metric::Loss => &self.loss_increase,
+            Metric::Kl => &self.kl,
+        }
+    }
+}
+
+/// A model's outputs on the validation subset: log-probabilities, mean loss and accuracy.
+struct ValOutputs {
+    log_probs: Vec<f64>,
+    classes: usize,
+    loss: f64,
+    accuracy: f64,
+}
+
+impl ValOutputs {
+    fn measure(model: &Model, ds: &Dataset, norm: &Normalize, batch_size: usize) -> Result<ValOutputs> {
+        let [c, h, w] = ds.image_shape();
+        let (mut buf, mut log_probs) = (Vec::new(), Vec::new());
+        let (mut loss, mut correct, mut classes) = (0.0f64, 0usize, 0usize);
+        let indices: Vec<usize> = (0..ds.len()).collect();
+        for chunk in indices.chunks(batch_size.max(1)) {
+            let labels = make_batch(ds, chunk, norm, None, &mut buf);
+            let x = Tensor::from_slice(&buf, (chunk.len(), c, h, w), &model.device())?;
+            let logits = model.forward(&x, Mode::Eval)?.flatten_from(1)?.to_vec2::<f32>()?;
+            for (row, &label) in logits.iter().zip(&labels) {
+                classes = row.len();
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+                let lse = max + row.iter().map(|&z| (z as f64 - max).exp()).sum::<f64>().ln();
+                let lp: Vec<f64> = row.iter().map(|&z| z as f64 - lse).collect();
+                loss -= lp[label as usize];
+                let argmax = (0..lp.len()).fold(0, |best, k| if lp[k] > lp[best] { k } else { best });
+                correct += (argmax == label as usize) as usize;
+                log_probs.extend(lp);
+            }
+        }
+        let n = ds.len().max(1) as f64;
+        Ok(ValOutputs { log_probs, classes, loss: loss / n, accuracy: correct as f64 / n })
+    }
+
+    /// Mean `KL(reference ‖ self)` over the examples.
+    fn kl_from(&self, reference: &ValOutputs) -> f64 {
+        let n = (reference.log_probs.len() / reference.classes.max(1)).max(1) as f64;
+        let sum: f64 =
+            reference.log_probs.iter().zip(&self.log_probs).map(|(&p, &q)| p.exp() * (p - q)).sum();
+        sum / n
+    }
 }
 
 /// Writes `values` as the stored weight `name` (no quantizer slot).
@@ -442,7 +514,7 @@ fn markdown(r: &Report) -> String {
         r.test_samples,
         list(r.avg_bits)
     );
-    s += "| budget (bits) | config | average bits | within budget | predicted Δloss | test accuracy (%) | test loss | packed bytes |\n";
+    s += "| budget (bits) | config | average bits | within budget | predicted cost | test accuracy (%) | test loss | packed bytes |\n";
     s += "|---|---|---|---|---|---|---|---|\n";
     for c in r.comparison {
         s += &format!(
@@ -457,13 +529,19 @@ fn markdown(r: &Report) -> String {
             } else {
                 "no"
             },
-            c.predicted_loss_increase.map(|p| format!("{p:.4}")).unwrap_or_else(|| "-".into()),
+            c.predicted_cost.map(|p| format!("{p:.4}")).unwrap_or_else(|| "-".into()),
             pct(c.accuracy),
             c.loss,
             c.packed_bytes
         );
     }
-    s += "\n## Per-tensor sensitivity: validation loss increase with only that tensor quantized\n\n";
+    s += &format!(
+        "\n## Per-tensor sensitivity (cost = {}): with only that tensor quantized\n\n",
+        match r.metric {
+            Metric::Loss => "validation loss increase",
+            Metric::Kl => "KL(fp32 ‖ quantized) of the validation outputs",
+        }
+    );
     s += "| tensor | params |";
     for b in r.candidates {
         s += &format!(" {b} bits |");
@@ -476,7 +554,7 @@ fn markdown(r: &Report) -> String {
     s += "\n";
     for l in r.layers {
         s += &format!("| {} | {} |", l.name, l.params);
-        for d in &l.loss_increase {
+        for d in l.cost(r.metric) {
             s += &format!(" {d:+.4} |");
         }
         for b in &l.chosen {
@@ -488,14 +566,14 @@ fn markdown(r: &Report) -> String {
 }
 
 fn sensitivity_csv(layers: &[LayerSensitivity], budgets: &[f64]) -> String {
-    let mut s = String::from("tensor,params,bits,loss_increase,val_accuracy");
+    let mut s = String::from("tensor,params,bits,loss_increase,kl,val_accuracy");
     for avg in budgets {
         s += &format!(",chosen_at_{avg}");
     }
     s += "\n";
     for l in layers {
-        for ((&b, d), acc) in l.bits.iter().zip(&l.loss_increase).zip(&l.accuracy) {
-            s += &format!("{},{},{b},{d:.6},{}", l.name, l.params, pct(*acc));
+        for (((&b, d), kl), acc) in l.bits.iter().zip(&l.loss_increase).zip(&l.kl).zip(&l.accuracy) {
+            s += &format!("{},{},{b},{d:.6},{kl:.6},{}", l.name, l.params, pct(*acc));
             for &c in &l.chosen {
                 s += &format!(",{}", (b == c) as u8);
             }
@@ -507,7 +585,7 @@ fn sensitivity_csv(layers: &[LayerSensitivity], budgets: &[f64]) -> String {
 
 fn comparison_csv(rows: &[ComparisonRow]) -> String {
     let mut s = String::from(
-        "budget,config,average_bits,within_budget,predicted_loss_increase,accuracy,loss,packed_bytes\n",
+        "budget,config,average_bits,within_budget,predicted_cost,accuracy,loss,packed_bytes\n",
     );
     for c in rows {
         s += &format!(
@@ -516,7 +594,7 @@ fn comparison_csv(rows: &[ComparisonRow]) -> String {
             c.config,
             c.average_bits,
             c.within_budget,
-            c.predicted_loss_increase.map(|p| format!("{p:.6}")).unwrap_or_default(),
+            c.predicted_cost.map(|p| format!("{p:.6}")).unwrap_or_default(),
             pct(c.accuracy),
             c.loss,
             c.packed_bytes
