@@ -67,6 +67,8 @@ fn allocation_meets_the_budget_and_the_model_evaluates() {
             "2,3,4,8",
             "--calib-samples",
             "256",
+            "--metric",
+            "loss",
             "--out-dir",
             out_dir.to_str().unwrap(),
             "-o",
@@ -101,8 +103,7 @@ fn allocation_meets_the_budget_and_the_model_evaluates() {
             let u = row(&report, "uniform 3");
             assert_eq!(u["within_budget"], true);
             assert!(
-                mixed["predicted_cost"].as_f64().unwrap()
-                    <= u["predicted_cost"].as_f64().unwrap() + 1e-9
+                mixed["predicted_cost"].as_f64().unwrap() <= u["predicted_cost"].as_f64().unwrap() + 1e-9
             );
         } else {
             assert_eq!(row(&report, "uniform 2")["within_budget"], true);

@@ -64,8 +64,9 @@ pub struct MixedArgs {
     /// Also quantize these tensor groups (comma-separated): bias, batchnorm.
     #[arg(long, default_value = "")]
     pub include: String,
-    /// Sensitivity cost minimized by the allocation.
-    #[arg(long, value_enum, default_value = "loss")]
+    /// Sensitivity cost minimized by the allocation (kl measured better on resnet20, see
+    /// bench/results/mixed_precision.md).
+    #[arg(long, value_enum, default_value = "kl")]
     pub metric: Metric,
     /// Validation images carved from the train split (fixed seed) for the sensitivity sweep.
     #[arg(long, default_value_t = 2000)]
@@ -584,9 +585,8 @@ fn sensitivity_csv(layers: &[LayerSensitivity], budgets: &[f64]) -> String {
 }
 
 fn comparison_csv(rows: &[ComparisonRow]) -> String {
-    let mut s = String::from(
-        "budget,config,average_bits,within_budget,predicted_cost,accuracy,loss,packed_bytes\n",
-    );
+    let mut s =
+        String::from("budget,config,average_bits,within_budget,predicted_cost,accuracy,loss,packed_bytes\n");
     for c in rows {
         s += &format!(
             "{},{},{:.4},{},{},{},{:.6},{}\n",
