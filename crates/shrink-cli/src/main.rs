@@ -33,6 +33,8 @@ enum Command {
     Prune(cmd::prune::PruneArgs),
     /// Post-training weight quantization (clip / symmetric / asymmetric), optionally bit-packed.
     Quantize(cmd::quantize::QuantizeArgs),
+    /// Mixed precision: per-tensor bit widths from a sensitivity scan under an average-bits budget.
+    Mixed(cmd::mixed::MixedArgs),
     /// Weight histograms (all weights and per layer, log counts), optionally vs quantized.
     #[command(allow_negative_numbers = true)]
     Histogram(cmd::histogram::HistogramArgs),
@@ -80,6 +82,7 @@ fn main() -> ExitCode {
         Command::Compare(a) => cmd::compare::run(a),
         Command::Prune(a) => cmd::prune::run(a),
         Command::Quantize(a) => cmd::quantize::run(a),
+        Command::Mixed(a) => cmd::mixed::run(a),
         Command::Histogram(a) => cmd::histogram::run(a),
         Command::Sweep(a) => cmd::sweep::run(a),
         Command::Sensitivity(a) => cmd::sensitivity::run(a),

@@ -12,11 +12,13 @@
 //! equivalent affine [`shrink_ir::QuantSlot`] (`scale = delta`, `alpha/s` or `alpha/(2^b-1)`,
 //! `offset = 0` or `beta`), whose integer codes are what bit-packed files store; the forward
 //! pass's fake quant then returns the same codes and values within 2 ulp of the weights' range.
+//! [`mixed`] allocates a bit width per layer under an average-bits budget (mixed precision).
 use std::fmt;
 use thiserror::Error;
 
 pub mod activation;
 pub mod formula;
+pub mod mixed;
 pub mod pass;
 pub mod range;
 
