@@ -109,52 +109,41 @@ fn rows_kernel(
     rows_generic(m, xt, n, bias, relu, r0, rows, out)
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn rows_avx512(
-    m: &Csr,
-    xt: &[f32],
-    n: usize,
-    bias: Option<&[f32]>,
-    relu: bool,
-    r0: usize,
-    rows: usize,
-    out: &mut [f32],
-) {
-    rows_impl::<true>(m, xt, n, bias, relu, r0, rows, out)
+/// Defines a wrapper around [`rows_impl`]; `$feature` compiles it for that instruction set
+/// (the caller checks the CPU first), `$fma` selects fused multiply-adds.
+macro_rules! rows_variant {
+    ($(#[$attr:meta])* $name:ident, $fma:literal) => {
+        $(#[$attr])*
+        #[allow(clippy::too_many_arguments)]
+        fn $name(
+            m: &Csr,
+            xt: &[f32],
+            n: usize,
+            bias: Option<&[f32]>,
+            relu: bool,
+            r0: usize,
+            rows: usize,
+            out: &mut [f32],
+        ) {
+            rows_impl::<$fma>(m, xt, n, bias, relu, r0, rows, out)
+        }
+    };
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn rows_avx2(
-    m: &Csr,
-    xt: &[f32],
-    n: usize,
-    bias: Option<&[f32]>,
-    relu: bool,
-    r0: usize,
-    rows: usize,
-    out: &mut [f32],
-) {
-    rows_impl::<true>(m, xt, n, bias, relu, r0, rows, out)
-}
-
-/// The portable kernel (multiply then add: without hardware FMA, `mul_add` is a libm call).
-#[allow(clippy::too_many_arguments)]
-fn rows_generic(
-    m: &Csr,
-    xt: &[f32],
-    n: usize,
-    bias: Option<&[f32]>,
-    relu: bool,
-    r0: usize,
-    rows: usize,
-    out: &mut [f32],
-) {
-    rows_impl::<false>(m, xt, n, bias, relu, r0, rows, out)
-}
+rows_variant!(
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    rows_avx512,
+    true
+);
+rows_variant!(
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    rows_avx2,
+    true
+);
+// The portable kernel: multiply then add (without hardware FMA, `mul_add` is a libm call).
+rows_variant!(rows_generic, false);
 
 /// The kernel body, inlined into each feature-specific wrapper so each gets its own
 /// vectorization; `FMA` selects fused multiply-adds.
