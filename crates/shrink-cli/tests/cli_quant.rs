@@ -6,26 +6,7 @@ use std::path::{Path, PathBuf};
 
 /// A temp dir with tiny MNIST in `data/` and a briefly trained lenet-300-100 `model.safetensors`.
 fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    tiny_mnist(&data, 256, 256);
-    let model = tmp.path().join("model.safetensors");
-    let o = shrink(&[
-        "train",
-        "--arch",
-        "lenet-300-100",
-        "--data",
-        data.to_str().unwrap(),
-        "--epochs",
-        "1",
-        "--val-size",
-        "64",
-        "-o",
-        model.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "train: {}", String::from_utf8_lossy(&o.stderr));
-    (tmp, data, model)
+    trained_lenet(256, 256, 1, None)
 }
 
 fn eval_json(model: &Path, data: &Path) -> serde_json::Value {

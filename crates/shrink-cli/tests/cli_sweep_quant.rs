@@ -8,27 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// A temp dir with tiny MNIST in `data/` and a briefly trained lenet-300-100 `model.safetensors`.
 fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    tiny_mnist(&data, 512, 512);
-    let model = tmp.path().join("model.safetensors");
-    ok(shrink(&[
-        "train",
-        "--arch",
-        "lenet-300-100",
-        "--data",
-        data.to_str().unwrap(),
-        "--epochs",
-        "10",
-        "--batch-size",
-        "32",
-        "--val-size",
-        "64",
-        "-o",
-        model.to_str().unwrap(),
-    ]));
-    (tmp, data, model)
+    trained_lenet(512, 512, 10, Some(32))
 }
 
 fn read_json(path: &Path) -> Value {

@@ -54,3 +54,29 @@ pub fn tiny_mnist(dir: &Path, n_train: usize, n_test: usize) {
         std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), lab).unwrap();
     }
 }
+
+/// A temp dir with tiny MNIST (`n_train`/`n_test` images) in `data/` and a lenet-300-100
+/// `model.safetensors` trained on it for `epochs` (at `batch_size`, if given; 64 validation
+/// images). Returns (dir, data, model).
+#[allow(dead_code)] // not every test binary trains a model
+pub fn trained_lenet(
+    n_train: usize,
+    n_test: usize,
+    epochs: usize,
+    batch_size: Option<usize>,
+) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    tiny_mnist(&data, n_train, n_test);
+    let model = tmp.path().join("model.safetensors");
+    let (d, m, e) = (data.to_str().unwrap(), model.to_str().unwrap(), epochs.to_string());
+    let mut args = vec!["train", "--arch", "lenet-300-100", "--data", d, "--epochs", &e];
+    let bs = batch_size.map(|b| b.to_string());
+    if let Some(b) = &bs {
+        args.extend(["--batch-size", b.as_str()]);
+    }
+    args.extend(["--val-size", "64", "-o", m]);
+    ok(shrink(&args));
+    (tmp, data, model)
+}
