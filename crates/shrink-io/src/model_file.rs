@@ -80,6 +80,88 @@ pub fn read_safetensors(path: &Path) -> Result<RawTensors> {
 pub fn parse_safetensors(bytes: &[u8]) -> Result<RawTensors> {
     let st = SafeTensors::deserialize(bytes)?;
     let (_, header) = SafeTensors::read_metadata(bytes)?;
+    let metadata = shrink_metadata(&header)?;
+    let mut tensors = BTreeMap::new();
+    for (name, view) in st.tensors() {
+        let values = values_f32(&name, view.dtype(), view.data())?;
+        tensors.insert(name, variable(values, view.shape())?);
+    }
+    Ok(RawTensors { tensors, metadata })
+}
+
+/// Reads a safetensors file one tensor at a time, straight into the tensors' own buffers, so
+/// loading never holds the file and the weights at once: peak memory is the model plus one
+/// tensor of a non-f32 dtype (f32, the usual case, is read in place).
+pub fn read_safetensors_streaming(path: &Path) -> Result<RawTensors> {
+    stream_safetensors(path).map_err(|e| e.in_file(path))
+}
+
+fn stream_safetensors(path: &Path) -> Result<RawTensors> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).map_err(|e| IoError::file(path, e))?;
+    let file_len = file.metadata().map_err(|e| IoError::file(path, e))?.len();
+    let truncated = || IoError::Format("truncated safetensors file".into());
+    let mut len8 = [0u8; 8];
+    file.read_exact(&mut len8).map_err(|_| truncated())?;
+    let header_len = u64::from_le_bytes(len8);
+    // safetensors caps headers at 100 MB; anything longer than the file is truncation.
+    if header_len > 100_000_000 || 8 + header_len > file_len {
+        return Err(IoError::Format(format!("safetensors header length {header_len} does not fit the file")));
+    }
+    let mut head = vec![0u8; header_len as usize];
+    file.read_exact(&mut head).map_err(|_| truncated())?;
+    let header: safetensors::tensor::Metadata = serde_json::from_slice(&head)
+        .map_err(|e| IoError::Format(format!("bad safetensors header: {e}")))?;
+    let data_start = 8 + header_len;
+    // The tensors must tile the data section exactly, each as long as its shape and dtype say.
+    let mut infos: Vec<(String, &safetensors::tensor::TensorInfo)> = header.tensors().into_iter().collect();
+    infos.sort_by_key(|(_, info)| info.data_offsets);
+    let mut end = 0usize;
+    for (name, info) in &infos {
+        let (a, b) = info.data_offsets;
+        let want = info.shape.iter().product::<usize>() * info.dtype.bitsize() / 8;
+        if a != end || b < a || b - a != want {
+            return Err(IoError::Format(format!("tensor `{name}`: bad data offsets {a}..{b}")));
+        }
+        end = b;
+    }
+    let expected = data_start + end as u64;
+    if expected != file_len {
+        return Err(IoError::Format(format!(
+            "safetensors file is {file_len} bytes but its header describes {expected}{}",
+            if file_len < expected { " (truncated)" } else { "" }
+        )));
+    }
+    let metadata = shrink_metadata(&header)?;
+    let mut tensors = BTreeMap::new();
+    for (name, info) in infos {
+        let (a, b) = info.data_offsets;
+        file.seek(SeekFrom::Start(data_start + a as u64)).map_err(|e| IoError::file(path, e))?;
+        let values = if info.dtype == Dtype::F32 && cfg!(target_endian = "little") {
+            let mut v = vec![0f32; (b - a) / 4];
+            file.read_exact(bytemuck::cast_slice_mut(&mut v)).map_err(|_| truncated())?;
+            v
+        } else {
+            let mut raw = vec![0u8; b - a];
+            file.read_exact(&mut raw).map_err(|_| truncated())?;
+            values_f32(&name, info.dtype, &raw)?
+        };
+        if values.len() != info.shape.iter().product::<usize>() {
+            return Err(IoError::Format(format!("tensor `{name}`: data does not match shape {:?}", info.shape)));
+        }
+        tensors.insert(name, variable(values, &info.shape)?);
+    }
+    Ok(RawTensors { tensors, metadata })
+}
+
+/// A tensor created as a candle variable, so the model's parameter store adopts its buffer
+/// instead of copying it (`Var::from_tensor` copies plain tensors).
+fn variable(values: Vec<f32>, shape: &[usize]) -> Result<Tensor> {
+    Ok(candle_core::Var::from_vec(values, shape, &Device::Cpu)?.into_inner())
+}
+
+/// The string metadata of a safetensors header, shrink's packed key unfolded.
+fn shrink_metadata(header: &safetensors::tensor::Metadata) -> Result<BTreeMap<String, String>> {
     let mut metadata: BTreeMap<String, String> = BTreeMap::new();
     for (k, v) in header.metadata().clone().unwrap_or_default() {
         if k == METADATA_KEY {
@@ -90,32 +172,22 @@ pub fn parse_safetensors(bytes: &[u8]) -> Result<RawTensors> {
             metadata.insert(k, v);
         }
     }
-    let mut tensors = BTreeMap::new();
-    for (name, view) in st.tensors() {
-        let shape = view.shape().to_vec();
-        let data = view.data();
-        let values: Vec<f32> = match view.dtype() {
-            Dtype::F32 => {
-                data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
-            }
-            Dtype::F64 => {
-                data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect()
-            }
-            Dtype::F16 => {
-                data.chunks_exact(2).map(|c| half_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect()
-            }
-            Dtype::BF16 => data
-                .chunks_exact(2)
-                .map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16))
-                .collect(),
-            Dtype::I64 => {
-                data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32).collect()
-            }
-            other => return Err(IoError::Format(format!("tensor `{name}` has unsupported dtype {other:?}"))),
-        };
-        tensors.insert(name.clone(), Tensor::from_vec(values, shape.as_slice(), &Device::Cpu)?);
-    }
-    Ok(RawTensors { tensors, metadata })
+    Ok(metadata)
+}
+
+/// Little-endian tensor bytes of `dtype` as f32 values.
+fn values_f32(name: &str, dtype: Dtype, data: &[u8]) -> Result<Vec<f32>> {
+    Ok(match dtype {
+        Dtype::F32 => data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        Dtype::F64 => data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+        Dtype::F16 => data.chunks_exact(2).map(|c| half_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect(),
+        Dtype::BF16 => data
+            .chunks_exact(2)
+            .map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16))
+            .collect(),
+        Dtype::I64 => data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+        other => return Err(IoError::Format(format!("tensor `{name}` has unsupported dtype {other:?}"))),
+    })
 }
 
 pub(crate) fn half_to_f32(h: u16) -> f32 {
@@ -214,14 +286,22 @@ pub fn infer_arch(tensors: &BTreeMap<String, Tensor>) -> Option<&'static str> {
 /// their magic bytes, PyTorch `.pt` files ([`crate::pt`]) by their zip signature (or a
 /// `.pt`/`.pth`/`.ckpt` extension), ONNX files ([`crate::onnx::import`]) by extension or content.
 pub fn load_model(path: &Path, arch: Option<&str>) -> Result<Model> {
-    let bytes = std::fs::read(path).map_err(|e| IoError::file(path, e))?;
-    if is_plain_safetensors(&bytes, path) {
-        // Free the file before the weights become variables: peak memory 2x the model, not 3x.
-        let raw = parse_safetensors(&bytes).map_err(|e| e.in_file(path))?;
-        drop(bytes);
+    if is_plain_safetensors(&sniff(path)?, path) {
+        // Tensor by tensor into the weights' own buffers: peak memory is the model, not 2x.
+        let raw = read_safetensors_streaming(path)?;
         return model_from_raw(raw, arch).map_err(|e| e.in_file(path));
     }
+    let bytes = std::fs::read(path).map_err(|e| IoError::file(path, e))?;
     model_from_bytes(&bytes, path, arch)
+}
+
+/// The first bytes of a file (enough for every format check).
+fn sniff(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| IoError::file(path, e))?;
+    let mut head = Vec::with_capacity(64);
+    file.take(64).read_to_end(&mut head).map_err(|e| IoError::file(path, e))?;
+    Ok(head)
 }
 
 /// Whether [`model_from_bytes`] would read `bytes` as safetensors (no other format matches).

@@ -10,6 +10,7 @@ pub mod ops;
 pub mod params;
 pub mod prepared;
 pub mod stats;
+pub mod view;
 pub mod zoo;
 
 pub use error::{IrError, Result};
@@ -17,7 +18,7 @@ pub use graph::{Graph, Node, NodeId, Op, ParamKind, ParamSpec};
 pub use model::{Mode, Model, ModelMeta};
 pub use ops::backward;
 pub use params::{Param, ParamStore, QuantSlot};
-pub use prepared::Prepared;
+pub use prepared::{Kernel, Prepared, WeightRows};
 pub use stats::{model_stats, LayerStats, ModelStats};
 
 /// Re-exported so downstream crates use the same candle version.

@@ -3,7 +3,7 @@ use crate::error::{node_err, IrError, Result};
 use crate::graph::{Graph, NodeId, Op};
 use crate::ops;
 use crate::params::{ParamStore, QuantSlot};
-use crate::prepared::Prepared;
+use crate::prepared::{Kernel, Prepared};
 use candle_core::{DType, Device, Tensor};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -106,7 +106,7 @@ impl Model {
     /// Eval-mode forward with prepared inference kernels (e.g. sparse linear layers, see
     /// [`Prepared::sparse`]); `prepared` must have been built from this model's current weights.
     pub fn forward_prepared(&self, x: &Tensor, prepared: &Prepared) -> Result<Tensor> {
-        if prepared.linear.len() != self.graph.nodes.len() {
+        if prepared.kernels.len() != self.graph.nodes.len() {
             return Err(IrError::Invalid("prepared kernels belong to another graph".into()));
         }
         self.run(x, Mode::Eval, Some(prepared), &mut |_, _| Ok(()))
@@ -144,15 +144,27 @@ impl Model {
             };
             let y = match &node.op {
                 Op::Input => x.clone(),
-                Op::Linear { bias, .. } => {
+                Op::Linear { bias, out_features, .. } => {
                     let b = if *bias { Some(weight("bias")?) } else { None };
-                    match prepared.and_then(|p| p.linear[id].as_deref()) {
-                        Some(csr) => ops::sparse_linear(input(0)?, csr, b.as_ref(), fused[id])?,
+                    match prepared.and_then(|p| p.kernel(id)) {
+                        Some(Kernel::Sparse(csr)) => ops::sparse_linear(input(0)?, csr, b.as_ref(), fused[id])?,
+                        Some(Kernel::Streamed(src)) => {
+                            ops::linear_streamed(input(0)?, src.as_ref(), *out_features, b.as_ref(), fused[id])?
+                        }
                         None => ops::linear(input(0)?, &weight("weight")?, b.as_ref(), fused[id])?,
                     }
                 }
                 Op::Conv2d { stride, padding, groups, bias, out_channels, .. } => {
-                    let w = weight("weight")?;
+                    let w = match prepared.and_then(|p| p.kernel(id)) {
+                        // Conv weights are small: the whole (streamed) weight, for this pass only.
+                        Some(Kernel::Streamed(src)) => {
+                            let dims = self.params.get(&p("weight"))?.var.dims().to_vec();
+                            let mut v = vec![0f32; dims.iter().product()];
+                            src.fill(0, &mut v);
+                            Tensor::from_vec(v, dims.as_slice(), &x.device().clone())?
+                        }
+                        _ => weight("weight")?,
+                    };
                     let y = ops::conv2d(input(0)?, &w, *stride, *padding, *groups)?;
                     if *bias {
                         let b = weight("bias")?.reshape((1, *out_channels, 1, 1))?;

@@ -144,7 +144,8 @@ impl ParamStore {
                 got: mask.dims().to_vec(),
             });
         }
-        let mask = mask.to_dtype(DType::F32)?;
+        // Detached: a mask read from a file may come as a variable, and masks get no gradient.
+        let mask = mask.to_dtype(DType::F32)?.detach();
         p.var.set(&p.var.as_tensor().mul(&mask)?)?;
         self.masks.insert(name.to_string(), mask);
         Ok(())

@@ -72,7 +72,7 @@ pub fn model_stats(model: &Model) -> Result<ModelStats> {
             if spec.suffix == "weight" {
                 row.weight_shape = spec.shape.clone();
             }
-            let nz = t.flatten_all()?.to_vec1::<f32>()?.iter().filter(|v| **v != 0.0).count();
+            let nz = crate::view::with_f32_values(&t, |v| v.iter().filter(|x| **x != 0.0).count())?;
             row.params += n;
             row.nonzero_params += nz;
         }

@@ -49,6 +49,34 @@ impl Csr {
         Csr { rows, cols, indptr, indices, values }
     }
 
+    /// An empty matrix of `cols` columns with room for `rows` rows and `nnz` nonzeros, filled
+    /// row by row with [`Csr::push_row`].
+    ///
+    /// # Panics
+    /// If `cols` does not fit in `u32`.
+    pub fn with_capacity(cols: usize, rows: usize, nnz: usize) -> Csr {
+        assert!(u32::try_from(cols).is_ok(), "too many columns for u32 indices");
+        let mut indptr = Vec::with_capacity(rows + 1);
+        indptr.push(0);
+        Csr { rows: 0, cols, indptr, indices: Vec::with_capacity(nnz), values: Vec::with_capacity(nnz) }
+    }
+
+    /// Appends one dense row (its entries that are not `0.0`).
+    ///
+    /// # Panics
+    /// If `row.len() != cols`.
+    pub fn push_row(&mut self, row: &[f32]) {
+        assert_eq!(row.len(), self.cols, "row has the wrong length");
+        for (c, &v) in row.iter().enumerate() {
+            if v != 0.0 {
+                self.indices.push(c as u32);
+                self.values.push(v);
+            }
+        }
+        self.indptr.push(self.values.len());
+        self.rows += 1;
+    }
+
     /// Number of stored nonzeros.
     pub fn nnz(&self) -> usize {
         self.values.len()

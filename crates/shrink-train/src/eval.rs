@@ -56,6 +56,19 @@ pub fn evaluate_with(
 ) -> crate::Result<EvalResult> {
     let prepared =
         if max_density >= 0.0 { Prepared::sparse(model, max_density)? } else { Prepared::none(model) };
+    evaluate_prepared(model, ds, norm, batch_size, progress, &prepared)
+}
+
+/// [`evaluate`] with kernels prepared by the caller (e.g. streamed quantized weights, see
+/// [`shrink_ir::Prepared::streamed`]).
+pub fn evaluate_prepared(
+    model: &Model,
+    ds: &Dataset,
+    norm: &Normalize,
+    batch_size: usize,
+    progress: Option<&indicatif::ProgressBar>,
+    prepared: &Prepared,
+) -> crate::Result<EvalResult> {
     let device = model.device();
     let [c, h, w] = ds.image_shape();
     let batch_size = batch_size.max(1);
@@ -68,7 +81,7 @@ pub fn evaluate_with(
         let x = Tensor::from_slice(&buf, (chunk.len(), c, h, w), &device)?;
         let y = Tensor::from_vec(labels, chunk.len(), &device)?;
         let start = Instant::now();
-        let logits = model.forward_prepared(&x, &prepared)?;
+        let logits = model.forward_prepared(&x, prepared)?;
         let logits = logits.flatten_from(1)?;
         forward_secs += start.elapsed().as_secs_f64();
         let (loss, ok) = loss_and_correct(&logits, &y)?;

@@ -8,7 +8,7 @@ pub mod schedule;
 pub mod sparsity;
 pub mod trainer;
 
-pub use eval::{evaluate, EvalResult};
+pub use eval::{evaluate, evaluate_prepared, EvalResult};
 pub use optim::{Optimizer, OptimizerConfig};
 pub use schedule::Schedule;
 pub use sparsity::{Penalty, SparsityConfig};

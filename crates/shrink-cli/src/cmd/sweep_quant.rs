@@ -1,17 +1,19 @@
 //! `shrink sweep quant`: the MNIST lab's quantization study (seed 000) over a grid of
-//! quantizers × bit widths × ranges. The model and data are loaded once and the pristine
-//! weights copied once ([`quant::sources`]); every cell quantizes those copies (never
-//! compounding) and writes the values into the ONE model, then evaluates it.
+//! quantizers × bit widths × ranges. The model and data are loaded once; every cell quantizes
+//! the pristine weights (never compounding).
 //!
-//! The values written are exactly the lab formula's output, so by default no quantizer slot is
-//! attached: a slot makes every forward pass re-run fake quant on every weight (the path
-//! `shrink eval` takes on a quantized file), which gives the same values within 2 ulp but costs a
-//! full pass over all weights per batch. `--fake-quant` takes that path, for checking.
+//! The model is held once: conv/linear weights are never copied, each cell's forward pass gets
+//! their quantized rows a block at a time from [`quant::WeightSweep`] (exactly the lab formula's
+//! values; low-bit layers that are mostly zeros run as CSR products), so peak memory is the
+//! model plus the data and one batch of activations. `--fake-quant` instead attaches quantizer
+//! slots (the path `shrink eval` takes on a quantized file: the same values within 2 ulp, at
+//! the price of a pristine copy and a fake-quant pass over all weights per batch), for checking.
 use crate::common::{check_fit, load_data, normalization, parse_split};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde::Serialize;
 use shrink_compress::quant::{self, Include, QuantConfig, RangeMethod, Scheme};
+use shrink_ir::prepared::DEFAULT_MAX_DENSITY;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -44,7 +46,9 @@ pub struct SweepQuantArgs {
     pub include: String,
     #[arg(long, default_value = "test")]
     pub split: String,
-    #[arg(long, default_value_t = 128)]
+    /// Evaluation batch size. Streamed weights are re-quantized once per batch, so large
+    /// batches amortize that pass (activations of 1000 simple-dnn images take ~38 MB).
+    #[arg(long, default_value_t = 1000)]
     pub batch_size: usize,
     /// Per-channel mean (default: stored in the model).
     #[arg(long)]
@@ -179,12 +183,17 @@ pub fn run(a: &SweepQuantArgs) -> Result<()> {
     if !model.params.quants().is_empty() {
         bail!("{}: model is already quantized (sweep a full-precision model)", a.model.display());
     }
-    let sources = quant::sources(&model, include)?;
     if a.per_channel {
-        if let Some(s) = sources.iter().find(|s| s.dims.len() < 2) {
-            bail!("--per-channel: `{}` has shape {:?} (no output channels)", s.name, s.dims);
+        for (name, p) in model.params.iter() {
+            if include.selects(p.kind) && p.var.elem_count() > 0 && p.var.dims().len() < 2 {
+                bail!("--per-channel: `{name}` has shape {:?} (no output channels)", p.var.dims());
+            }
         }
     }
+    // Baked cells stream quantized rows from the model's own weights (no copy of the model);
+    // `--fake-quant` keeps pristine copies and attaches quantizer slots instead.
+    let sources = if a.fake_quant { quant::sources(&model, include)? } else { Vec::new() };
+    let sweep = if a.fake_quant { None } else { Some(quant::WeightSweep::new(&model, include)?) };
     std::fs::create_dir_all(&a.out_dir)
         .with_context(|| format!("{}: cannot create directory", a.out_dir.display()))?;
 
@@ -204,22 +213,19 @@ pub fn run(a: &SweepQuantArgs) -> Result<()> {
                 let start = Instant::now();
                 let cfg =
                     QuantConfig { scheme, bits: b, range: r.method, per_channel: a.per_channel, include };
-                // One tensor at a time: only the pristine copies and one quantized tensor are
-                // alive besides the model.
-                for src in &sources {
-                    if a.fake_quant {
-                        let q = quant::quantize_source(src, &cfg)?;
-                        quant::apply(&mut model, std::slice::from_ref(&q))?;
-                    } else {
-                        // Straight into the weight's storage: no temporary tensor per cell.
-                        let mut res = Ok(());
-                        model.params.update_in_place(&src.name, |out| {
-                            res = quant::quantize_source_into(src, &cfg, out);
-                        })?;
-                        res?;
+                let e = match &sweep {
+                    Some(sweep) => {
+                        let prepared = sweep.prepare(&mut model, &cfg, DEFAULT_MAX_DENSITY)?;
+                        shrink_train::evaluate_prepared(&model, &ds, &norm, a.batch_size, None, &prepared)?
                     }
-                }
-                let e = shrink_train::evaluate(&model, &ds, &norm, a.batch_size, None)?;
+                    None => {
+                        for src in &sources {
+                            let q = quant::quantize_source(src, &cfg)?;
+                            quant::apply(&mut model, std::slice::from_ref(&q))?;
+                        }
+                        shrink_train::evaluate(&model, &ds, &norm, a.batch_size, None)?
+                    }
+                };
                 cells.push(QuantCell {
                     method: scheme.name().to_string(),
                     bits: b,

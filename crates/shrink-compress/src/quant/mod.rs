@@ -21,6 +21,7 @@ pub mod formula;
 pub mod mixed;
 pub mod pass;
 pub mod range;
+pub mod stream;
 
 pub use activation::{act_points, calibrate, ActConfig, ActRange, Calibrator};
 pub use formula::{
@@ -32,6 +33,7 @@ pub use pass::{
     QuantConfig, Quantized, Source,
 };
 pub use range::{choose, percentile, RangeMethod, MSE_GRID};
+pub use stream::WeightSweep;
 
 /// A weight quantizer of the labs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -13,6 +13,7 @@
 //! of a variable) take the ordinary path so their gradient still flows to the variable.
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use crate::prepared::{WeightRows, STREAM_BLOCK_ELEMS};
 use gemm::Parallelism;
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -113,9 +114,30 @@ fn parallelism() -> Parallelism {
 
 /// `a · b` into a new row-major buffer.
 fn matmul(a: &Mat, b: &Mat) -> Vec<f32> {
+    let len = a.rows * b.cols;
+    let mut dst: Vec<f32> = Vec::with_capacity(len);
+    // SAFETY: `gemm_raw` writes all `len` outputs (no memset of a fresh buffer needed).
+    unsafe {
+        gemm_raw(a, b, dst.as_mut_ptr());
+        dst.set_len(len);
+    }
+    dst
+}
+
+/// `a · b` written over the row-major `dst` (`a.rows * b.cols` values).
+fn matmul_into(a: &Mat, b: &Mat, dst: &mut [f32]) {
+    assert_eq!(dst.len(), a.rows * b.cols, "matmul: output length");
+    // SAFETY: `dst` has room for every output (checked above).
+    unsafe { gemm_raw(a, b, dst.as_mut_ptr()) }
+}
+
+/// `dst = a · b`, row-major.
+///
+/// # Safety
+/// `dst` must be valid for `a.rows * b.cols` writes.
+unsafe fn gemm_raw(a: &Mat, b: &Mat, dst: *mut f32) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    debug_assert_eq!(k, b.rows);
-    let mut dst: Vec<f32> = Vec::with_capacity(m * n);
+    assert_eq!(k, b.rows, "matmul: inner dimensions");
     // SAFETY: gemm with `read_dst = false` writes all m*n outputs before anything reads them;
     // the operand pointers and strides describe in-bounds views checked by candle's layouts.
     unsafe {
@@ -123,7 +145,7 @@ fn matmul(a: &Mat, b: &Mat) -> Vec<f32> {
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
             n as isize,
             false,
@@ -140,9 +162,59 @@ fn matmul(a: &Mat, b: &Mat) -> Vec<f32> {
             false,
             parallelism(),
         );
-        dst.set_len(m * n);
     }
-    dst
+}
+
+/// Adds the bias to each row of the feature-major `yt` [out, n] and applies the ReLU.
+fn epilogue(yt: &mut [f32], n: usize, bias: Option<&[f32]>, relu: bool) {
+    if bias.is_none() && !relu {
+        return;
+    }
+    yt.par_chunks_mut(n.max(1)).enumerate().for_each(|(o, row)| {
+        if let Some(b) = bias {
+            row.iter_mut().for_each(|v| *v += b[o]);
+        }
+        if relu {
+            row.iter_mut().for_each(|v| *v = v.max(0.0));
+        }
+    });
+}
+
+/// `act(x Wᵀ + b)` (eval only) with `W` [out, in] produced block by block by `w`: each block of
+/// output rows is filled just before its GEMM, so the whole weight never exists at once.
+pub fn linear_streamed(
+    x: &Tensor,
+    w: &dyn WeightRows,
+    out_features: usize,
+    b: Option<&Tensor>,
+    relu: bool,
+) -> Result<Tensor> {
+    let (n, inf) = x.dims2()?;
+    // Activations are feature-major: `x` is usually a transposed view of a contiguous [in, n].
+    let xt = x.t()?.contiguous()?.to_dtype(DType::F32)?;
+    let bias = match b {
+        Some(b) => Some(b.flatten_all()?.to_vec1::<f32>()?),
+        None => None,
+    };
+    let mut yt = vec![0f32; out_features * n];
+    {
+        let (xs, xl) = xt.storage_and_layout();
+        let candle_core::Storage::Cpu(xs) = &*xs else { candle_core::bail!("linear: CPU tensors expected") };
+        let xm = Mat::of(xs, xl, "input")?;
+        let per = (STREAM_BLOCK_ELEMS / inf.max(1)).clamp(1, out_features.max(1));
+        let mut block = vec![0f32; per * inf];
+        let mut start = 0;
+        while start < out_features {
+            let rows = per.min(out_features - start);
+            let wb = &mut block[..rows * inf];
+            w.fill(start, wb);
+            let wm = Mat { data: wb, rows, cols: inf, rs: inf as isize, cs: 1 };
+            matmul_into(&wm, &xm, &mut yt[start * n..(start + rows) * n]);
+            start += rows;
+        }
+    }
+    epilogue(&mut yt, n, bias.as_deref(), relu);
+    Tensor::from_vec(yt, (out_features, n), x.device())?.t()
 }
 
 impl LinearOp {
@@ -152,17 +224,7 @@ impl LinearOp {
         }
         let (out, n) = (w.rows, xt.cols);
         let mut yt = matmul(&w, &xt);
-        if bias.is_some() || self.relu {
-            let relu = self.relu;
-            yt.par_chunks_mut(n.max(1)).enumerate().for_each(|(o, row)| {
-                if let Some(b) = bias {
-                    row.iter_mut().for_each(|v| *v += b[o]);
-                }
-                if relu {
-                    row.iter_mut().for_each(|v| *v = v.max(0.0));
-                }
-            });
-        }
+        epilogue(&mut yt, n, bias, self.relu);
         Ok((CpuStorage::F32(yt), Shape::from((out, n))))
     }
 
