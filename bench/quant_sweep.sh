@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 MODEL=${1:?usage: bench/quant_sweep.sh MODEL.safetensors [PYTHON]}
 PY=${2:-python3}
 THREADS=${THREADS:-2}
+# Evaluation batch size, the same on both sides (shrink re-quantizes streamed weights per batch).
+BATCH=${BATCH:-1000}
 OUT=${OUT:-runs/quant-sweep}
 export RAYON_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 mkdir -p "$OUT" bench/results
@@ -17,15 +19,15 @@ SHRINK=target/release/shrink
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 # Baked values (default) vs the fake-quant forward, one cell each.
 /usr/bin/time -a -o "$OUT/times.txt" -f "shrink 1 cell fake-quant: wall %e s, peak RSS %M KB" \
-  $SHRINK sweep quant "$MODEL" --data data/mnist --bits 8 --q 1 --fake-quant --out-dir "$OUT/fake-quant" >/dev/null
+  $SHRINK sweep quant "$MODEL" --data data/mnist --batch-size "$BATCH" --bits 8 --q 1 --fake-quant --out-dir "$OUT/fake-quant" >/dev/null
 /usr/bin/time -a -o "$OUT/times.txt" -f "shrink 1 cell baked: wall %e s, peak RSS %M KB" \
-  $SHRINK sweep quant "$MODEL" --data data/mnist --bits 8 --q 1 --out-dir "$OUT/baked" >/dev/null
+  $SHRINK sweep quant "$MODEL" --data data/mnist --batch-size "$BATCH" --bits 8 --q 1 --out-dir "$OUT/baked" >/dev/null
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
 /usr/bin/time -a -o "$OUT/times.txt" -f "shrink sweep quant (35 cells): wall %e s, peak RSS %M KB" \
-  $SHRINK sweep quant "$MODEL" --data data/mnist --out-dir "$OUT" > "$OUT/shrink-stdout.md"
+  $SHRINK sweep quant "$MODEL" --data data/mnist --batch-size "$BATCH" --out-dir "$OUT" > "$OUT/shrink-stdout.md"
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
 /usr/bin/time -a -o "$OUT/times.txt" -f "torch quant_sweep_torch.py (35 cells): wall %e s, peak RSS %M KB" \
-  $PY bench/quant_sweep_torch.py "$MODEL" --data data/mnist --threads "$THREADS" \
+  $PY bench/quant_sweep_torch.py "$MODEL" --data data/mnist --threads "$THREADS" --batch-size "$BATCH" \
   --json "$OUT/torch.json" --compare "$OUT/table.json" --md "$OUT/compare.md" 2>"$OUT/torch-stderr.log" \
   | tee "$OUT/torch-stdout.md"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -110,8 +110,8 @@ fn stream_safetensors(path: &Path) -> Result<RawTensors> {
     }
     let mut head = vec![0u8; header_len as usize];
     file.read_exact(&mut head).map_err(|_| truncated())?;
-    let header: safetensors::tensor::Metadata = serde_json::from_slice(&head)
-        .map_err(|e| IoError::Format(format!("bad safetensors header: {e}")))?;
+    let header: safetensors::tensor::Metadata =
+        serde_json::from_slice(&head).map_err(|e| IoError::Format(format!("bad safetensors header: {e}")))?;
     let data_start = 8 + header_len;
     // The tensors must tile the data section exactly, each as long as its shape and dtype say.
     let mut infos: Vec<(String, &safetensors::tensor::TensorInfo)> = header.tensors().into_iter().collect();
@@ -147,7 +147,10 @@ fn stream_safetensors(path: &Path) -> Result<RawTensors> {
             values_f32(&name, info.dtype, &raw)?
         };
         if values.len() != info.shape.iter().product::<usize>() {
-            return Err(IoError::Format(format!("tensor `{name}`: data does not match shape {:?}", info.shape)));
+            return Err(IoError::Format(format!(
+                "tensor `{name}`: data does not match shape {:?}",
+                info.shape
+            )));
         }
         tensors.insert(name, variable(values, &info.shape)?);
     }
@@ -179,13 +182,17 @@ fn shrink_metadata(header: &safetensors::tensor::Metadata) -> Result<BTreeMap<St
 fn values_f32(name: &str, dtype: Dtype, data: &[u8]) -> Result<Vec<f32>> {
     Ok(match dtype {
         Dtype::F32 => data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        Dtype::F64 => data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+        Dtype::F64 => {
+            data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect()
+        }
         Dtype::F16 => data.chunks_exact(2).map(|c| half_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect(),
         Dtype::BF16 => data
             .chunks_exact(2)
             .map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16))
             .collect(),
-        Dtype::I64 => data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+        Dtype::I64 => {
+            data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32).collect()
+        }
         other => return Err(IoError::Format(format!("tensor `{name}` has unsupported dtype {other:?}"))),
     })
 }

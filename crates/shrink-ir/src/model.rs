@@ -147,10 +147,16 @@ impl Model {
                 Op::Linear { bias, out_features, .. } => {
                     let b = if *bias { Some(weight("bias")?) } else { None };
                     match prepared.and_then(|p| p.kernel(id)) {
-                        Some(Kernel::Sparse(csr)) => ops::sparse_linear(input(0)?, csr, b.as_ref(), fused[id])?,
-                        Some(Kernel::Streamed(src)) => {
-                            ops::linear_streamed(input(0)?, src.as_ref(), *out_features, b.as_ref(), fused[id])?
+                        Some(Kernel::Sparse(csr)) => {
+                            ops::sparse_linear(input(0)?, csr, b.as_ref(), fused[id])?
                         }
+                        Some(Kernel::Streamed(src)) => ops::linear_streamed(
+                            input(0)?,
+                            src.as_ref(),
+                            *out_features,
+                            b.as_ref(),
+                            fused[id],
+                        )?,
                         None => ops::linear(input(0)?, &weight("weight")?, b.as_ref(), fused[id])?,
                     }
                 }

@@ -7,7 +7,8 @@ use candle_core::{CpuStorage, DType, Storage, Tensor};
 pub fn with_f32_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     if t.dtype() == DType::F32 {
         let (storage, layout) = t.storage_and_layout();
-        if let (Storage::Cpu(CpuStorage::F32(data)), Some((a, b))) = (&*storage, layout.contiguous_offsets()) {
+        if let (Storage::Cpu(CpuStorage::F32(data)), Some((a, b))) = (&*storage, layout.contiguous_offsets())
+        {
             return Ok(f(&data[a..b]));
         }
     }

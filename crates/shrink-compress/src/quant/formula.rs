@@ -213,7 +213,8 @@ mod tests {
 
     #[test]
     fn fast_rounding_is_round_ties_even_bit_for_bit() {
-        let mut xs = vec![0.0f32, -0.0, 0.5, -0.5, 1.5, -2.5, 8_388_607.5, 8_388_608.0, -8_388_609.0, 4_194_304.5];
+        let mut xs =
+            vec![0.0f32, -0.0, 0.5, -0.5, 1.5, -2.5, 8_388_607.5, 8_388_608.0, -8_388_609.0, 4_194_304.5];
         xs.extend([f32::MAX, f32::MIN, f32::INFINITY, f32::NEG_INFINITY, f32::MIN_POSITIVE, 1e-40]);
         xs.extend((0..20_000).map(|i| (i as f32 - 10_000.0) * 0.25 + (i % 7) as f32 * 1e-3));
         for x in xs {

@@ -28,7 +28,8 @@ struct QuantizedRows {
 impl WeightRows for QuantizedRows {
     fn fill(&self, start: usize, out: &mut [f32]) {
         let (storage, layout) = self.weight.storage_and_layout();
-        let (Storage::Cpu(CpuStorage::F32(data)), Some((a, _))) = (&*storage, layout.contiguous_offsets()) else {
+        let (Storage::Cpu(CpuStorage::F32(data)), Some((a, _))) = (&*storage, layout.contiguous_offsets())
+        else {
             unreachable!("WeightSweep checks that weights are contiguous f32 CPU tensors")
         };
         let len = self.row_len.max(1);
@@ -71,11 +72,13 @@ impl WeightSweep {
                 continue;
             }
             let t = p.var.as_tensor().detach();
-            let in_place = matches!(&*t.storage_and_layout().0, Storage::Cpu(CpuStorage::F32(_)))
-                && t.is_contiguous();
+            let in_place =
+                matches!(&*t.storage_and_layout().0, Storage::Cpu(CpuStorage::F32(_))) && t.is_contiguous();
             if p.kind == ParamKind::Weight && in_place && streamable.contains(name) {
                 let keep = match model.params.mask(name) {
-                    Some(m) => Some(Arc::new(m.flatten_all()?.to_vec1::<f32>()?.iter().map(|&x| x != 0.0).collect())),
+                    Some(m) => {
+                        Some(Arc::new(m.flatten_all()?.to_vec1::<f32>()?.iter().map(|&x| x != 0.0).collect()))
+                    }
                     None => None,
                 };
                 weights.push((name.clone(), t, keep));
@@ -108,9 +111,12 @@ impl WeightSweep {
             let (rows, row_len) = (dims[0], dims[1..].iter().product::<usize>());
             let ranges = {
                 let (storage, layout) = t.storage_and_layout();
-                let (Storage::Cpu(CpuStorage::F32(data)), Some((a, b))) = (&*storage, layout.contiguous_offsets())
+                let (Storage::Cpu(CpuStorage::F32(data)), Some((a, b))) =
+                    (&*storage, layout.contiguous_offsets())
                 else {
-                    return Err(QuantError::Range(format!("`{name}`: weight storage changed during the sweep")));
+                    return Err(QuantError::Range(format!(
+                        "`{name}`: weight storage changed during the sweep"
+                    )));
                 };
                 let w = &data[a..b];
                 if cfg.per_channel {
@@ -128,7 +134,8 @@ impl WeightSweep {
                     vec![choose(cfg.scheme, cfg.bits, cfg.range, w, keep.as_ref().map(|k| k.as_slice()))?]
                 }
             };
-            let rows_src = QuantizedRows { weight: t.clone(), keep: keep.clone(), row_len, ranges, bits: cfg.bits };
+            let rows_src =
+                QuantizedRows { weight: t.clone(), keep: keep.clone(), row_len, ranges, bits: cfg.bits };
             sources.insert(name.clone(), Arc::new(rows_src));
         }
         for src in &self.small {

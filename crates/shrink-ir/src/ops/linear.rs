@@ -11,9 +11,9 @@
 //! the gradients of *variables* (the trainable weights) to [`backward`] through a per-thread
 //! list instead of candle's accumulator. Non-variable weights (masked or fake-quantized views
 //! of a variable) take the ordinary path so their gradient still flows to the variable.
+use crate::prepared::{WeightRows, STREAM_BLOCK_ELEMS};
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
-use crate::prepared::{WeightRows, STREAM_BLOCK_ELEMS};
 use gemm::Parallelism;
 use rayon::prelude::*;
 use std::cell::RefCell;

@@ -9,12 +9,14 @@ pub fn sparse_linear(x: &Tensor, w: &Csr, b: Option<&Tensor>, relu: bool) -> Res
     if cols != w.cols {
         candle_core::bail!("sparse linear expects {} input features, got {cols}", w.cols);
     }
-    let xt = x.t()?.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+    // Activations are feature-major, so `x.t()` is usually contiguous already: read it in place.
+    let xt = x.t()?.contiguous()?;
     let bias = match b {
         Some(b) => Some(b.flatten_all()?.to_vec1::<f32>()?),
         None => None,
     };
     let mut out = vec![0f32; w.rows * n];
-    w.matmul_t(&xt, n, bias.as_deref(), relu, &mut out);
+    crate::view::with_f32_values(&xt, |xt| w.matmul_t(xt, n, bias.as_deref(), relu, &mut out))
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
     Tensor::from_vec(out, (w.rows, n), x.device())?.t()
 }
