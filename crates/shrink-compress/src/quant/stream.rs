@@ -51,8 +51,23 @@ impl WeightRows for QuantizedRows {
 /// BatchNorm affine, with [`Include`]) are small: they are kept as pristine copies and
 /// quantized into the model in place.
 pub struct WeightSweep {
-    weights: Vec<(String, Tensor, Option<Arc<Vec<bool>>>)>,
+    weights: Vec<SweptWeight>,
     small: Vec<Source>,
+}
+
+/// A conv/linear weight of the model, shared (not copied), with its pruning keep flags.
+struct SweptWeight {
+    name: String,
+    weight: Tensor,
+    keep: Option<Arc<Vec<bool>>>,
+}
+
+/// The keep flags of `name`'s pruning mask, if it has one.
+fn keep_flags(model: &Model, name: &str) -> Result<Option<Vec<bool>>> {
+    Ok(match model.params.mask(name) {
+        Some(m) => Some(m.flatten_all()?.to_vec1::<f32>()?.iter().map(|&x| x != 0.0).collect()),
+        None => None,
+    })
 }
 
 impl WeightSweep {
@@ -74,20 +89,11 @@ impl WeightSweep {
             let t = p.var.as_tensor().detach();
             let in_place =
                 matches!(&*t.storage_and_layout().0, Storage::Cpu(CpuStorage::F32(_))) && t.is_contiguous();
+            let keep = keep_flags(model, name)?;
             if p.kind == ParamKind::Weight && in_place && streamable.contains(name) {
-                let keep = match model.params.mask(name) {
-                    Some(m) => {
-                        Some(Arc::new(m.flatten_all()?.to_vec1::<f32>()?.iter().map(|&x| x != 0.0).collect()))
-                    }
-                    None => None,
-                };
-                weights.push((name.clone(), t, keep));
+                weights.push(SweptWeight { name: name.clone(), weight: t, keep: keep.map(Arc::new) });
             } else {
                 let values = t.flatten_all()?.to_vec1::<f32>()?;
-                let keep = match model.params.mask(name) {
-                    Some(m) => Some(m.flatten_all()?.to_vec1::<f32>()?.iter().map(|&x| x != 0.0).collect()),
-                    None => None,
-                };
                 small.push(Source { name: name.clone(), dims: t.dims().to_vec(), values, keep });
             }
         }
@@ -106,7 +112,7 @@ impl WeightSweep {
     pub fn prepare(&self, model: &mut Model, cfg: &QuantConfig, max_density: f64) -> Result<Prepared> {
         cfg.check()?;
         let mut sources: HashMap<String, Arc<dyn WeightRows>> = HashMap::new();
-        for (name, t, keep) in &self.weights {
+        for SweptWeight { name, weight: t, keep } in &self.weights {
             let dims = t.dims();
             let (rows, row_len) = (dims[0], dims[1..].iter().product::<usize>());
             let ranges = {
