@@ -243,10 +243,13 @@ pub fn run(a: &SweepQuantArgs) -> Result<()> {
     }
     let grid_seconds = grid_start.elapsed().as_secs_f64();
     pb.finish_and_clear();
+    // The tables and figures need none of these: free the model and data before plotting.
+    let data_source = ds.source.clone();
+    drop((sweep, sources, model, ds));
 
     let report = Report {
         model: a.model.display().to_string(),
-        data: ds.source.clone(),
+        data: data_source,
         split: &a.split,
         samples: base.samples,
         per_channel: a.per_channel,
