@@ -11,7 +11,7 @@
 //! the gradients of *variables* (the trainable weights) to [`backward`] through a per-thread
 //! list instead of candle's accumulator. Non-variable weights (masked or fake-quantized views
 //! of a variable) take the ordinary path so their gradient still flows to the variable.
-use crate::prepared::{WeightRows, STREAM_BLOCK_ELEMS};
+use crate::prepared::{for_each_block, WeightRows};
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
@@ -201,17 +201,11 @@ pub fn linear_streamed(
         let (xs, xl) = xt.storage_and_layout();
         let candle_core::Storage::Cpu(xs) = &*xs else { candle_core::bail!("linear: CPU tensors expected") };
         let xm = Mat::of(xs, xl, "input")?;
-        let per = (STREAM_BLOCK_ELEMS / inf.max(1)).clamp(1, out_features.max(1));
-        let mut block = vec![0f32; per * inf];
-        let mut start = 0;
-        while start < out_features {
-            let rows = per.min(out_features - start);
-            let wb = &mut block[..rows * inf];
-            w.fill(start, wb);
-            let wm = Mat { data: wb, rows, cols: inf, rs: inf as isize, cs: 1 };
+        for_each_block(w, out_features, inf, |start, block| {
+            let rows = block.len() / inf.max(1);
+            let wm = Mat { data: block, rows, cols: inf, rs: inf as isize, cs: 1 };
             matmul_into(&wm, &xm, &mut yt[start * n..(start + rows) * n]);
-            start += rows;
-        }
+        });
     }
     epilogue(&mut yt, n, bias.as_deref(), relu);
     Tensor::from_vec(yt, (out_features, n), x.device())?.t()
