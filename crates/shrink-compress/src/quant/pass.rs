@@ -1,7 +1,7 @@
 //! Post-training quantization of a model's weights: pick the tensors, quantize each per tensor
 //! or per output channel, and store the result as baked values plus a [`QuantSlot`], so the
 //! model evaluates with the plain forward pass (fake quant) and packs into integer codes.
-use super::formula::{affine, check_bits, quantize_slice, quantize_slice_into};
+use super::formula::{affine, check_bits, quantize_slice, quantize_slice_into, Range};
 use super::range::{choose, RangeMethod};
 use super::{QuantError, Result, Scheme};
 use candle_core::Tensor;
@@ -95,10 +95,7 @@ pub fn sources(model: &Model, include: Include) -> Result<Vec<Source>> {
         }
         let t = p.var.as_tensor();
         let values = t.flatten_all()?.to_vec1::<f32>()?;
-        let keep = match model.params.mask(name) {
-            Some(m) => Some(m.flatten_all()?.to_vec1::<f32>()?.iter().map(|&x| x != 0.0).collect()),
-            None => None,
-        };
+        let keep = keep_flags(model, name)?;
         out.push(Source { name: name.clone(), dims: t.dims().to_vec(), values, keep });
     }
     Ok(out)
@@ -162,14 +159,37 @@ pub fn quantize_source_into(src: &Source, cfg: &QuantConfig, out: &mut [f32]) ->
         1
     };
     let inner = src.values.len() / channels.max(1);
-    for c in 0..channels {
+    let ranges = channel_ranges(&src.values, src.keep.as_deref(), channels, cfg)?;
+    for (c, range) in ranges.into_iter().enumerate() {
         let span = c * inner..(c + 1) * inner;
-        let w = &src.values[span.clone()];
         let keep = src.keep.as_ref().map(|k| &k[span.clone()]);
-        let range = choose(cfg.scheme, cfg.bits, cfg.range, w, keep)?;
-        quantize_slice_into(w, keep, range, cfg.bits, &mut out[span]);
+        quantize_slice_into(&src.values[span.clone()], keep, range, cfg.bits, &mut out[span]);
     }
     Ok(())
+}
+
+/// The range of each of `channels` equal slices of `w` (one slice: per tensor).
+pub(crate) fn channel_ranges(
+    w: &[f32],
+    keep: Option<&[bool]>,
+    channels: usize,
+    cfg: &QuantConfig,
+) -> Result<Vec<Range>> {
+    let inner = w.len() / channels.max(1);
+    (0..channels)
+        .map(|c| {
+            let span = c * inner..(c + 1) * inner;
+            choose(cfg.scheme, cfg.bits, cfg.range, &w[span.clone()], keep.map(|k| &k[span]))
+        })
+        .collect()
+}
+
+/// The keep flags of `name`'s pruning mask, if it has one.
+pub(crate) fn keep_flags(model: &Model, name: &str) -> Result<Option<Vec<bool>>> {
+    Ok(match model.params.mask(name) {
+        Some(m) => Some(m.flatten_all()?.to_vec1::<f32>()?.iter().map(|&x| x != 0.0).collect()),
+        None => None,
+    })
 }
 
 /// Quantizes every source (nothing is changed on error).

@@ -2,11 +2,11 @@
 //! and hands the forward pass quantized rows on demand ([`shrink_ir::WeightRows`]), so a sweep
 //! holds the model once, not the model plus a pristine copy (see [`WeightSweep`]).
 use super::formula::quantize_slice_into;
-use super::pass::{quantize_source_into, Include, QuantConfig, Source};
-use super::range::choose;
+use super::pass::{channel_ranges, keep_flags, quantize_source_into, Include, QuantConfig, Source};
 use super::{QuantError, Result};
 use candle_core::{CpuStorage, Storage, Tensor};
 use rayon::prelude::*;
+use shrink_ir::view::with_f32_values;
 use shrink_ir::{Model, ParamKind, Prepared, WeightRows};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -62,14 +62,6 @@ struct SweptWeight {
     keep: Option<Arc<Vec<bool>>>,
 }
 
-/// The keep flags of `name`'s pruning mask, if it has one.
-fn keep_flags(model: &Model, name: &str) -> Result<Option<Vec<bool>>> {
-    Ok(match model.params.mask(name) {
-        Some(m) => Some(m.flatten_all()?.to_vec1::<f32>()?.iter().map(|&x| x != 0.0).collect()),
-        None => None,
-    })
-}
-
 impl WeightSweep {
     /// Collects the tensors of `model` that `include` selects.
     pub fn new(model: &Model, include: Include) -> Result<WeightSweep> {
@@ -115,31 +107,17 @@ impl WeightSweep {
         for SweptWeight { name, weight: t, keep } in &self.weights {
             let dims = t.dims();
             let (rows, row_len) = (dims[0], dims[1..].iter().product::<usize>());
-            let ranges = {
-                let (storage, layout) = t.storage_and_layout();
-                let (Storage::Cpu(CpuStorage::F32(data)), Some((a, b))) =
-                    (&*storage, layout.contiguous_offsets())
-                else {
-                    return Err(QuantError::Range(format!(
-                        "`{name}`: weight storage changed during the sweep"
-                    )));
-                };
-                let w = &data[a..b];
-                if cfg.per_channel {
-                    if dims.len() < 2 {
-                        return Err(QuantError::NoChannels { name: name.clone(), dims: dims.to_vec() });
-                    }
-                    (0..rows)
-                        .map(|r| {
-                            let span = r * row_len..(r + 1) * row_len;
-                            let k = keep.as_ref().map(|k| &k[span.clone()]);
-                            choose(cfg.scheme, cfg.bits, cfg.range, &w[span], k)
-                        })
-                        .collect::<Result<Vec<_>>>()?
-                } else {
-                    vec![choose(cfg.scheme, cfg.bits, cfg.range, w, keep.as_ref().map(|k| k.as_slice()))?]
+            let channels = if cfg.per_channel {
+                if dims.len() < 2 {
+                    return Err(QuantError::NoChannels { name: name.clone(), dims: dims.to_vec() });
                 }
+                rows
+            } else {
+                1
             };
+            let ranges =
+                with_f32_values(t, |w| channel_ranges(w, keep.as_ref().map(|k| k.as_slice()), channels, cfg))
+                    .map_err(QuantError::Ir)??;
             let rows_src =
                 QuantizedRows { weight: t.clone(), keep: keep.clone(), row_len, ranges, bits: cfg.bits };
             sources.insert(name.clone(), Arc::new(rows_src));
