@@ -7,7 +7,8 @@ use clap::{Parser, Subcommand};
 use shrink_ir::alloc::RecyclingAlloc;
 use std::process::ExitCode;
 
-/// Recycles large tensor buffers between training steps (no page faults per step).
+/// Recycles large tensor buffers between training steps (no page faults per step); `main`
+/// tunes the system allocator under it first.
 #[global_allocator]
 static ALLOC: RecyclingAlloc = RecyclingAlloc::new();
 
@@ -51,6 +52,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Heap-served buffers below 32 MB, recycled ones above (see shrink_ir::alloc).
+    shrink_ir::alloc::tune_system_allocator();
     // Rust ignores SIGPIPE, so printing into a closed pipe (`shrink info M | head -1`) would
     // panic; the default action ends the process quietly like any Unix tool. Output files are
     // never at risk: they are written to a temp file and renamed.

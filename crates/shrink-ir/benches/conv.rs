@@ -36,6 +36,7 @@ fn conv_inputs() -> (Var, Var) {
 }
 
 fn bench_conv(c: &mut Criterion) {
+    shrink_ir::alloc::tune_system_allocator();
     let (x, w) = conv_inputs();
     let mut g = c.benchmark_group("conv");
     g.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));

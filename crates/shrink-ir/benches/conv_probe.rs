@@ -175,6 +175,7 @@ fn hotspots(iters: usize) {
 }
 
 fn main() {
+    shrink_ir::alloc::tune_system_allocator();
     let args: Vec<String> = std::env::args().filter(|a| !a.starts_with("--")).collect();
     let what = args.get(1).map(String::as_str).unwrap_or("fwd");
     let iters: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20);

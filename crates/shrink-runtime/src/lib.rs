@@ -5,6 +5,8 @@
 //! and the IR's eval forward runs sparse layers through [`Csr::matmul_t`].
 pub mod pack;
 pub mod sparse;
+pub mod sparse_input;
 
 pub use pack::{pack, packed_len, unpack, PackError, PackedTensor};
 pub use sparse::Csr;
+pub use sparse_input::SparseActs;

@@ -11,12 +11,19 @@
 //! the gradients of *variables* (the trainable weights) to [`backward`] through a per-thread
 //! list instead of candle's accumulator. Non-variable weights (masked or fake-quantized views
 //! of a variable) take the ordinary path so their gradient still flows to the variable.
-use crate::prepared::{for_each_block, WeightRows};
+use crate::prepared::{for_each_block, WeightRows, STREAM_BLOCK_ELEMS};
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
+use shrink_runtime::SparseActs;
 use std::cell::RefCell;
+
+/// Input density at or below which the forward multiplies only the nonzero inputs
+/// ([`SparseActs`]) instead of running a dense GEMM. After a ReLU most inputs are exact zeros.
+/// Measured with `cargo bench -p shrink-ir --bench sparse_input` on the 2-core dev machine (see
+/// that bench for the crossover).
+pub const SPARSE_INPUT_MAX_DENSITY: f64 = 0.3;
 
 thread_local! {
     /// Gradients of variables produced by [`LinearOp`] backward passes on this thread, waiting
@@ -165,6 +172,35 @@ unsafe fn gemm_raw(a: &Mat, b: &Mat, dst: *mut f32) {
     }
 }
 
+/// The nonzeros of the feature-major input `xt` ([in, n]) when it is contiguous and has at most
+/// [`SPARSE_INPUT_MAX_DENSITY`] of them (counted first: most dense inputs stop that count early).
+fn sparse_input(xt: &Mat) -> Option<SparseActs> {
+    let (features, n) = (xt.rows, xt.cols);
+    if xt.rs != n as isize || xt.cs != 1 || features * n == 0 {
+        return None;
+    }
+    let values = &xt.data[..features * n];
+    let budget = (SPARSE_INPUT_MAX_DENSITY * values.len() as f64) as usize;
+    let mut nnz = 0usize;
+    for chunk in values.chunks(1 << 16) {
+        nnz += chunk.iter().filter(|v| **v != 0.0).count();
+        if nnz > budget {
+            return None;
+        }
+    }
+    Some(SparseActs::from_feature_major(values, features, n))
+}
+
+/// `dst = W · Xᵀ` (row-major [rows, n]) for a row-major weight block `w` ([rows, in]) and the
+/// input's nonzeros, a [`STREAM_BLOCK_ELEMS`] block of rows at a time (bounded panel memory).
+fn sparse_input_into(acts: &SparseActs, w: &[f32], dst: &mut [f32]) {
+    let (inf, n) = (acts.features, acts.n);
+    let per = (STREAM_BLOCK_ELEMS / inf.max(1)).max(1);
+    for (wb, ob) in w.chunks(per * inf).zip(dst.chunks_mut(per * n)) {
+        acts.matmul_block(wb, wb.len() / inf, ob);
+    }
+}
+
 /// Adds the bias to each row of the feature-major `yt` [out, n] and applies the ReLU.
 fn epilogue(yt: &mut [f32], n: usize, bias: Option<&[f32]>, relu: bool) {
     if bias.is_none() && !relu {
@@ -201,10 +237,17 @@ pub fn linear_streamed(
         let (xs, xl) = xt.storage_and_layout();
         let candle_core::Storage::Cpu(xs) = &*xs else { candle_core::bail!("linear: CPU tensors expected") };
         let xm = Mat::of(xs, xl, "input")?;
+        let acts = sparse_input(&xm);
         for_each_block(w, out_features, inf, |start, block| {
             let rows = block.len() / inf.max(1);
-            let wm = Mat { data: block, rows, cols: inf, rs: inf as isize, cs: 1 };
-            matmul_into(&wm, &xm, &mut yt[start * n..(start + rows) * n]);
+            let dst = &mut yt[start * n..(start + rows) * n];
+            match &acts {
+                Some(acts) => acts.matmul_block(block, rows, dst),
+                None => {
+                    let wm = Mat { data: block, rows, cols: inf, rs: inf as isize, cs: 1 };
+                    matmul_into(&wm, &xm, dst)
+                }
+            }
         });
     }
     epilogue(&mut yt, n, bias.as_deref(), relu);
@@ -217,7 +260,15 @@ impl LinearOp {
             candle_core::bail!("linear: input has {} features, weight expects {}", xt.rows, w.cols);
         }
         let (out, n) = (w.rows, xt.cols);
-        let mut yt = matmul(&w, &xt);
+        let dense_w = w.cs == 1 && w.rs == w.cols as isize;
+        let mut yt = match sparse_input(&xt).filter(|_| dense_w) {
+            Some(acts) => {
+                let mut yt = vec![0f32; out * n];
+                sparse_input_into(&acts, &w.data[..out * w.cols], &mut yt);
+                yt
+            }
+            None => matmul(&w, &xt),
+        };
         epilogue(&mut yt, n, bias, self.relu);
         Ok((CpuStorage::F32(yt), Shape::from((out, n))))
     }
@@ -439,6 +490,49 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// An input with few nonzeros (as after a ReLU) takes the sparse-input forward: outputs and
+    /// gradients equal the composed ops, for the fused op and the streamed one.
+    #[test]
+    fn sparse_inputs_match_composed_ops() {
+        struct Rows(Vec<f32>);
+        impl WeightRows for Rows {
+            fn fill(&self, start: usize, out: &mut [f32]) {
+                out.copy_from_slice(&self.0[start * 70..start * 70 + out.len()]);
+            }
+        }
+        let (n, inf, outf) = (67, 70, 45);
+        // Feature-major like a previous layer's output: `x` is a transposed view of [in, n].
+        let dense = rand(&[inf, n], 9);
+        let keep = rand(&[inf, n], 10).ge(0.35).unwrap().to_dtype(DType::F32).unwrap();
+        let xt = Var::from_tensor(&(dense * keep).unwrap()).unwrap();
+        let x = xt.as_tensor().t().unwrap();
+        let density = x.ne(0.0).unwrap().to_dtype(DType::F32).unwrap().mean_all().unwrap();
+        assert!(density.to_scalar::<f32>().unwrap() < SPARSE_INPUT_MAX_DENSITY as f32);
+        let w = Var::from_tensor(&rand(&[outf, inf], 11)).unwrap();
+        let b = Var::from_tensor(&rand(&[outf], 12)).unwrap();
+        let r = rand(&[n, outf], 13);
+        let y = linear(&x, w.as_tensor(), Some(b.as_tensor()), true).unwrap();
+        let grads = backward(&(&y * &r).unwrap().sum_all().unwrap()).unwrap();
+        let y_ref = x
+            .matmul(&w.as_tensor().t().unwrap())
+            .unwrap()
+            .broadcast_add(b.as_tensor())
+            .unwrap()
+            .relu()
+            .unwrap();
+        let ref_grads = (&y_ref * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        assert!(max_diff(&y, &y_ref) < 1e-5);
+        for v in [&xt, &w, &b] {
+            assert!(
+                max_diff(grads.get(v.as_tensor()).unwrap(), ref_grads.get(v.as_tensor()).unwrap()) < 1e-5
+            );
+        }
+        let rows = Rows(w.as_tensor().flatten_all().unwrap().to_vec1().unwrap());
+        let streamed =
+            linear_streamed(&x.detach(), &rows, outf, Some(&b.as_tensor().detach()), true).unwrap();
+        assert!(max_diff(&streamed, &y_ref) < 1e-5);
     }
 
     /// A weight used by two layers receives the sum of both gradients.
