@@ -7,11 +7,19 @@
 //! * [`dot`] — a tile of dot products `out[i][j] += <A_i, B_j>` over long vectors, summed over
 //!   several images (the weight gradient, reducing over output pixels).
 //!
-//! The AVX-512 versions are chosen at run time with `is_x86_feature_detected!`; the portable
-//! versions are plain Rust loops.
+//! The AVX-512 versions are chosen at run time with `is_x86_feature_detected!`; without AVX-512,
+//! the portable versions (plain Rust loops) run compiled for AVX2+FMA where the CPU has them
+//! ([`avx2`]), else for the baseline target.
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 mod generic;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
+
+/// The portable kernels for the baseline target (separate multiply and add).
+mod portable {
+    pub(super) use super::generic::{bcast_plain as bcast, cvec_plain as cvec, dot_plain as dot};
+}
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -22,7 +30,7 @@ pub(crate) const MAX_MR: usize = 8;
 /// Largest `mo` / `nk` accepted by [`dot`].
 pub(crate) const MAX_DOT: usize = 4;
 
-/// 0 = undecided, 1 = portable, 2 = AVX-512.
+/// 0 = undecided, 1 = portable, 2 = AVX-512, 3 = portable compiled for AVX2+FMA.
 static BACKEND: AtomicU8 = AtomicU8::new(0);
 
 fn detect() -> u8 {
@@ -30,21 +38,38 @@ fn detect() -> u8 {
         return 1;
     }
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        return 2;
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return 2;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            return 3;
+        }
     }
     1
 }
 
-/// Whether the AVX-512 kernels are in use.
 #[inline]
-pub(crate) fn has_avx512() -> bool {
+fn backend() -> u8 {
     let mut b = BACKEND.load(Ordering::Relaxed);
     if b == 0 {
         b = detect();
         BACKEND.store(b, Ordering::Relaxed);
     }
-    b == 2
+    b
+}
+
+/// Whether the AVX-512 kernels are in use.
+#[inline]
+pub(crate) fn has_avx512() -> bool {
+    backend() == 2
+}
+
+/// Whether the AVX2+FMA builds of the portable kernels are in use.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn has_avx2() -> bool {
+    backend() == 3
 }
 
 /// Forces the portable kernels (`true`) or re-runs detection (`false`); for tests.
@@ -101,7 +126,11 @@ pub(crate) unsafe fn bcast(
     if has_avx512() {
         return go!(x86_64);
     }
-    go!(generic)
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        return go!(avx2);
+    }
+    go!(portable)
 }
 
 /// Channel-vector tile: `out[i*16*nv + c] = sum_{kk<k} x[koff[kk] + q[i]] * w[kk*16*nv + c]`
@@ -137,7 +166,11 @@ pub(crate) unsafe fn cvec(
     if has_avx512() {
         return go!(x86_64);
     }
-    go!(generic)
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        return go!(avx2);
+    }
+    go!(portable)
 }
 
 /// For `i < mo`, `j < nk`: `out[i*ldo + j] += sum_{img<nimg} sum_{t < 16*nvec}
@@ -190,7 +223,11 @@ pub(crate) unsafe fn dot(
         }
         return go!(x86_64);
     }
-    go!(generic)
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        return go!(avx2);
+    }
+    go!(portable)
 }
 
 /// `dst.copy_from_slice(src)` for short rows (inline vector copy on AVX-512).
