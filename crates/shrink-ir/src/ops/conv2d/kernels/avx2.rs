@@ -1,8 +1,31 @@
-//! The portable kernels ([`super::generic`]) compiled for AVX2+FMA, with fused multiply-adds:
-//! the compiler vectorizes each 16-lane row as two 256-bit registers. Used on x86-64 CPUs
-//! without AVX-512 (the caller checks the CPU first). Same contracts as [`super::bcast`],
-//! [`super::dot`] and [`super::cvec`].
-use super::generic;
+//! AVX2+FMA micro-kernels for x86-64 CPUs without AVX-512 (the caller checks the CPU first).
+//!
+//! The callers' tiles are sized for AVX-512's 32 registers (up to 8 rows × 4 vectors of 16
+//! lanes); with AVX2's 16 registers of 8 lanes such a tile would spill to the stack on every
+//! multiply-add. Each kernel here therefore walks the caller's tile in register-sized sub-tiles
+//! (at most 8 accumulators of 8 lanes) and runs the portable loop body on each, compiled for
+//! AVX2 with fused multiply-adds. Same contracts as [`super::bcast`], [`super::dot`] and
+//! [`super::cvec`].
+
+const L: usize = 16;
+
+#[inline(always)]
+fn load16(p: *const f32) -> [f32; L] {
+    let mut v = [0f32; L];
+    // SAFETY: callers guarantee 16 readable floats at `p`.
+    unsafe { std::ptr::copy_nonoverlapping(p, v.as_mut_ptr(), L) };
+    v
+}
+
+#[inline(always)]
+fn fma16(acc: &mut [f32; L], a: f32, b: &[f32; L]) {
+    for l in 0..L {
+        acc[l] = a.mul_add(b[l], acc[l]);
+    }
+}
+
+/// Rows per sub-tile: 4 rows × one 16-lane vector = 8 accumulators.
+const SUB: usize = 4;
 
 /// # Safety
 /// Same contract as [`super::bcast`]; the CPU supports AVX2 and FMA.
@@ -15,8 +38,105 @@ pub(super) unsafe fn bcast<const MR: usize, const NV: usize>(
     c: *mut f32,
     ldc: usize,
 ) {
-    // SAFETY: forwarded under the same contract.
-    unsafe { generic::bcast::<MR, NV, true>(k, a, b, koff, c, ldc) }
+    let mut i0 = 0;
+    while i0 < MR {
+        let rows = SUB.min(MR - i0);
+        for v in 0..NV {
+            // SAFETY: rows i0.. and vector v lie inside the caller's tile.
+            unsafe {
+                let (a, b, c) = (a.add(i0), b.add(L * v), c.add(i0 * ldc + L * v));
+                match rows {
+                    4 => bcast_sub::<MR, 4>(k, a, b, koff, c, ldc),
+                    3 => bcast_sub::<MR, 3>(k, a, b, koff, c, ldc),
+                    2 => bcast_sub::<MR, 2>(k, a, b, koff, c, ldc),
+                    _ => bcast_sub::<MR, 1>(k, a, b, koff, c, ldc),
+                }
+            }
+        }
+        i0 += rows;
+    }
+}
+
+/// `R` rows (of the `MR`-row packed `a`) × one vector of [`bcast`].
+#[inline(always)]
+unsafe fn bcast_sub<const MR: usize, const R: usize>(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    koff: *const usize,
+    c: *mut f32,
+    ldc: usize,
+) {
+    let mut acc = [[0f32; L]; R];
+    for kk in 0..k {
+        // SAFETY: the caller's contract covers every addressed float.
+        let bv = load16(unsafe { b.add(*koff.add(kk)) });
+        for (i, acc_i) in acc.iter_mut().enumerate() {
+            fma16(acc_i, unsafe { *a.add(kk * MR + i) }, &bv);
+        }
+    }
+    for (i, acc_i) in acc.iter().enumerate() {
+        // SAFETY: row i of the sub-tile is writable (caller's contract).
+        unsafe { std::ptr::copy_nonoverlapping(acc_i.as_ptr(), c.add(i * ldc), L) };
+    }
+}
+
+/// # Safety
+/// Same contract as [`super::cvec`]; the CPU supports AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn cvec<const MR: usize, const NV: usize>(
+    k: usize,
+    w: *const f32,
+    x: *const f32,
+    koff: *const usize,
+    q: *const usize,
+    out: *mut f32,
+) {
+    let mut i0 = 0;
+    while i0 < MR {
+        let rows = SUB.min(MR - i0);
+        for v in 0..NV {
+            // SAFETY: rows i0.. and vector v lie inside the caller's tile.
+            unsafe {
+                let (q, out) = (q.add(i0), out.add((i0 * NV + v) * L));
+                match rows {
+                    4 => cvec_sub::<NV, 4>(k, w.add(L * v), x, koff, q, out),
+                    3 => cvec_sub::<NV, 3>(k, w.add(L * v), x, koff, q, out),
+                    2 => cvec_sub::<NV, 2>(k, w.add(L * v), x, koff, q, out),
+                    _ => cvec_sub::<NV, 1>(k, w.add(L * v), x, koff, q, out),
+                }
+            }
+        }
+        i0 += rows;
+    }
+}
+
+/// `R` output pixels × one channel vector of [`cvec`]; `out` rows are `NV * 16` apart.
+#[inline(always)]
+unsafe fn cvec_sub<const NV: usize, const R: usize>(
+    k: usize,
+    w: *const f32,
+    x: *const f32,
+    koff: *const usize,
+    q: *const usize,
+    out: *mut f32,
+) {
+    let mut acc = [[0f32; L]; R];
+    // SAFETY: the caller's contract covers every addressed float.
+    let qi: [usize; R] = std::array::from_fn(|i| unsafe { *q.add(i) });
+    for kk in 0..k {
+        unsafe {
+            let xb = x.add(*koff.add(kk));
+            let wv = load16(w.add(kk * L * NV));
+            for (i, acc_i) in acc.iter_mut().enumerate() {
+                fma16(acc_i, *xb.add(qi[i]), &wv);
+            }
+        }
+    }
+    for (i, acc_i) in acc.iter().enumerate() {
+        // SAFETY: pixel i's vector of the tile is writable (caller's contract).
+        unsafe { std::ptr::copy_nonoverlapping(acc_i.as_ptr(), out.add(i * NV * L), L) };
+    }
 }
 
 /// # Safety
@@ -35,21 +155,69 @@ pub(super) unsafe fn dot<const MO: usize, const NK: usize>(
     out: *mut f32,
     ldo: usize,
 ) {
-    // SAFETY: forwarded under the same contract.
-    unsafe { generic::dot::<MO, NK, true>(nimg, nvec, a, lda, a_img, b, koff, b_img, out, ldo) }
+    // Sub-tiles of up to 4 × 2 dot products, accumulated in 8 lanes: 8 accumulators, 4 rows
+    // of `a` and one of `b` in registers.
+    let mut j0 = 0;
+    while j0 < NK {
+        let nk = 2.min(NK - j0);
+        // SAFETY: columns j0.. lie inside the caller's tile.
+        unsafe {
+            let (koff, out) = (koff.add(j0), out.add(j0));
+            match nk {
+                2 => dot_sub::<MO, 2>(nimg, nvec, a, lda, a_img, b, koff, b_img, out, ldo),
+                _ => dot_sub::<MO, 1>(nimg, nvec, a, lda, a_img, b, koff, b_img, out, ldo),
+            }
+        }
+        j0 += nk;
+    }
 }
 
-/// # Safety
-/// Same contract as [`super::cvec`]; the CPU supports AVX2 and FMA.
-#[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn cvec<const MR: usize, const NV: usize>(
-    k: usize,
-    w: *const f32,
-    x: *const f32,
+/// All `MO` rows × `NK` columns of [`dot`] (`NK` ≤ 2).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn dot_sub<const MO: usize, const NK: usize>(
+    nimg: usize,
+    nvec: usize,
+    a: *const f32,
+    lda: usize,
+    a_img: usize,
+    b: *const f32,
     koff: *const usize,
-    q: *const usize,
+    b_img: usize,
     out: *mut f32,
+    ldo: usize,
 ) {
-    // SAFETY: forwarded under the same contract.
-    unsafe { generic::cvec::<MR, NV, true>(k, w, x, koff, q, out) }
+    const H: usize = L / 2;
+    let mut acc = [[[0f32; H]; NK]; MO];
+    // SAFETY: the caller's contract covers every addressed float.
+    let ko: [usize; NK] = std::array::from_fn(|j| unsafe { *koff.add(j) });
+    let load8 = |p: *const f32| -> [f32; H] {
+        let mut v = [0f32; H];
+        // SAFETY: p addresses 8 of the caller's readable floats.
+        unsafe { std::ptr::copy_nonoverlapping(p, v.as_mut_ptr(), H) };
+        v
+    };
+    for img in 0..nimg {
+        unsafe {
+            let ai = a.add(img * a_img);
+            let bi = b.add(img * b_img);
+            for t in (0..nvec * L).step_by(H) {
+                let av: [[f32; H]; MO] = std::array::from_fn(|i| load8(ai.add(i * lda + t)));
+                for (j, &o) in ko.iter().enumerate() {
+                    let bv = load8(bi.add(o + t));
+                    for (i, a_row) in av.iter().enumerate() {
+                        for l in 0..H {
+                            acc[i][j][l] = a_row[l].mul_add(bv[l], acc[i][j][l]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (i, acc_i) in acc.iter().enumerate() {
+        for (j, accv) in acc_i.iter().enumerate() {
+            // SAFETY: out[i*ldo + j] is writable (caller's contract).
+            unsafe { *out.add(i * ldo + j) += accv.iter().sum::<f32>() };
+        }
+    }
 }
