@@ -187,31 +187,31 @@ unsafe fn dot_sub<const MO: usize, const NK: usize>(
     out: *mut f32,
     ldo: usize,
 ) {
-    const H: usize = L / 2;
-    let mut acc = [[[0f32; H]; NK]; MO];
-    // SAFETY: the caller's contract covers every addressed float.
+    use std::arch::x86_64::{__m256, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps};
+    // SAFETY (whole body): AVX2 and FMA are enabled in the caller; the caller's contract covers
+    // every addressed float.
+    let mut vacc: [[__m256; NK]; MO] = unsafe { [[_mm256_setzero_ps(); NK]; MO] };
     let ko: [usize; NK] = std::array::from_fn(|j| unsafe { *koff.add(j) });
-    let load8 = |p: *const f32| -> [f32; H] {
-        let mut v = [0f32; H];
-        // SAFETY: p addresses 8 of the caller's readable floats.
-        unsafe { std::ptr::copy_nonoverlapping(p, v.as_mut_ptr(), H) };
-        v
-    };
     for img in 0..nimg {
         unsafe {
             let ai = a.add(img * a_img);
             let bi = b.add(img * b_img);
-            for t in (0..nvec * L).step_by(H) {
-                let av: [[f32; H]; MO] = std::array::from_fn(|i| load8(ai.add(i * lda + t)));
+            for t in (0..nvec * L).step_by(8) {
+                let av: [__m256; MO] = std::array::from_fn(|i| _mm256_loadu_ps(ai.add(i * lda + t)));
                 for (j, &o) in ko.iter().enumerate() {
-                    let bv = load8(bi.add(o + t));
-                    for (i, a_row) in av.iter().enumerate() {
-                        for l in 0..H {
-                            acc[i][j][l] = a_row[l].mul_add(bv[l], acc[i][j][l]);
-                        }
+                    let bv = _mm256_loadu_ps(bi.add(o + t));
+                    for (i, &a_vec) in av.iter().enumerate() {
+                        vacc[i][j] = _mm256_fmadd_ps(a_vec, bv, vacc[i][j]);
                     }
                 }
             }
+        }
+    }
+    let mut acc = [[[0f32; 8]; NK]; MO];
+    for (acc_i, v_i) in acc.iter_mut().zip(&vacc) {
+        for (accv, v) in acc_i.iter_mut().zip(v_i) {
+            // SAFETY: `accv` holds 8 floats.
+            unsafe { _mm256_storeu_ps(accv.as_mut_ptr(), *v) };
         }
     }
     for (i, acc_i) in acc.iter().enumerate() {
