@@ -1,7 +1,5 @@
 //! Portable micro-kernels (any target; auto-vectorized by the compiler). Same contracts as the
-//! SIMD versions; used when AVX-512 is not available. `FMA` selects fused multiply-adds: the
-//! AVX2+FMA backend ([`super::avx2`]) inlines these bodies into functions compiled for those
-//! instructions; without hardware FMA, `mul_add` would be a libm call.
+//! SIMD versions; used when AVX-512 is not available.
 
 const L: usize = 16;
 
@@ -13,22 +11,12 @@ fn load16(p: *const f32) -> [f32; L] {
     v
 }
 
-/// `a * b + c`, fused when `FMA`.
-#[inline(always)]
-fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
-    if FMA {
-        a.mul_add(b, c)
-    } else {
-        c + a * b
-    }
-}
-
 /// See [`super::bcast`].
 ///
 /// # Safety
 /// Same contract as [`super::bcast`].
 #[inline(always)]
-pub(super) unsafe fn bcast<const MR: usize, const NV: usize, const FMA: bool>(
+pub(super) unsafe fn bcast<const MR: usize, const NV: usize>(
     k: usize,
     a: *const f32,
     b: *const f32,
@@ -44,7 +32,7 @@ pub(super) unsafe fn bcast<const MR: usize, const NV: usize, const FMA: bool>(
             let av = *a.add(kk * MR + i);
             for v in 0..NV {
                 for l in 0..L {
-                    acc_i[v][l] = madd::<FMA>(av, bv[v][l], acc_i[v][l]);
+                    acc_i[v][l] += av * bv[v][l];
                 }
             }
         }
@@ -62,7 +50,7 @@ pub(super) unsafe fn bcast<const MR: usize, const NV: usize, const FMA: bool>(
 /// Same contract as [`super::dot`].
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub(super) unsafe fn dot<const MO: usize, const NK: usize, const FMA: bool>(
+pub(super) unsafe fn dot<const MO: usize, const NK: usize>(
     nimg: usize,
     nvec: usize,
     a: *const f32,
@@ -85,7 +73,7 @@ pub(super) unsafe fn dot<const MO: usize, const NK: usize, const FMA: bool>(
                 let bv = load16(bi.add(ko[j] + L * v));
                 for i in 0..MO {
                     for l in 0..L {
-                        acc[i][j][l] = madd::<FMA>(av[i][l], bv[l], acc[i][j][l]);
+                        acc[i][j][l] += av[i][l] * bv[l];
                     }
                 }
             }
@@ -103,7 +91,7 @@ pub(super) unsafe fn dot<const MO: usize, const NK: usize, const FMA: bool>(
 /// # Safety
 /// Same contract as [`super::cvec`].
 #[inline(always)]
-pub(super) unsafe fn cvec<const MR: usize, const NV: usize, const FMA: bool>(
+pub(super) unsafe fn cvec<const MR: usize, const NV: usize>(
     k: usize,
     w: *const f32,
     x: *const f32,
@@ -120,7 +108,7 @@ pub(super) unsafe fn cvec<const MR: usize, const NV: usize, const FMA: bool>(
             let a = *xb.add(qi[i]);
             for v in 0..NV {
                 for l in 0..L {
-                    acc_i[v][l] = madd::<FMA>(a, wv[v][l], acc_i[v][l]);
+                    acc_i[v][l] += a * wv[v][l];
                 }
             }
         }
@@ -130,57 +118,4 @@ pub(super) unsafe fn cvec<const MR: usize, const NV: usize, const FMA: bool>(
             std::ptr::copy_nonoverlapping(accv.as_ptr(), out.add((i * NV + v) * L), L);
         }
     }
-}
-
-/// [`bcast`] without fused multiply-adds, for the baseline target.
-///
-/// # Safety
-/// Same contract as [`super::bcast`].
-pub(super) unsafe fn bcast_plain<const MR: usize, const NV: usize>(
-    k: usize,
-    a: *const f32,
-    b: *const f32,
-    koff: *const usize,
-    c: *mut f32,
-    ldc: usize,
-) {
-    // SAFETY: forwarded under the same contract.
-    unsafe { bcast::<MR, NV, false>(k, a, b, koff, c, ldc) }
-}
-
-/// [`dot`] without fused multiply-adds, for the baseline target.
-///
-/// # Safety
-/// Same contract as [`super::dot`].
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn dot_plain<const MO: usize, const NK: usize>(
-    nimg: usize,
-    nvec: usize,
-    a: *const f32,
-    lda: usize,
-    a_img: usize,
-    b: *const f32,
-    koff: *const usize,
-    b_img: usize,
-    out: *mut f32,
-    ldo: usize,
-) {
-    // SAFETY: forwarded under the same contract.
-    unsafe { dot::<MO, NK, false>(nimg, nvec, a, lda, a_img, b, koff, b_img, out, ldo) }
-}
-
-/// [`cvec`] without fused multiply-adds, for the baseline target.
-///
-/// # Safety
-/// Same contract as [`super::cvec`].
-pub(super) unsafe fn cvec_plain<const MR: usize, const NV: usize>(
-    k: usize,
-    w: *const f32,
-    x: *const f32,
-    koff: *const usize,
-    q: *const usize,
-    out: *mut f32,
-) {
-    // SAFETY: forwarded under the same contract.
-    unsafe { cvec::<MR, NV, false>(k, w, x, koff, q, out) }
 }

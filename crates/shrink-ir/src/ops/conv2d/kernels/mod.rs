@@ -8,18 +8,13 @@
 //!   several images (the weight gradient, reducing over output pixels).
 //!
 //! The AVX-512 versions are chosen at run time with `is_x86_feature_detected!`; without AVX-512,
-//! the portable versions (plain Rust loops) run compiled for AVX2+FMA where the CPU has them
-//! ([`avx2`]), else for the baseline target.
+//! AVX2+FMA versions ([`avx2`]: register-sized sub-tiles of the same tiles) where the CPU has
+//! them, else the portable versions (plain Rust loops for the baseline target).
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 mod generic;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
-
-/// The portable kernels for the baseline target (separate multiply and add).
-mod portable {
-    pub(super) use super::generic::{bcast_plain as bcast, cvec_plain as cvec, dot_plain as dot};
-}
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -130,7 +125,7 @@ pub(crate) unsafe fn bcast(
     if has_avx2() {
         return go!(avx2);
     }
-    go!(portable)
+    go!(generic)
 }
 
 /// Channel-vector tile: `out[i*16*nv + c] = sum_{kk<k} x[koff[kk] + q[i]] * w[kk*16*nv + c]`
@@ -170,7 +165,7 @@ pub(crate) unsafe fn cvec(
     if has_avx2() {
         return go!(avx2);
     }
-    go!(portable)
+    go!(generic)
 }
 
 /// For `i < mo`, `j < nk`: `out[i*ldo + j] += sum_{img<nimg} sum_{t < 16*nvec}
@@ -227,7 +222,7 @@ pub(crate) unsafe fn dot(
     if has_avx2() {
         return go!(avx2);
     }
-    go!(portable)
+    go!(generic)
 }
 
 /// `dst.copy_from_slice(src)` for short rows (inline vector copy on AVX-512).
