@@ -5,7 +5,7 @@ images, preloaded as normalized tensors, a few repetitions.
 
     python bench/eval_mnist_torch.py runs/i5/sdnn-adam4.safetensors --threads 2
 """
-import argparse, gzip, time
+import argparse, gzip, json, struct, time
 import numpy as np
 import torch
 from safetensors.torch import load_file
@@ -19,12 +19,17 @@ p.add_argument("--reps", type=int, default=3)
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 sd = load_file(a.model)
+# Normalization from the shrink metadata (the model was trained with it).
+with open(a.model, "rb") as f:
+    header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+meta = json.loads(json.loads(header["__metadata__"]["shrink"])["shrink.meta"])
+mean, std = meta.get("mean", [0.0])[0], meta.get("std", [1.0])[0]
 layers = sorted({k.rsplit(".", 1)[0] for k in sd if k.endswith(".weight")}, key=lambda n: int(n[2:]))
 with gzip.open(f"{a.data}/t10k-images-idx3-ubyte.gz") as f:
     x = np.frombuffer(f.read()[16:], dtype=np.uint8).reshape(-1, 784)
 with gzip.open(f"{a.data}/t10k-labels-idx1-ubyte.gz") as f:
     y = torch.tensor(np.frombuffer(f.read()[8:], dtype=np.uint8).astype(np.int64))
-x = (torch.tensor(x, dtype=torch.float32) / 255.0 - 0.1307) / 0.3081
+x = (torch.tensor(x, dtype=torch.float32) / 255.0 - mean) / std
 for rep in range(a.reps):
     t = time.perf_counter()
     correct = 0

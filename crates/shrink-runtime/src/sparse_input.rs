@@ -1,5 +1,5 @@
 //! Dense weights times *sparse activations*: after a ReLU most inputs of the next fully-connected
-//! layer are exactly zero (simple-dnn on MNIST: 79 % before fc2, 92 % before fc3), and a zero
+//! layer are exactly zero (simple-dnn on MNIST: 94 % before fc2, 89 % before fc3), and a zero
 //! input contributes nothing, so this kernel multiplies only the nonzero inputs.
 //!
 //! Layouts match shrink's dense linear op. Activations are feature-major (`Xᵀ`, `[features, n]`
