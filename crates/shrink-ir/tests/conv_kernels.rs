@@ -168,6 +168,9 @@ fn conv2d_matches_candle_fixed_cases() {
         // padding >= kernel (the input gradient cannot run as a forward conv)
         case(1, 2, 5, 5, 3, [1, 1], [1, 1], [1, 1], 1),
         case(1, 2, 4, 6, 3, [3, 3], [1, 1], [3, 2], 1),
+        // 1x1 kernel, stride 1, horizontal padding wider than the kernel: the last row's right
+        // padding runs past the plane's rows (found by the property test below).
+        case(1, 1, 1, 11, 1, [1, 1], [1, 1], [0, 2], 1),
     ];
     for (i, cc) in cases.into_iter().enumerate() {
         check_conv(cc, 1000 + i as u64);

@@ -131,7 +131,10 @@ impl Wide {
         let len = g.oh * wq;
         let len_pad = round_up(len, LANES);
         let max_off = (g.kh - 1) / g.sh * wq + (g.kw - 1) / g.sw;
-        let plane = round_up((len_pad + max_off).max(hq * wq), LANES);
+        // Stride 1: the last row's right padding ends `pw` floats past `hq * wq` (rows are
+        // shifted right by the left padding), e.g. a 1x1 kernel with `pw = 2`.
+        let tail = if g.sh == 1 && g.sw == 1 { g.pw } else { 0 };
+        let plane = round_up((len_pad + max_off).max(hq * wq + tail), LANES);
         Wide { sh: g.sh, sw: g.sw, hq, wq, len, len_pad, max_off, plane }
     }
 
