@@ -21,6 +21,34 @@ const SUB: usize = 6;
 /// 421–430 ms, within the machine's noise); 4 leaves registers to spare.
 const BCAST_SUB: usize = 4;
 
+/// Calls `f(i0, rows, v)` for each sub-tile of an `mr`-row × `nv`-vector tile: rows
+/// `i0 .. i0 + rows` (at most `sub`) of vector `v`.
+#[inline(always)]
+fn sub_tiles(mr: usize, nv: usize, sub: usize, mut f: impl FnMut(usize, usize, usize)) {
+    let mut i0 = 0;
+    while i0 < mr {
+        let rows = sub.min(mr - i0);
+        for v in 0..nv {
+            f(i0, rows, v);
+        }
+        i0 += rows;
+    }
+}
+
+/// `kernel::<P, rows>(args)` for a run-time `rows` in 1..=6 (the last const parameter).
+macro_rules! by_rows {
+    ($rows:expr, $kernel:ident::<$p:ident>($($arg:expr),*)) => {
+        match $rows {
+            6 => $kernel::<$p, 6>($($arg),*),
+            5 => $kernel::<$p, 5>($($arg),*),
+            4 => $kernel::<$p, 4>($($arg),*),
+            3 => $kernel::<$p, 3>($($arg),*),
+            2 => $kernel::<$p, 2>($($arg),*),
+            _ => $kernel::<$p, 1>($($arg),*),
+        }
+    };
+}
+
 /// # Safety
 /// Same contract as [`super::bcast`]; the CPU supports AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
@@ -32,25 +60,13 @@ pub(super) unsafe fn bcast<const MR: usize, const NV: usize>(
     c: *mut f32,
     ldc: usize,
 ) {
-    let mut i0 = 0;
-    while i0 < MR {
-        let rows = BCAST_SUB.min(MR - i0);
-        for v in 0..NV {
-            // SAFETY: rows i0.. and vector v lie inside the caller's tile.
-            unsafe {
-                let (a, b, c) = (a.add(i0), b.add(L * v), c.add(i0 * ldc + L * v));
-                match rows {
-                    6 => bcast_sub::<MR, 6>(k, a, b, koff, c, ldc),
-                    5 => bcast_sub::<MR, 5>(k, a, b, koff, c, ldc),
-                    4 => bcast_sub::<MR, 4>(k, a, b, koff, c, ldc),
-                    3 => bcast_sub::<MR, 3>(k, a, b, koff, c, ldc),
-                    2 => bcast_sub::<MR, 2>(k, a, b, koff, c, ldc),
-                    _ => bcast_sub::<MR, 1>(k, a, b, koff, c, ldc),
-                }
-            }
+    sub_tiles(MR, NV, BCAST_SUB, |i0, rows, v| {
+        // SAFETY: rows i0 .. i0 + rows and vector v lie inside the caller's tile.
+        unsafe {
+            let (a, b, c) = (a.add(i0), b.add(L * v), c.add(i0 * ldc + L * v));
+            by_rows!(rows, bcast_sub::<MR>(k, a, b, koff, c, ldc))
         }
-        i0 += rows;
-    }
+    });
 }
 
 /// `R` rows (of the `MR`-row packed `a`) × one vector of [`bcast`].
@@ -94,25 +110,13 @@ pub(super) unsafe fn cvec<const MR: usize, const NV: usize>(
     q: *const usize,
     out: *mut f32,
 ) {
-    let mut i0 = 0;
-    while i0 < MR {
-        let rows = SUB.min(MR - i0);
-        for v in 0..NV {
-            // SAFETY: rows i0.. and vector v lie inside the caller's tile.
-            unsafe {
-                let (q, out) = (q.add(i0), out.add((i0 * NV + v) * L));
-                match rows {
-                    6 => cvec_sub::<NV, 6>(k, w.add(L * v), x, koff, q, out),
-                    5 => cvec_sub::<NV, 5>(k, w.add(L * v), x, koff, q, out),
-                    4 => cvec_sub::<NV, 4>(k, w.add(L * v), x, koff, q, out),
-                    3 => cvec_sub::<NV, 3>(k, w.add(L * v), x, koff, q, out),
-                    2 => cvec_sub::<NV, 2>(k, w.add(L * v), x, koff, q, out),
-                    _ => cvec_sub::<NV, 1>(k, w.add(L * v), x, koff, q, out),
-                }
-            }
+    sub_tiles(MR, NV, SUB, |i0, rows, v| {
+        // SAFETY: rows i0 .. i0 + rows and vector v lie inside the caller's tile.
+        unsafe {
+            let (w, q, out) = (w.add(L * v), q.add(i0), out.add((i0 * NV + v) * L));
+            by_rows!(rows, cvec_sub::<NV>(k, w, x, koff, q, out))
         }
-        i0 += rows;
-    }
+    });
 }
 
 /// `R` output pixels × one channel vector of [`cvec`]; `out` rows are `NV * 16` apart.
