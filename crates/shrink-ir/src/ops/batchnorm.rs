@@ -194,8 +194,33 @@ fn channel_sums(d: &Ncs, plane: impl Fn(usize, usize) -> (f32, f32) + Sync) -> (
     (s1, s2)
 }
 
+/// Defines `fn $name(args) -> R` whose body runs compiled for AVX2 when the CPU has it, else
+/// for the baseline target. The float operations and their order are the same either way (only
+/// the vector width changes, no multiply-add contraction), so results are bit-identical.
+macro_rules! avx2_twin {
+    ($(#[$m:meta])* fn $name:ident($($a:ident: $t:ty),*) -> $r:ty $body:block) => {
+        $(#[$m])*
+        #[inline]
+        fn $name($($a: $t),*) -> $r {
+            #[inline(always)]
+            fn imp($($a: $t),*) -> $r $body
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2")]
+            unsafe fn wide($($a: $t),*) -> $r {
+                imp($($a),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2 (checked above).
+                return unsafe { wide($($a),*) };
+            }
+            imp($($a),*)
+        }
+    };
+}
+
+avx2_twin! {
 /// Sum and sum of squares of `xs - k` (16 independent lanes, so it vectorizes).
-#[inline]
 fn sum_sumsq_shifted(xs: &[f32], k: f32) -> (f32, f32) {
     let mut s = [0f32; 16];
     let mut q = [0f32; 16];
@@ -215,9 +240,10 @@ fn sum_sumsq_shifted(xs: &[f32], k: f32) -> (f32, f32) {
     }
     (ts, tq)
 }
+}
 
+avx2_twin! {
 /// `(sum dy, sum dy * (x - m))` (16 lanes).
-#[inline]
 fn sum_dy_dyxc(xs: &[f32], dys: &[f32], m: f32) -> (f32, f32) {
     let mut s = [0f32; 16];
     let mut q = [0f32; 16];
@@ -236,9 +262,10 @@ fn sum_dy_dyxc(xs: &[f32], dys: &[f32], m: f32) -> (f32, f32) {
     }
     (ts, tq)
 }
+}
 
+avx2_twin! {
 /// [`sum_dy_dyxc`] with `dy` zeroed where `y <= 0` (fused ReLU backward).
-#[inline]
 fn sum_dy_dyxc_masked(xs: &[f32], dys: &[f32], ys: &[f32], m: f32) -> (f32, f32) {
     let mut s = [0f32; 16];
     let mut q = [0f32; 16];
@@ -246,8 +273,13 @@ fn sum_dy_dyxc_masked(xs: &[f32], dys: &[f32], ys: &[f32], m: f32) -> (f32, f32)
     let mut di = dys.chunks_exact(16);
     let mut yi = ys.chunks_exact(16);
     for ((xc, dc), yc) in (&mut xi).zip(&mut di).zip(&mut yi) {
+        let (xc, dc, yc): (&[f32; 16], &[f32; 16], &[f32; 16]) =
+            (xc.try_into().expect("16"), dc.try_into().expect("16"), yc.try_into().expect("16"));
         for l in 0..16 {
-            let dv = if yc[l] > 0.0 { dc[l] } else { 0.0 };
+            // `dy` where `y > 0`, else +0.0: a bit mask instead of a branch, so the loop
+            // vectorizes (same values as the select).
+            let keep = ((yc[l] > 0.0) as u32).wrapping_neg();
+            let dv = f32::from_bits(dc[l].to_bits() & keep);
             s[l] += dv;
             q[l] += dv * (xc[l] - m);
         }
@@ -259,6 +291,7 @@ fn sum_dy_dyxc_masked(xs: &[f32], dys: &[f32], ys: &[f32], m: f32) -> (f32, f32)
         tq += dv * (x - m);
     }
     (ts, tq)
+}
 }
 
 /// Writes `out[p-th plane] = f(plane index, channel, out plane)` in parallel over planes.
