@@ -43,13 +43,10 @@ fn bench_layer(c: &mut Criterion, name: &str, inf: usize, outf: usize) {
     for density in [0.05, 0.1, 0.2, 0.3, 0.4, 0.5] {
         let xt = activations(inf, density, 2);
         let mut out = vec![0f32; outf * N];
-        let per = (shrink_ir::prepared::STREAM_BLOCK_ELEMS / inf).max(1);
         g.bench_function(format!("sparse-input-{density}"), |b| {
             b.iter(|| {
                 let acts = SparseActs::from_feature_major(&xt, inf, N);
-                for (wb, ob) in w_vec.chunks(per * inf).zip(out.chunks_mut(per * N)) {
-                    acts.matmul_block(wb, wb.len() / inf, ob);
-                }
+                acts.matmul_block(&w_vec, outf, &mut out);
                 black_box(&out);
             })
         });

@@ -15,6 +15,9 @@ use rayon::prelude::*;
 /// (even and odd nonzeros) so consecutive multiply-adds do not wait on each other.
 pub const TILE: usize = 32;
 
+/// Weights transposed into panels per pass of [`SparseActs::matmul_block`] (4 MB).
+pub const PANEL_ELEMS: usize = 1 << 20;
+
 /// Samples per task: their nonzero lists are built together and swept per panel.
 const CHUNK: usize = 64;
 
@@ -60,7 +63,9 @@ impl SparseActs {
     }
 
     /// `out = W · Xᵀ` for a weight block `w` (`[rows, features]` row-major); `out` is
-    /// `[rows, n]` row-major (feature-major outputs), fully overwritten.
+    /// `[rows, n]` row-major (feature-major outputs), fully overwritten. The transposed panels
+    /// are built for [`PANEL_ELEMS`] weights at a time, so any `w` (a whole layer too) needs
+    /// only that much scratch memory.
     ///
     /// # Panics
     /// If a slice length does not match.
@@ -71,6 +76,16 @@ impl SparseActs {
         if rows == 0 || n == 0 {
             return;
         }
+        let per = (PANEL_ELEMS / features.max(1)).max(1).div_ceil(TILE) * TILE;
+        for (wb, ob) in w.chunks(per * features).zip(out.chunks_mut(per * n)) {
+            self.panel_pass(wb, ob.len() / n, ob);
+        }
+    }
+
+    /// [`SparseActs::matmul_block`] for at most a few [`PANEL_ELEMS`] weights, all transposed
+    /// at once.
+    fn panel_pass(&self, w: &[f32], rows: usize, out: &mut [f32]) {
+        let (features, n) = (self.features, self.n);
         let tiles = rows.div_ceil(TILE);
         let mut panels = vec![0f32; tiles * features * TILE];
         panels.par_chunks_mut(features * TILE).enumerate().for_each(|(t, panel)| {
@@ -290,6 +305,8 @@ mod tests {
             (64, 64, 64, 0.0),
             (70, 300, 200, 1.0),
             (5, 7, 129, 0.5),
+            // Wide enough that the panels are built in several passes (32 rows each).
+            (70, PANEL_ELEMS / 32, 3, 0.05),
         ] {
             let w = sparse_values(rows, features, 1.0, &mut seed);
             let xt = sparse_values(features, n, keep, &mut seed);

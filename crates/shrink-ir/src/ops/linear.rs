@@ -11,7 +11,7 @@
 //! the gradients of *variables* (the trainable weights) to [`backward`] through a per-thread
 //! list instead of candle's accumulator. Non-variable weights (masked or fake-quantized views
 //! of a variable) take the ordinary path so their gradient still flows to the variable.
-use crate::prepared::{for_each_block, WeightRows, STREAM_BLOCK_ELEMS};
+use crate::prepared::{for_each_block, WeightRows};
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
@@ -191,16 +191,6 @@ fn sparse_input(xt: &Mat) -> Option<SparseActs> {
     Some(SparseActs::from_feature_major(values, features, n))
 }
 
-/// `dst = W · Xᵀ` (row-major [rows, n]) for a row-major weight block `w` ([rows, in]) and the
-/// input's nonzeros, a [`STREAM_BLOCK_ELEMS`] block of rows at a time (bounded panel memory).
-fn sparse_input_into(acts: &SparseActs, w: &[f32], dst: &mut [f32]) {
-    let (inf, n) = (acts.features, acts.n);
-    let per = (STREAM_BLOCK_ELEMS / inf.max(1)).max(1);
-    for (wb, ob) in w.chunks(per * inf).zip(dst.chunks_mut(per * n)) {
-        acts.matmul_block(wb, wb.len() / inf, ob);
-    }
-}
-
 /// Adds the bias to each row of the feature-major `yt` [out, n] and applies the ReLU.
 fn epilogue(yt: &mut [f32], n: usize, bias: Option<&[f32]>, relu: bool) {
     if bias.is_none() && !relu {
@@ -264,7 +254,7 @@ impl LinearOp {
         let mut yt = match sparse_input(&xt).filter(|_| dense_w) {
             Some(acts) => {
                 let mut yt = vec![0f32; out * n];
-                sparse_input_into(&acts, &w.data[..out * w.cols], &mut yt);
+                acts.matmul_block(&w.data[..out * w.cols], out, &mut yt);
                 yt
             }
             None => matmul(&w, &xt),
