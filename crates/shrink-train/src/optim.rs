@@ -2,9 +2,13 @@
 //!
 //! On CPU each parameter is updated by one fused in-place pass over (param, grad, state), which
 //! matters for large MLPs (simple-dnn has 26 M weights); other devices use candle tensor ops.
-use candle_core::{backprop::GradStore, CpuStorage, DType, InplaceOp2, Layout, Result, Tensor, Var};
+use candle_core::{
+    backprop::GradStore, CpuStorage, DType, InplaceOp2, Layout, Result, Tensor, TensorId, Var,
+};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use shrink_ir::ops::in_backward::{InBackwardUpdate, UpdateSession};
+use shrink_ir::ops::weight_grad::StripUpdate;
 use std::sync::Mutex;
 
 /// Which optimizer to use and its hyper-parameters (PyTorch names and defaults).
@@ -43,15 +47,169 @@ pub struct Optimizer {
     states: Vec<ParamState>,
     lr: f64,
     step: u64,
+    applied_in_backward: usize,
 }
 
 const CHUNK: usize = 1 << 14;
 
+/// One step's element-wise update with its hyper-parameters resolved (learning rate of this
+/// step, bias corrections). The same rule serves the fused CPU step over whole tensors and the
+/// updates applied strip by strip inside the backward pass.
+#[derive(Debug, Clone, Copy)]
+enum Rule {
+    /// SGD without momentum: no state.
+    Sgd { lr: f32, wd: f32 },
+    /// SGD with a momentum buffer (state 0); `first` when the buffer is new (PyTorch copies the
+    /// first gradient into it).
+    Momentum { lr: f32, mom: f32, wd: f32, nesterov: bool, first: bool },
+    /// Adam with first (state 0) and second (state 1) moments.
+    Adam { step_size: f32, b1: f32, b2: f32, eps: f32, wd: f32, bc2_sqrt: f32 },
+}
+
+impl Rule {
+    fn new(config: OptimizerConfig, lr: f64, step: u64, state: &ParamState) -> Rule {
+        let lr32 = lr as f32;
+        match config {
+            OptimizerConfig::Sgd { momentum, weight_decay, .. } if momentum == 0.0 => {
+                Rule::Sgd { lr: lr32, wd: weight_decay as f32 }
+            }
+            OptimizerConfig::Sgd { momentum, nesterov, weight_decay } => Rule::Momentum {
+                lr: lr32,
+                mom: momentum as f32,
+                wd: weight_decay as f32,
+                nesterov,
+                first: state.m.is_empty(),
+            },
+            OptimizerConfig::Adam { beta1, beta2, eps, weight_decay } => {
+                let t = step as i32;
+                let bc1 = 1.0 - beta1.powi(t);
+                let bc2_sqrt = (1.0 - beta2.powi(t)).sqrt();
+                Rule::Adam {
+                    step_size: (lr / bc1) as f32,
+                    b1: beta1 as f32,
+                    b2: beta2 as f32,
+                    eps: eps as f32,
+                    wd: weight_decay as f32,
+                    bc2_sqrt: bc2_sqrt as f32,
+                }
+            }
+        }
+    }
+
+    /// Number of state buffers (each shaped like the parameter).
+    fn states(&self) -> usize {
+        match self {
+            Rule::Sgd { .. } => 0,
+            Rule::Momentum { .. } => 1,
+            Rule::Adam { .. } => 2,
+        }
+    }
+
+    /// Allocates missing state buffers and moves them out of `state`, in rule order.
+    fn take_state(&self, state: &mut ParamState, len: usize) -> Vec<Vec<f32>> {
+        let mut bufs = Vec::with_capacity(self.states());
+        for buf in [&mut state.m, &mut state.v].into_iter().take(self.states()) {
+            if buf.is_empty() {
+                *buf = vec![0.0; len];
+            }
+            bufs.push(std::mem::take(buf));
+        }
+        bufs
+    }
+
+    /// Updates `p` from `g` and the same run of each state buffer (AVX-512 or AVX2 code where
+    /// the CPU has it; the operations, and so the results, are the same on every path).
+    fn apply(&self, p: &mut [f32], g: &[f32], state: &mut [&mut [f32]]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU supports AVX-512F (checked above).
+                return unsafe { self.apply_avx512(p, g, state) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2 (checked above).
+                return unsafe { self.apply_avx2(p, g, state) };
+            }
+        }
+        self.apply_portable(p, g, state)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn apply_avx512(&self, p: &mut [f32], g: &[f32], state: &mut [&mut [f32]]) {
+        self.apply_portable(p, g, state)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn apply_avx2(&self, p: &mut [f32], g: &[f32], state: &mut [&mut [f32]]) {
+        self.apply_portable(p, g, state)
+    }
+
+    /// PyTorch's update rules, one loop per case so each vectorizes.
+    #[inline(always)]
+    fn apply_portable(&self, p: &mut [f32], g: &[f32], state: &mut [&mut [f32]]) {
+        assert_eq!(p.len(), g.len(), "optimizer: gradient length");
+        assert!(state.len() >= self.states() && state.iter().all(|s| s.len() == p.len()));
+        match *self {
+            Rule::Sgd { lr, wd } => {
+                for (p, &g) in p.iter_mut().zip(g) {
+                    let d = g + wd * *p;
+                    *p -= lr * d;
+                }
+            }
+            Rule::Momentum { lr, mom, wd, nesterov, first } => {
+                let m = &mut *state[0];
+                let it = p.iter_mut().zip(g).zip(m.iter_mut());
+                match (first, nesterov) {
+                    (true, false) => it.for_each(|((p, &g), m)| {
+                        let d = g + wd * *p;
+                        *m = d;
+                        *p -= lr * d;
+                    }),
+                    (true, true) => it.for_each(|((p, &g), m)| {
+                        let d = g + wd * *p;
+                        *m = d;
+                        *p -= lr * (d + mom * *m);
+                    }),
+                    (false, false) => it.for_each(|((p, &g), m)| {
+                        let d = g + wd * *p;
+                        *m = mom * *m + d;
+                        *p -= lr * *m;
+                    }),
+                    (false, true) => it.for_each(|((p, &g), m)| {
+                        let d = g + wd * *p;
+                        *m = mom * *m + d;
+                        *p -= lr * (d + mom * *m);
+                    }),
+                }
+            }
+            Rule::Adam { step_size, b1, b2, eps, wd, bc2_sqrt } => {
+                let [m, v, ..] = state else { unreachable!("Adam has two state buffers") };
+                for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                    let g = g + wd * *p;
+                    *m = b1 * *m + (1.0 - b1) * g;
+                    *v = b2 * *v + (1.0 - b2) * g * g;
+                    let denom = v.sqrt() / bc2_sqrt + eps;
+                    *p -= step_size * *m / denom;
+                }
+            }
+        }
+    }
+}
+
+/// A [`Rule`] as the strip update the backward pass applies.
+struct InBackwardRule(Rule);
+
+impl StripUpdate for InBackwardRule {
+    fn apply(&self, w: &mut [f32], grad: &[f32], state: &mut [&mut [f32]]) {
+        self.0.apply(w, grad, state)
+    }
+}
+
 /// The fused update as a candle in-place op on the parameter, reading the gradient.
 struct FusedStep<'a> {
-    config: OptimizerConfig,
-    lr: f32,
-    step: u64,
+    rule: Rule,
     state: Mutex<&'a mut ParamState>,
 }
 
@@ -76,62 +234,29 @@ impl InplaceOp2 for FusedStep<'_> {
         let (p, g) = (&mut p[ps..pe], &g[gs..ge]);
         let mut guard = self.state.lock().map_err(|_| candle_core::Error::Msg("poisoned".into()))?;
         let state: &mut ParamState = &mut guard;
-        let lr = self.lr;
-        match self.config {
-            OptimizerConfig::Sgd { momentum, nesterov, weight_decay } => {
-                let (mom, wd) = (momentum as f32, weight_decay as f32);
-                if momentum == 0.0 {
-                    p.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).for_each(|(p, g)| {
-                        for (p, &g) in p.iter_mut().zip(g) {
-                            let d = g + wd * *p;
-                            *p -= lr * d;
-                        }
-                    });
-                    return Ok(());
-                }
-                let first = state.m.is_empty();
-                if first {
-                    state.m = vec![0.0; p.len()];
-                }
-                p.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).zip(state.m.par_chunks_mut(CHUNK)).for_each(
-                    |((p, g), m)| {
-                        for ((p, &g), m) in p.iter_mut().zip(g).zip(m.iter_mut()) {
-                            let d = g + wd * *p;
-                            *m = if first { d } else { mom * *m + d };
-                            let d = if nesterov { d + mom * *m } else { *m };
-                            *p -= lr * d;
-                        }
-                    },
-                );
-            }
-            OptimizerConfig::Adam { beta1, beta2, eps, weight_decay } => {
-                if state.m.is_empty() {
-                    state.m = vec![0.0; p.len()];
-                    state.v = vec![0.0; p.len()];
-                }
-                let t = self.step as i32;
-                let bc1 = 1.0 - beta1.powi(t);
-                let bc2_sqrt = (1.0 - beta2.powi(t)).sqrt();
-                let step_size = (self.lr as f64 / bc1) as f32;
-                let (b1, b2, eps, wd, bc2_sqrt) =
-                    (beta1 as f32, beta2 as f32, eps as f32, weight_decay as f32, bc2_sqrt as f32);
-                let ParamState { m, v } = state;
-                p.par_chunks_mut(CHUNK)
-                    .zip(g.par_chunks(CHUNK))
-                    .zip(m.par_chunks_mut(CHUNK))
-                    .zip(v.par_chunks_mut(CHUNK))
-                    .for_each(|(((p, g), m), v)| {
-                        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                            let g = g + wd * *p;
-                            *m = b1 * *m + (1.0 - b1) * g;
-                            *v = b2 * *v + (1.0 - b2) * g * g;
-                            let denom = v.sqrt() / bc2_sqrt + eps;
-                            *p -= step_size * *m / denom;
-                        }
-                    });
-            }
+        let rule = self.rule;
+        let mut bufs = rule.take_state(state, p.len());
+        let chunks = p.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK));
+        match &mut bufs[..] {
+            [] => chunks.for_each(|(p, g)| rule.apply(p, g, &mut [])),
+            [m] => chunks.zip(m.par_chunks_mut(CHUNK)).for_each(|((p, g), m)| rule.apply(p, g, &mut [m])),
+            [m, v] => chunks
+                .zip(m.par_chunks_mut(CHUNK))
+                .zip(v.par_chunks_mut(CHUNK))
+                .for_each(|(((p, g), m), v)| rule.apply(p, g, &mut [m, v])),
+            _ => unreachable!("at most two state buffers"),
         }
+        state.restore(bufs);
         Ok(())
+    }
+}
+
+impl ParamState {
+    /// Puts buffers taken by [`Rule::take_state`] back.
+    fn restore(&mut self, bufs: Vec<Vec<f32>>) {
+        for (slot, buf) in [&mut self.m, &mut self.v].into_iter().zip(bufs) {
+            *slot = buf;
+        }
     }
 }
 
@@ -139,7 +264,7 @@ impl Optimizer {
     /// Creates an optimizer over `vars` with learning rate `lr`.
     pub fn new(vars: Vec<(String, Var)>, config: OptimizerConfig, lr: f64) -> Self {
         let states = vec![ParamState::default(); vars.len()];
-        Optimizer { config, vars, states, lr, step: 0 }
+        Optimizer { config, vars, states, lr, step: 0, applied_in_backward: 0 }
     }
 
     /// Current learning rate.
@@ -152,6 +277,12 @@ impl Optimizer {
         self.lr = lr;
     }
 
+    /// How many parameters the last [`Optimizer::step_in_backward`] updated inside the backward
+    /// pass (the rest were updated from their gradients afterwards).
+    pub fn updated_in_backward(&self) -> usize {
+        self.applied_in_backward
+    }
+
     /// Number of steps taken so far.
     pub fn steps(&self) -> u64 {
         self.step
@@ -160,17 +291,81 @@ impl Optimizer {
     /// Applies one update from the gradients in `grads`; variables without a gradient are skipped.
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
         self.step += 1;
+        self.apply_grads(grads, &[])
+    }
+
+    /// One training step with the update applied inside the backward pass where it can be
+    /// ([`shrink_ir::ops::in_backward`]): `forward` builds the loss (plus anything the caller
+    /// wants back), the backward pass updates each weight matrix of a fused linear layer the
+    /// moment its gradient strip is computed, and the remaining parameters are updated from
+    /// their gradients afterwards. Same results as `backward` + [`Optimizer::step`] up to the
+    /// summation order of the weight gradients, without ever storing those gradients.
+    pub fn step_in_backward<T, E: From<candle_core::Error>>(
+        &mut self,
+        forward: impl FnOnce() -> std::result::Result<(Tensor, T), E>,
+    ) -> std::result::Result<(Tensor, T), E> {
+        self.step += 1;
+        let mut updates = Vec::new();
+        let mut fresh = Vec::new();
         for ((_, var), state) in self.vars.iter().zip(self.states.iter_mut()) {
+            if !(var.device().is_cpu() && var.dtype() == DType::F32 && var.rank() == 2) {
+                continue;
+            }
+            if state.m.is_empty() {
+                fresh.push(var.as_tensor().id());
+            }
+            let rule = Rule::new(self.config, self.lr, self.step, state);
+            let bufs = rule.take_state(state, var.elem_count());
+            updates.push(InBackwardUpdate::new(var.clone(), Box::new(InBackwardRule(rule)), bufs));
+        }
+        let session = UpdateSession::begin(updates)?;
+        let (loss, extra) = match forward() {
+            Ok(out) => out,
+            Err(e) => {
+                self.restore_updates(session.cancel(), &fresh, &mut vec![]);
+                return Err(e);
+            }
+        };
+        let (grads, updates) = session.backward(&loss);
+        let mut applied = Vec::new();
+        self.restore_updates(updates, &fresh, &mut applied);
+        self.applied_in_backward = applied.len();
+        self.apply_grads(&grads?, &applied)?;
+        Ok((loss, extra))
+    }
+
+    /// Moves the state of `updates` back into the optimizer (buffers in `fresh` were created for
+    /// this step); collects the ids of the applied updates.
+    fn restore_updates(
+        &mut self,
+        updates: Vec<InBackwardUpdate>,
+        fresh: &[TensorId],
+        applied: &mut Vec<TensorId>,
+    ) {
+        for u in updates {
+            let id = u.var.as_tensor().id();
+            let Some(i) = self.vars.iter().position(|(_, v)| v.as_tensor().id() == id) else { continue };
+            if u.applied {
+                applied.push(id);
+            }
+            // An update that never ran leaves a new buffer as it was: empty (PyTorch's first step).
+            if u.applied || !fresh.contains(&id) {
+                self.states[i].restore(u.state);
+            }
+        }
+    }
+
+    /// Updates every variable that has a gradient in `grads`, except those in `skip`.
+    fn apply_grads(&mut self, grads: &GradStore, skip: &[TensorId]) -> Result<()> {
+        for ((_, var), state) in self.vars.iter().zip(self.states.iter_mut()) {
+            if skip.contains(&var.as_tensor().id()) {
+                continue;
+            }
             let Some(grad) = grads.get(var.as_tensor()) else { continue };
             if var.device().is_cpu() && var.dtype() == DType::F32 {
                 let grad = grad.contiguous()?;
-                let op = FusedStep {
-                    config: self.config,
-                    lr: self.lr as f32,
-                    step: self.step,
-                    state: Mutex::new(state),
-                };
-                var.as_tensor().inplace_op2(&grad, &op)?;
+                let rule = Rule::new(self.config, self.lr, self.step, state);
+                var.as_tensor().inplace_op2(&grad, &FusedStep { rule, state: Mutex::new(state) })?;
             } else {
                 generic_step(self.config, self.lr, self.step, var, grad, state)?;
             }

@@ -148,16 +148,22 @@ pub fn train(
             let x = Tensor::from_slice(&buf, (chunk.len(), c, h, w), &device)?;
             let y = Tensor::from_vec(labels, chunk.len(), &device)?;
             let step_seed = derive_seed(cfg.seed, 3, (epoch as u64) << 32 | step as u64);
-            let logits = model.forward(&x, Mode::Train { seed: step_seed })?.flatten_from(1)?;
-            let (loss, ok) = loss_and_correct(&logits, &y)?;
-            let mut grads = shrink_ir::backward(&loss)?;
-            if let Some(s) = &sparsity {
-                s.before_step(&mut grads)?;
-            }
-            opt.step(&grads)?;
-            if let Some(s) = &sparsity {
-                s.after_step(lr)?;
-            }
+            let forward = || -> Result<(Tensor, usize)> {
+                let logits = model.forward(&x, Mode::Train { seed: step_seed })?.flatten_from(1)?;
+                Ok(loss_and_correct(&logits, &y)?)
+            };
+            let (loss, ok) = match &sparsity {
+                // The plain loss: weight updates happen inside the backward pass.
+                None => opt.step_in_backward(forward)?,
+                Some(s) => {
+                    let (loss, ok) = forward()?;
+                    let mut grads = shrink_ir::backward(&loss)?;
+                    s.before_step(&mut grads)?;
+                    opt.step(&grads)?;
+                    s.after_step(lr)?;
+                    (loss, ok)
+                }
+            };
             if has_masks {
                 model.params.apply_masks()?;
             }

@@ -219,7 +219,15 @@ fn stored_rows(t: &Tensor, stride: usize) -> Tensor {
     t.index_select(&idx, 0).unwrap()
 }
 
+/// Runs [`check_optim_path`] with the update after the backward pass and inside it.
 fn check_optim(arch: &str, key: &str) {
+    check_optim_path(arch, key, false);
+    check_optim_path(arch, key, true);
+}
+
+/// PyTorch's optimizer steps reproduced, with `Optimizer::step` after the backward pass or
+/// with `Optimizer::step_in_backward` (weight matrices of linear layers updated inside it).
+fn check_optim_path(arch: &str, key: &str, in_backward: bool) {
     let man = manifest();
     let arch_info = &man["optim"]["archs"][arch];
     let info = &arch_info["optimizers"][key];
@@ -250,14 +258,24 @@ fn check_optim(arch: &str, key: &str) {
     for (s, want) in want_losses.iter().enumerate() {
         let x = xs.get(s).unwrap();
         let y = labels(&ys.get(s).unwrap());
-        let logits = model.forward(&x, Mode::Train { seed: 0 }).unwrap();
-        let loss = candle_nn::loss::cross_entropy(&logits, &y).unwrap();
+        let forward = || -> candle_core::Result<(candle_core::Tensor, ())> {
+            let logits = model.forward(&x, Mode::Train { seed: 0 }).unwrap();
+            Ok((candle_nn::loss::cross_entropy(&logits, &y)?, ()))
+        };
+        let loss = if in_backward {
+            opt.step_in_backward(forward).unwrap().0
+        } else {
+            let (loss, ()) = forward().unwrap();
+            opt.step(&shrink_ir::backward(&loss).unwrap()).unwrap();
+            loss
+        };
         let got = loss.to_scalar::<f32>().unwrap() as f64;
         let want = want.as_f64().unwrap();
-        println!("optim {arch} {key} step {}: loss {got:.7} (PyTorch {want:.7})", s + 1);
+        println!(
+            "optim {arch} {key} (in backward: {in_backward}) step {}: loss {got:.7} (PyTorch {want:.7})",
+            s + 1
+        );
         loss_err = loss_err.max((got - want).abs());
-        let grads = shrink_ir::backward(&loss).unwrap();
-        opt.step(&grads).unwrap();
     }
     let mut worst = (0.0f64, String::new());
     for name in &names {
@@ -269,7 +287,7 @@ fn check_optim(arch: &str, key: &str) {
         }
     }
     println!(
-        "optim {arch} {key}: max abs param err {:.3e} ({}), max loss err {loss_err:.3e}",
+        "optim {arch} {key} (in backward: {in_backward}): max abs param err {:.3e} ({}), max loss err {loss_err:.3e}",
         worst.0, worst.1
     );
     assert!(loss_err <= PARAM_TOL, "{arch} {key}: loss differs from PyTorch by {loss_err:.3e}");

@@ -30,6 +30,10 @@ pub struct BenchArgs {
     /// dense; default: the evaluator's threshold).
     #[arg(long, allow_negative_numbers = true)]
     pub sparse_threshold: Option<f64>,
+    /// Train mode: materialize weight gradients and update afterwards, instead of applying the
+    /// update inside the backward pass (for A/B comparisons).
+    #[arg(long)]
+    pub update_after_backward: bool,
 }
 
 /// Keeps a random `density` fraction (fixed seed) of every linear weight, zeroing the rest.
@@ -93,10 +97,16 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let mut opt = Optimizer::new(model.params.trainable(), OptimizerConfig::sgd(0.9, 0.0), 0.01);
     let mut step = |i: usize| -> Result<()> {
         if train {
-            let logits = model.forward(&x, Mode::Train { seed: i as u64 })?;
-            let (loss, _) = loss_and_correct(&logits, &y)?;
-            let grads = shrink_ir::backward(&loss)?;
-            opt.step(&grads)?;
+            let forward = || -> Result<_> {
+                let logits = model.forward(&x, Mode::Train { seed: i as u64 })?;
+                Ok(loss_and_correct(&logits, &y)?)
+            };
+            if a.update_after_backward {
+                let (loss, _) = forward()?;
+                opt.step(&shrink_ir::backward(&loss)?)?;
+            } else {
+                opt.step_in_backward(forward)?;
+            }
         } else {
             let logits = model.forward_prepared(&x, &prepared)?;
             logits.argmax(1)?.to_vec1::<u32>()?;

@@ -11,9 +11,11 @@
 //! the gradients of *variables* (the trainable weights) to [`backward`] through a per-thread
 //! list instead of candle's accumulator. Non-variable weights (masked or fake-quantized views
 //! of a variable) take the ordinary path so their gradient still flows to the variable.
+use super::in_backward::{self, InBackwardUpdate};
+use super::weight_grad::{self, View};
 use crate::prepared::{for_each_block, WeightRows};
 use candle_core::backprop::GradStore;
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, InplaceOp3, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 use shrink_runtime::SparseActs;
@@ -63,6 +65,9 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, relu: bool) -> Result<
         return if relu { y.relu() } else { Ok(y) };
     }
     let op = LinearOp { relu };
+    if needs_grad(&[w]) {
+        in_backward::note_use(w);
+    }
     let xt = x.t()?;
     let yt = match b {
         Some(b) if needs_grad(&[x, w, b]) => xt.apply_op3(w, b, op)?,
@@ -275,32 +280,49 @@ impl LinearOp {
         let (out, n) = yt.dims2()?;
         let g = g.contiguous()?;
         let g = if self.relu { g.apply_op2_no_bwd(&yt.contiguous()?, &ReluMask)? } else { g };
-        let (gs, gl) = g.storage_and_layout();
-        let (xs, xl) = xt.storage_and_layout();
-        let (ws, wl) = w.storage_and_layout();
-        let (gs, xs, ws) = match (&*gs, &*xs, &*ws) {
-            (candle_core::Storage::Cpu(g), candle_core::Storage::Cpu(x), candle_core::Storage::Cpu(w)) => {
-                (g, x, w)
-            }
-            _ => candle_core::bail!("linear backward: CPU tensors expected"),
-        };
-        let (gm, xm, wm) = (Mat::of(gs, gl, "grad")?, Mat::of(xs, xl, "input")?, Mat::of(ws, wl, "weight")?);
         let dev = xt.device();
-        // dXᵀ = Wᵀ G' comes out [in, N] contiguous, as Xᵀ itself usually is.
-        let dxt = if xt.track_op() {
-            Some(Tensor::from_vec(matmul(&wm.t(), &gm), (xm.rows, n), dev)?)
+        let (dxt, db) = {
+            let (gs, gl) = g.storage_and_layout();
+            let (ws, wl) = w.storage_and_layout();
+            let (candle_core::Storage::Cpu(gs), candle_core::Storage::Cpu(ws)) = (&*gs, &*ws) else {
+                candle_core::bail!("linear backward: CPU tensors expected")
+            };
+            let (gm, wm) = (Mat::of(gs, gl, "grad")?, Mat::of(ws, wl, "weight")?);
+            // dXᵀ = Wᵀ G' comes out [in, N] contiguous, as Xᵀ itself usually is. It reads W, so it
+            // runs before any in-place update of W below.
+            let dxt = if xt.track_op() {
+                Some(Tensor::from_vec(matmul(&wm.t(), &gm), (wm.cols, n), dev)?)
+            } else {
+                None
+            };
+            let db = match b {
+                Some(b) if b.track_op() => {
+                    let sums: Vec<f32> =
+                        gm.data[..out * n].chunks(n.max(1)).map(|row| row.iter().sum()).collect();
+                    Some(Tensor::from_vec(sums, out, dev)?)
+                }
+                _ => None,
+            };
+            (dxt, db)
+        };
+        let updated = w.track_op()
+            && in_backward::with_update(w, |u| {
+                if !weight_grad::available() {
+                    return Ok(false);
+                }
+                w.inplace_op3(&g, xt, &UpdateWeight { update: std::sync::Mutex::new(u) })?;
+                Ok(true)
+            })?;
+        let dw = if w.track_op() && !updated {
+            let (gs, gl) = g.storage_and_layout();
+            let (xs, xl) = xt.storage_and_layout();
+            let (candle_core::Storage::Cpu(gs), candle_core::Storage::Cpu(xs)) = (&*gs, &*xs) else {
+                candle_core::bail!("linear backward: CPU tensors expected")
+            };
+            let (gm, xm) = (Mat::of(gs, gl, "grad")?, Mat::of(xs, xl, "input")?);
+            Some(Tensor::from_vec(matmul(&gm, &xm.t()), w.dims(), dev)?)
         } else {
             None
-        };
-        let dw =
-            if w.track_op() { Some(Tensor::from_vec(matmul(&gm, &xm.t()), w.dims(), dev)?) } else { None };
-        let db = match b {
-            Some(b) if b.track_op() => {
-                let sums: Vec<f32> =
-                    gm.data[..out * n].chunks(n.max(1)).map(|row| row.iter().sum()).collect();
-                Some(Tensor::from_vec(sums, out, dev)?)
-            }
-            _ => None,
         };
         Ok((dxt, defer(w, dw), b.and_then(|b| defer(b, db))))
     }
@@ -381,6 +403,55 @@ impl CustomOp3 for LinearOp {
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         self.backward(x, w, Some(b), y, g)
+    }
+}
+
+impl<'a> Mat<'a> {
+    /// The same operand for the weight-gradient kernel (non-negative strides only).
+    fn view(&self) -> Result<View<'a>> {
+        if self.rs < 0 || self.cs < 0 {
+            candle_core::bail!("linear: negative strides");
+        }
+        Ok(View {
+            data: self.data,
+            rows: self.rows,
+            cols: self.cols,
+            rs: self.rs as usize,
+            cs: self.cs as usize,
+        })
+    }
+}
+
+/// Applies a registered in-backward update to the weight (the in-place tensor) from the
+/// weight gradient `G'ᵀ X`, computed strip by strip and never stored whole.
+struct UpdateWeight<'a> {
+    update: std::sync::Mutex<&'a mut InBackwardUpdate>,
+}
+
+impl InplaceOp3 for UpdateWeight<'_> {
+    fn name(&self) -> &'static str {
+        "shrink-linear-update-in-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        w: &mut CpuStorage,
+        wl: &Layout,
+        g: &CpuStorage,
+        gl: &Layout,
+        xt: &CpuStorage,
+        xl: &Layout,
+    ) -> Result<()> {
+        let (CpuStorage::F32(w), Some((ws, we))) = (w, wl.contiguous_offsets()) else {
+            candle_core::bail!("linear: an in-backward update needs a contiguous f32 weight")
+        };
+        let (g, xt) = (Mat::of(g, gl, "grad")?, Mat::of(xt, xl, "input")?);
+        let mut u = self.update.lock().map_err(|_| candle_core::Error::Msg("poisoned update".into()))?;
+        let u: &mut InBackwardUpdate = &mut u;
+        if !weight_grad::update_with_gradient(g.view()?, xt.view()?, &mut w[ws..we], &mut u.state, &*u.rule) {
+            candle_core::bail!("linear: the in-backward kernel is not available on this CPU");
+        }
+        Ok(())
     }
 }
 

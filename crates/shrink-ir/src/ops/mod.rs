@@ -3,10 +3,12 @@
 mod batchnorm;
 mod conv2d;
 mod fake_quant;
+pub mod in_backward;
 mod linear;
 mod pool;
 mod shortcut;
 mod sparse_linear;
+pub mod weight_grad;
 
 pub use batchnorm::{
     add_relu, batch_norm_eval, batch_norm_relu_train, batch_norm_train, relu, shortcut_a_fused, BatchStats,
