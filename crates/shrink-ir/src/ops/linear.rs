@@ -196,6 +196,18 @@ fn sparse_input(xt: &Mat) -> Option<SparseActs> {
     Some(SparseActs::from_feature_major(values, features, n))
 }
 
+/// The sum of `xs` over 16 independent lanes (so it vectorizes), then across the lanes.
+fn lane_sum(xs: &[f32]) -> f32 {
+    let mut lanes = [0f32; 16];
+    let mut chunks = xs.chunks_exact(16);
+    for c in &mut chunks {
+        for (l, v) in lanes.iter_mut().zip(c) {
+            *l += v;
+        }
+    }
+    lanes.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
+}
+
 /// Adds the bias to each row of the feature-major `yt` [out, n] and applies the ReLU.
 fn epilogue(yt: &mut [f32], n: usize, bias: Option<&[f32]>, relu: bool) {
     if bias.is_none() && !relu {
@@ -297,8 +309,7 @@ impl LinearOp {
             };
             let db = match b {
                 Some(b) if b.track_op() => {
-                    let sums: Vec<f32> =
-                        gm.data[..out * n].chunks(n.max(1)).map(|row| row.iter().sum()).collect();
+                    let sums: Vec<f32> = gm.data[..out * n].par_chunks(n.max(1)).map(lane_sum).collect();
                     Some(Tensor::from_vec(sums, out, dev)?)
                 }
                 _ => None,
@@ -479,8 +490,9 @@ impl CustomOp2 for ReluMask {
         let mut out = vec![0f32; n];
         out.par_chunks_mut(1 << 14).zip(g.par_chunks(1 << 14).zip(y.par_chunks(1 << 14))).for_each(
             |(o, (g, y))| {
+                // A bit mask instead of a branch, so the loop vectorizes (same values).
                 for ((o, g), y) in o.iter_mut().zip(g).zip(y) {
-                    *o = if *y > 0.0 { *g } else { 0.0 };
+                    *o = f32::from_bits(g.to_bits() & (-((*y > 0.0) as i32)) as u32);
                 }
             },
         );
