@@ -70,7 +70,7 @@ impl Rule {
     fn new(config: OptimizerConfig, lr: f64, step: u64, state: &ParamState) -> Rule {
         let lr32 = lr as f32;
         match config {
-            OptimizerConfig::Sgd { momentum, weight_decay, .. } if momentum == 0.0 => {
+            OptimizerConfig::Sgd { momentum: 0.0, weight_decay, .. } => {
                 Rule::Sgd { lr: lr32, wd: weight_decay as f32 }
             }
             OptimizerConfig::Sgd { momentum, nesterov, weight_decay } => Rule::Momentum {

@@ -66,8 +66,9 @@ impl SharedMut {
     }
 
     /// # Safety
-    /// `start..start + len` must be in bounds and not aliased by any other live slice.
-    unsafe fn range(&self, start: usize, len: usize) -> &mut [f32] {
+    /// `start..start + len` must be in bounds and not aliased by any other live slice, and the
+    /// buffer must outlive `'a`.
+    unsafe fn range<'a>(self, start: usize, len: usize) -> &'a mut [f32] {
         assert!(start + len <= self.len);
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }
     }
