@@ -4,7 +4,8 @@
 //! A separate gradient costs a 104 MB write plus a 104 MB read per step for simple-dnn, on top
 //! of the optimizer's own pass over the weights and their state. Here each strip of [`MR`] output
 //! rows is computed into an L2-resident scratch buffer by an AVX-512 register-tile kernel and
-//! immediately consumed by the update, which also prefetches the next strip's weights and state
+//! immediately consumed by the update (an AVX2 build of the same tiles serves CPUs without
+//! AVX-512), which also prefetches the next strip's weights and state
 //! while the kernel runs; the whole gradient never exists.
 use rayon::prelude::*;
 
@@ -38,16 +39,37 @@ pub trait StripUpdate: Sync {
     fn apply(&self, w: &mut [f32], grad: &[f32], state: &mut [&mut [f32]]);
 }
 
-/// Whether this CPU runs the fused kernel (AVX-512F, detected at run time).
+/// Which register-tile kernel this CPU runs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Backend {
+    /// 12×32 tiles in 24 zmm accumulators.
+    Avx512,
+    /// The same tiles as four 6×16 sub-tiles in 12 ymm accumulators (AVX2 + FMA).
+    Avx2,
+}
+
+/// The kernel this CPU runs (detected once at run time; `SHRINK_WGRAD_KERNEL=avx2` forces the
+/// AVX2 one for comparisons), or `None` when it has neither instruction set.
+pub fn backend() -> Option<Backend> {
+    static CHOSEN: std::sync::OnceLock<Option<Backend>> = std::sync::OnceLock::new();
+    *CHOSEN.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let forced_avx2 = std::env::var("SHRINK_WGRAD_KERNEL").is_ok_and(|v| v == "avx2");
+            if std::arch::is_x86_feature_detected!("avx512f") && !forced_avx2 {
+                return Some(Backend::Avx512);
+            }
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                return Some(Backend::Avx2);
+            }
+        }
+        None
+    })
+}
+
+/// Whether this CPU runs the fused kernel.
 pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    backend().is_some()
 }
 
 /// Raw parts of a mutable slice, shared by tasks that each touch a disjoint range of it.
@@ -84,9 +106,21 @@ pub fn update_with_gradient(
     state: &mut [Vec<f32>],
     update: &dyn StripUpdate,
 ) -> bool {
-    if !available() {
-        return false;
+    match backend() {
+        Some(b) => update_with_backend(b, g, xt, w, state, update),
+        None => false,
     }
+}
+
+/// [`update_with_gradient`] on a given kernel (which the CPU must support).
+fn update_with_backend(
+    backend: Backend,
+    g: View,
+    xt: View,
+    w: &mut [f32],
+    state: &mut [Vec<f32>],
+    update: &dyn StripUpdate,
+) -> bool {
     let (out, inf, n) = (g.rows, xt.rows, g.cols);
     assert_eq!(xt.cols, n, "weight gradient: batch sizes differ");
     assert_eq!(w.len(), out * inf, "weight gradient: weight shape");
@@ -107,10 +141,14 @@ pub fn update_with_gradient(
                 pack_strip(g, r0, rows, g_strip);
                 // The next strip of this task, whose weights and state are prefetched meanwhile.
                 let next = (s + 1 < last).then(|| (r0 + MR) * inf..((r0 + 2 * MR).min(out)) * inf);
-                // SAFETY: AVX-512F is present (checked above); the panels, strip and scratch
-                // buffers have the sizes `strip_gradient` expects.
+                let prefetch = next.map(|r| (w_all, &states[..], r));
+                // SAFETY: the CPU has the backend's instruction set (`backend()` detected it);
+                // the panels, strip and scratch buffers have the sizes the strip kernels expect.
                 unsafe {
-                    strip_gradient(n, inf, g_strip, &panels, scratch, next.map(|r| (w_all, &states[..], r)))
+                    match backend {
+                        Backend::Avx512 => strip_avx512(n, inf, g_strip, &panels, scratch, prefetch),
+                        Backend::Avx2 => strip_avx2(n, inf, g_strip, &panels, scratch, prefetch),
+                    }
                 };
                 let span = r0 * inf..(r0 + rows) * inf;
                 // SAFETY: strips are disjoint row ranges, each handled by exactly one task.
@@ -150,13 +188,13 @@ fn pack_strip(g: View, r0: usize, rows: usize, dst: &mut [f32]) {
 type Prefetch<'a> = (SharedMut, &'a [SharedMut], std::ops::Range<usize>);
 
 /// One strip: `scratch[r][c] = Σ_k strip[k][r] · panels[c / NR][k][c % NR]` for all `inf`
-/// columns, prefetching `prefetch`'s range of the weight and state buffers into L2 on the way.
+/// columns, by `tile` per panel, prefetching `prefetch`'s range of the weight and state buffers
+/// into L2 on the way.
 ///
 /// # Safety
-/// Needs AVX-512F. `strip` holds `n * MR` values, `panels` `ceil(inf / NR) * n * NR`, `scratch`
-/// `MR * inf`; the prefetch range lies inside each buffer.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
+/// `tile` must be runnable on this CPU. `strip` holds `n * MR` values, `panels`
+/// `ceil(inf / NR) * n * NR`, `scratch` `MR * inf`; the prefetch range lies inside each buffer.
+#[inline(always)]
 unsafe fn strip_gradient(
     n: usize,
     inf: usize,
@@ -164,12 +202,14 @@ unsafe fn strip_gradient(
     panels: &[f32],
     scratch: &mut [f32],
     prefetch: Option<Prefetch>,
+    tile: unsafe fn(usize, *const f32, *const f32, *mut f32, usize, usize),
 ) {
-    use std::arch::x86_64::*;
     let count = inf.div_ceil(NR);
     assert!(strip.len() >= n * MR && panels.len() >= count * n * NR && scratch.len() >= MR * inf);
     for p in 0..count {
+        #[cfg(target_arch = "x86_64")]
         if let Some((w, states, range)) = &prefetch {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
             // Spread the next strip's lines evenly over this strip's panels.
             let per = range.len().div_ceil(count).next_multiple_of(16);
             let lo = (range.start + p * per).min(range.end);
@@ -199,9 +239,48 @@ unsafe fn strip_gradient(
     }
 }
 
+/// [`strip_gradient`] with the AVX-512 tile.
+///
+/// # Safety
+/// Needs AVX-512F; buffer sizes as for [`strip_gradient`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn strip_avx512(
+    n: usize,
+    inf: usize,
+    strip: &[f32],
+    panels: &[f32],
+    scratch: &mut [f32],
+    prefetch: Option<Prefetch>,
+) {
+    unsafe { strip_gradient(n, inf, strip, panels, scratch, prefetch, tile_avx512) }
+}
+
+/// [`strip_gradient`] with the AVX2 tile.
+///
+/// # Safety
+/// Needs AVX2 and FMA; buffer sizes as for [`strip_gradient`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn strip_avx2(
+    n: usize,
+    inf: usize,
+    strip: &[f32],
+    panels: &[f32],
+    scratch: &mut [f32],
+    prefetch: Option<Prefetch>,
+) {
+    unsafe { strip_gradient(n, inf, strip, panels, scratch, prefetch, tile_avx2) }
+}
+
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn strip_gradient(_: usize, _: usize, _: &[f32], _: &[f32], _: &mut [f32], _: Option<Prefetch>) {
-    unreachable!("the fused weight-gradient kernel needs AVX-512 (checked by `available`)")
+unsafe fn strip_avx512(_: usize, _: usize, _: &[f32], _: &[f32], _: &mut [f32], _: Option<Prefetch>) {
+    unreachable!("the fused weight-gradient kernels need x86-64 (checked by `backend`)")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn strip_avx2(_: usize, _: usize, _: &[f32], _: &[f32], _: &mut [f32], _: Option<Prefetch>) {
+    unreachable!("the fused weight-gradient kernels need x86-64 (checked by `backend`)")
 }
 
 /// The register tile: `MR × NR` accumulators (24 of the 32 zmm registers) over the batch.
@@ -211,7 +290,7 @@ unsafe fn strip_gradient(_: usize, _: usize, _: &[f32], _: &[f32], _: &mut [f32]
 /// writable values at stride `ld`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn tile(n: usize, a: *const f32, b: *const f32, out: *mut f32, ld: usize, cols: usize) {
+unsafe fn tile_avx512(n: usize, a: *const f32, b: *const f32, out: *mut f32, ld: usize, cols: usize) {
     use std::arch::x86_64::*;
     unsafe {
         let mut acc = [[_mm512_setzero_ps(); 2]; MR];
@@ -235,6 +314,41 @@ unsafe fn tile(n: usize, a: *const f32, b: *const f32, out: *mut f32, ld: usize,
         for (r, acc) in acc.iter().enumerate() {
             _mm512_mask_storeu_ps(out.add(r * ld), m0, acc[0]);
             _mm512_mask_storeu_ps(out.add(r * ld + 16), m1, acc[1]);
+        }
+    }
+}
+
+/// The AVX2 tile: the `MR × NR` block as four 6×16 sub-tiles, each in 12 ymm accumulators.
+///
+/// # Safety
+/// Needs AVX2 and FMA; arguments as for [`tile_avx512`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_avx2(n: usize, a: *const f32, b: *const f32, out: *mut f32, ld: usize, cols: usize) {
+    use std::arch::x86_64::*;
+    const SUB_ROWS: usize = MR / 2;
+    for c0 in (0..cols).step_by(16) {
+        let width = 16.min(cols - c0);
+        for r0 in (0..MR).step_by(SUB_ROWS) {
+            // SAFETY: `a` and `b` hold `n` rows of `MR` and `NR` values; `c0 + 16 <= NR`.
+            unsafe {
+                let mut acc = [[_mm256_setzero_ps(); 2]; SUB_ROWS];
+                for k in 0..n {
+                    let b0 = _mm256_loadu_ps(b.add(k * NR + c0));
+                    let b1 = _mm256_loadu_ps(b.add(k * NR + c0 + 8));
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let a = _mm256_set1_ps(*a.add(k * MR + r0 + r));
+                        acc[0] = _mm256_fmadd_ps(a, b0, acc[0]);
+                        acc[1] = _mm256_fmadd_ps(a, b1, acc[1]);
+                    }
+                }
+                let mut row = [0f32; 16];
+                for (r, acc) in acc.iter().enumerate() {
+                    _mm256_storeu_ps(row.as_mut_ptr(), acc[0]);
+                    _mm256_storeu_ps(row.as_mut_ptr().add(8), acc[1]);
+                    std::ptr::copy_nonoverlapping(row.as_ptr(), out.add((r0 + r) * ld + c0), width);
+                }
+            }
         }
     }
 }
@@ -269,12 +383,32 @@ mod tests {
     }
 
     /// Odd shapes (partial strips and panels), a strided input, against a float64 reference.
+    /// The kernels this CPU can run.
+    fn backends() -> Vec<Backend> {
+        let mut found = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                found.push(Backend::Avx512);
+            }
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                found.push(Backend::Avx2);
+            }
+        }
+        found
+    }
+
     #[test]
     fn matches_reference_on_odd_shapes() {
-        if !available() {
-            eprintln!("skipped: no AVX-512 on this CPU");
-            return;
+        if backends().is_empty() {
+            eprintln!("skipped: this CPU has neither AVX-512 nor AVX2");
         }
+        for backend in backends() {
+            check_backend(backend);
+        }
+    }
+
+    fn check_backend(backend: Backend) {
         for (out, inf, n, transposed) in [
             (1, 1, 1, false),
             (13, 33, 5, false),
@@ -294,12 +428,15 @@ mod tests {
             let w0 = values(out * inf, 3);
             let mut w = w0.clone();
             let mut state = vec![vec![0f32; out * inf]];
-            assert!(update_with_gradient(g, xt, &mut w, &mut state, &AddGrad));
+            assert!(update_with_backend(backend, g, xt, &mut w, &mut state, &AddGrad));
             for o in 0..out {
                 for i in 0..inf {
                     let want: f64 = (0..n).map(|k| g.at(o, k) as f64 * xt.at(i, k) as f64).sum();
                     let got = (w[o * inf + i] - w0[o * inf + i]) as f64;
-                    assert!((got - want).abs() < 1e-5, "({out},{inf},{n}) at [{o},{i}]: {got} vs {want}");
+                    assert!(
+                        (got - want).abs() < 1e-5,
+                        "{backend:?} ({out},{inf},{n}) [{o},{i}]: {got} vs {want}"
+                    );
                 }
             }
             assert!(state[0].iter().all(|&v| v == 1.0), "every state element is visited once");
