@@ -160,7 +160,7 @@ impl Model {
                         None => ops::linear(input(0)?, &weight("weight")?, b.as_ref(), fused[id])?,
                     }
                 }
-                Op::Conv2d { stride, padding, groups, bias, out_channels, .. } => {
+                Op::Conv2d { stride, padding, groups, bias, .. } => {
                     let w = match prepared.and_then(|p| p.kernel(id)) {
                         // Conv weights are small: the whole (streamed) weight, for this pass only.
                         Some(Kernel::Streamed(src)) => {
@@ -173,8 +173,7 @@ impl Model {
                     };
                     let y = ops::conv2d(input(0)?, &w, *stride, *padding, *groups)?;
                     if *bias {
-                        let b = weight("bias")?.reshape((1, *out_channels, 1, 1))?;
-                        y.broadcast_add(&b)?
+                        ops::add_channel_bias(&y, &weight("bias")?)?
                     } else {
                         y
                     }

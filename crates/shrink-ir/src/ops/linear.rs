@@ -11,6 +11,7 @@
 //! the gradients of *variables* (the trainable weights) to [`backward`] through a per-thread
 //! list instead of candle's accumulator. Non-variable weights (masked or fake-quantized views
 //! of a variable) take the ordinary path so their gradient still flows to the variable.
+use super::channel_bias::lane_sum;
 use super::in_backward::{self, InBackwardUpdate};
 use super::weight_grad::{self, View};
 use crate::prepared::{for_each_block, WeightRows};
@@ -194,18 +195,6 @@ fn sparse_input(xt: &Mat) -> Option<SparseActs> {
         }
     }
     Some(SparseActs::from_feature_major(values, features, n))
-}
-
-/// The sum of `xs` over 16 independent lanes (so it vectorizes), then across the lanes.
-fn lane_sum(xs: &[f32]) -> f32 {
-    let mut lanes = [0f32; 16];
-    let mut chunks = xs.chunks_exact(16);
-    for c in &mut chunks {
-        for (l, v) in lanes.iter_mut().zip(c) {
-            *l += v;
-        }
-    }
-    lanes.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
 }
 
 /// Adds the bias to each row of the feature-major `yt` [out, n] and applies the ReLU.

@@ -1,6 +1,7 @@
 //! Tensor operations the graph executes. Each op lives in its own file so hot paths can be
 //! replaced by faster kernels without touching the graph code.
 mod batchnorm;
+mod channel_bias;
 mod conv2d;
 mod fake_quant;
 pub mod in_backward;
@@ -13,6 +14,7 @@ pub mod weight_grad;
 pub use batchnorm::{
     add_relu, batch_norm_eval, batch_norm_relu_train, batch_norm_train, relu, shortcut_a_fused, BatchStats,
 };
+pub use channel_bias::add_channel_bias;
 pub use conv2d::conv2d;
 pub use fake_quant::{fake_quant, round_half_even, FakeQuant};
 pub use linear::{backward, linear, linear_streamed, SPARSE_INPUT_MAX_DENSITY};
