@@ -322,7 +322,9 @@ impl Optimizer {
         let (loss, extra) = match forward() {
             Ok(out) => out,
             Err(e) => {
+                // Nothing was updated: the step did not happen.
                 self.restore_updates(session.cancel(), &fresh, &mut vec![]);
+                self.step -= 1;
                 return Err(e);
             }
         };
