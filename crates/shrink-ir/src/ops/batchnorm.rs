@@ -153,12 +153,9 @@ impl Ncs {
     }
 }
 
+/// The f32 values of a contiguous batch-norm operand.
 fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let data = s.as_slice::<f32>()?;
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("batch norm: {what} must be contiguous"),
-    }
+    super::contiguous_f32(s, l, &format!("batch norm: {what}"))
 }
 
 /// Elements per parallel work item (a few planes, so small spatial sizes still amortize).

@@ -4,6 +4,7 @@
 //! single-threaded strided reduction: a fifth of a LeNet-5 training step. Here the forward adds
 //! the bias plane by plane and the backward sums each channel's planes in 16 lanes, in parallel
 //! over channels (the same order on every run).
+use super::contiguous_f32;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -25,14 +26,6 @@ pub fn add_channel_bias(y: &Tensor, b: &Tensor) -> Result<Tensor> {
 
 struct ChannelBias;
 
-/// The contiguous f32 values of an operand.
-fn values<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((start, end))) => Ok(&v[start..end]),
-        _ => candle_core::bail!("channel bias: contiguous f32 operands expected"),
-    }
-}
-
 impl CustomOp2 for ChannelBias {
     fn name(&self) -> &'static str {
         "shrink-channel-bias"
@@ -45,7 +38,8 @@ impl CustomOp2 for ChannelBias {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (y, b) = (values(s1, l1)?, values(s2, l2)?);
+        let (y, b) =
+            (contiguous_f32(s1, l1, "channel bias: input")?, contiguous_f32(s2, l2, "channel bias: bias")?);
         let plane = l1.dims()[2..].iter().product::<usize>().max(1);
         let channels = b.len();
         let mut out = vec![0f32; y.len()];
@@ -74,7 +68,7 @@ impl CustomOp2 for ChannelBias {
             let candle_core::Storage::Cpu(gs) = &*gs else {
                 candle_core::bail!("channel bias: CPU expected")
             };
-            let gv = values(gs, gl)?;
+            let gv = contiguous_f32(gs, gl, "channel bias: gradient")?;
             let sums: Vec<f32> = (0..channels)
                 .into_par_iter()
                 .map(|c| (0..batch).map(|n| lane_sum(&gv[(n * channels + c) * plane..][..plane])).sum())

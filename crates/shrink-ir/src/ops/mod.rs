@@ -11,6 +11,19 @@ mod shortcut;
 mod sparse_linear;
 pub mod weight_grad;
 
+/// The f32 values a contiguous layout addresses; `what` names the operand in the error.
+pub(crate) fn contiguous_f32<'a>(
+    s: &'a candle_core::CpuStorage,
+    l: &candle_core::Layout,
+    what: &str,
+) -> candle_core::Result<&'a [f32]> {
+    let data = s.as_slice::<f32>()?;
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => candle_core::bail!("{what} must be contiguous"),
+    }
+}
+
 pub use batchnorm::{
     add_relu, batch_norm_eval, batch_norm_relu_train, batch_norm_train, relu, shortcut_a_fused, BatchStats,
 };

@@ -57,10 +57,7 @@ impl PoolGeom {
 }
 
 fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    let CpuStorage::F32(d) = s else { candle_core::bail!("max_pool2d expects f32") };
-    let (a, b) =
-        l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("max_pool2d: not contiguous".into()))?;
-    Ok(&d[a..b])
+    super::contiguous_f32(s, l, "max_pool2d: operand")
 }
 
 struct MaxPoolFwd(PoolGeom);

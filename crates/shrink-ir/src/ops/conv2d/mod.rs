@@ -63,11 +63,7 @@ fn dims4(t: &Tensor) -> Result<[usize; 4]> {
 
 /// The f32 slice a contiguous layout addresses.
 fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let data = s.as_slice::<f32>()?;
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("conv2d: {what} must be contiguous"),
-    }
+    super::contiguous_f32(s, l, &format!("conv2d: {what}"))
 }
 
 fn check(l: &Layout, want: [usize; 4], what: &str) -> Result<()> {
