@@ -1,6 +1,7 @@
 //! Dense GEMM vs the sparse-activation kernel (`shrink_runtime::SparseActs`) on simple-dnn's two
 //! big layers at batch 1000, over input densities; the crossover sets
-//! `shrink_ir::ops::SPARSE_INPUT_MAX_DENSITY`.
+//! `shrink_ir::ops::SPARSE_INPUT_MAX_DENSITY` (density 0 gives the fixed cost, mostly the weight
+//! transpose, that `sparse_input_max_density` spreads over a batch).
 //!
 //! ```text
 //! cargo bench -p shrink-ir --bench sparse_input
@@ -40,7 +41,7 @@ fn bench_layer(c: &mut Criterion, name: &str, inf: usize, outf: usize) {
     g.throughput(Throughput::Elements((2 * N * inf * outf) as u64));
     let dense = Tensor::from_vec(activations(inf, 1.0, 1), (inf, N), &dev).unwrap().t().unwrap();
     g.bench_function("dense-gemm", |b| b.iter(|| black_box(ops::linear(&dense, &w, None, false).unwrap())));
-    for density in [0.05, 0.1, 0.2, 0.3, 0.4, 0.5] {
+    for density in [0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5] {
         let xt = activations(inf, density, 2);
         let mut out = vec![0f32; outf * N];
         g.bench_function(format!("sparse-input-{density}"), |b| {

@@ -22,11 +22,23 @@ use rayon::prelude::*;
 use shrink_runtime::SparseActs;
 use std::cell::RefCell;
 
-/// Input density at or below which the forward multiplies only the nonzero inputs
+/// Input density at or below which a large batch multiplies only the nonzero inputs
 /// ([`SparseActs`]) instead of running a dense GEMM. After a ReLU most inputs are exact zeros.
-/// Measured with `cargo bench -p shrink-ir --bench sparse_input` on the 2-core dev machine (see
-/// that bench for the crossover).
-pub const SPARSE_INPUT_MAX_DENSITY: f64 = 0.3;
+/// Measured with `cargo bench -p shrink-ir --bench sparse_input` on the 2-core Zen 4 dev machine:
+/// simple-dnn's fc3 at batch 1000 takes 204–212 ms dense and 181 ms sparse at 40 % density.
+pub const SPARSE_INPUT_MAX_DENSITY: f64 = 0.5;
+
+/// The sparse forward's fixed cost, transposing the weight into panels, in samples times
+/// density: it runs once per call, so small batches need sparser inputs to pay it back
+/// (fc3: ~10 ms, which the kernel spends on 128 samples at 27 / 128 = 21 % density).
+const SPARSE_INPUT_FIXED_SAMPLES: f64 = 27.0;
+
+/// The highest input density at which the sparse-input forward beats the dense GEMM for a
+/// batch of `n` samples: [`SPARSE_INPUT_MAX_DENSITY`] less the fixed cost spread over the
+/// batch (0.29 at 128 samples, 0.47 at 1000, never for a single sample).
+pub fn sparse_input_max_density(n: usize) -> f64 {
+    (SPARSE_INPUT_MAX_DENSITY - SPARSE_INPUT_FIXED_SAMPLES / n.max(1) as f64).max(0.0)
+}
 
 thread_local! {
     /// Gradients of variables produced by [`LinearOp`] backward passes on this thread, waiting
@@ -179,14 +191,17 @@ unsafe fn gemm_raw(a: &Mat, b: &Mat, dst: *mut f32) {
 }
 
 /// The nonzeros of the feature-major input `xt` ([in, n]) when it is contiguous and has at most
-/// [`SPARSE_INPUT_MAX_DENSITY`] of them (counted first: most dense inputs stop that count early).
+/// [`sparse_input_max_density`] of them (counted first: most dense inputs stop that count early).
 fn sparse_input(xt: &Mat) -> Option<SparseActs> {
     let (features, n) = (xt.rows, xt.cols);
     if xt.rs != n as isize || xt.cs != 1 || features * n == 0 {
         return None;
     }
     let values = &xt.data[..features * n];
-    let budget = (SPARSE_INPUT_MAX_DENSITY * values.len() as f64) as usize;
+    let budget = (sparse_input_max_density(n) * values.len() as f64) as usize;
+    if budget == 0 {
+        return None;
+    }
     let mut nnz = 0usize;
     for chunk in values.chunks(1 << 16) {
         nnz += chunk.iter().filter(|v| **v != 0.0).count();
@@ -564,14 +579,14 @@ mod tests {
                 out.copy_from_slice(&self.0[start * 70..start * 70 + out.len()]);
             }
         }
-        let (n, inf, outf) = (67, 70, 45);
+        let (n, inf, outf) = (167, 70, 45);
         // Feature-major like a previous layer's output: `x` is a transposed view of [in, n].
         let dense = rand(&[inf, n], 9);
         let keep = rand(&[inf, n], 10).ge(0.35).unwrap().to_dtype(DType::F32).unwrap();
         let xt = Var::from_tensor(&(dense * keep).unwrap()).unwrap();
         let x = xt.as_tensor().t().unwrap();
         let density = x.ne(0.0).unwrap().to_dtype(DType::F32).unwrap().mean_all().unwrap();
-        assert!(density.to_scalar::<f32>().unwrap() < SPARSE_INPUT_MAX_DENSITY as f32);
+        assert!(density.to_scalar::<f32>().unwrap() < sparse_input_max_density(n) as f32);
         let w = Var::from_tensor(&rand(&[outf, inf], 11)).unwrap();
         let b = Var::from_tensor(&rand(&[outf], 12)).unwrap();
         let r = rand(&[n, outf], 13);

@@ -30,7 +30,7 @@ pub use batchnorm::{
 pub use channel_bias::add_channel_bias;
 pub use conv2d::conv2d;
 pub use fake_quant::{fake_quant, round_half_even, FakeQuant};
-pub use linear::{backward, linear, linear_streamed, SPARSE_INPUT_MAX_DENSITY};
+pub use linear::{backward, linear, linear_streamed, sparse_input_max_density, SPARSE_INPUT_MAX_DENSITY};
 pub use pool::{avg_pool2d, max_pool2d};
 pub use shortcut::shortcut_a;
 pub use sparse_linear::sparse_linear;
