@@ -43,6 +43,43 @@ fn negative_epochs_names_the_flag() {
     assert!(!out.exists());
 }
 
+/// `--augment shift` (2-pixel random crops, no mirror) changes what the model sees, so the same
+/// seed gives another model than `--augment off`; an unknown value names the flag.
+#[test]
+fn augment_shift_is_applied_and_bad_values_name_the_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("mnist");
+    std::fs::create_dir(&data).unwrap();
+    tiny_mnist(&data, 256, 32);
+    let run = |augment: &str, name: &str| {
+        let out = tmp.path().join(name);
+        let o = shrink(&[
+            "train",
+            "--arch",
+            "lenet-300-100",
+            "--data",
+            data.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--val-size",
+            "32",
+            "--augment",
+            augment,
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        (o, out)
+    };
+    let (o, shifted) = run("shift", "shift.safetensors");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (o, plain) = run("off", "off.safetensors");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::read(shifted).unwrap() != std::fs::read(plain).unwrap(), "shift must change training");
+    let (o, bad) = run("mirror", "bad.safetensors");
+    assert_one_line_error(&o, "--augment");
+    assert!(!bad.exists());
+}
+
 #[test]
 fn unknown_arch_is_reported() {
     let tmp = tempfile::tempdir().unwrap();

@@ -50,8 +50,11 @@ pub struct TrainArgs {
     /// Validation examples carved from the training set (0 = none; best epoch by validation).
     #[arg(long, default_value_t = 5000)]
     pub val_size: usize,
-    /// Random crop (4-pixel padding) + horizontal flip. Default: on for 3-channel data.
-    #[arg(long, value_name = "on|off")]
+    /// on: random crop (4-pixel padding) + horizontal flip; shift: random crop with 2-pixel
+    /// padding and no flip (for digits, which a mirror changes); off. Default: on for 3-channel
+    /// data, shift for simple-dnn (25.9 M weights overfit MNIST: 99.9 % train accuracy, 98.26–98.32 %
+    /// test without it, 98.89 % with it), else off.
+    #[arg(long, value_name = "on|shift|off")]
     pub augment: Option<String>,
     /// Per-channel mean (default: the architecture's / stored one).
     #[arg(long)]
@@ -154,10 +157,13 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         other => bail!("--schedule must be constant, step or cosine, got `{other}`"),
     };
     let augment = match a.augment.as_deref() {
-        Some("on") => true,
-        Some("off") => false,
-        Some(other) => bail!("--augment must be on or off, got `{other}`"),
-        None => model.meta.input_shape.first() == Some(&3),
+        Some("on") => Some(Augment { crop_padding: 4, hflip: true }),
+        Some("shift") => Some(Augment { crop_padding: 2, hflip: false }),
+        Some("off") => None,
+        Some(other) => bail!("--augment must be on, shift or off, got `{other}`"),
+        None if model.meta.input_shape.first() == Some(&3) => Some(Augment { crop_padding: 4, hflip: true }),
+        None if model.meta.arch == "simple-dnn" => Some(Augment { crop_padding: 2, hflip: false }),
+        None => None,
     };
     let checkpoint = a.checkpoint.clone().unwrap_or_else(|| {
         let mut p = output.clone().into_os_string();
@@ -181,7 +187,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         schedule,
         seed: a.seed,
         normalize: Normalize { mean: normalize.mean.clone(), std: normalize.std.clone() },
-        augment: augment.then_some(Augment { crop_padding: 4, hflip: true }),
+        augment,
         eval_batch_size: 256,
         checkpoint: Some(checkpoint.clone()),
         resume: a.resume.clone(),
