@@ -213,6 +213,22 @@ impl Chunk {
     fn blocks(&self) -> usize {
         (self.indptr.len() - 1) / self.len.max(1)
     }
+
+    /// Calls `f(out[s], entries)` for each feature block in order, then each sample `s` with
+    /// nonzeros in that block: the loop every sweep kernel shares (inlined into each, so it is
+    /// compiled with that kernel's CPU features).
+    #[inline(always)]
+    fn for_each_run(&self, out: &mut Local, mut f: impl FnMut(&mut [f32; TILE], std::ops::Range<usize>)) {
+        let len = self.len;
+        for b in 0..self.blocks() {
+            for (s, acc) in out.iter_mut().enumerate().take(len) {
+                let (lo, hi) = (self.indptr[b * len + s] as usize, self.indptr[b * len + s + 1] as usize);
+                if lo < hi {
+                    f(acc, lo..hi);
+                }
+            }
+        }
+    }
 }
 
 /// One task's outputs, `[CHUNK][TILE]` (sample-major).
@@ -295,16 +311,12 @@ fn sweep_on(backend: Backend, chunk: &Chunk, panel: &[f32], features: usize, out
 
 /// The kernel in plain Rust (CPUs without AVX2, other architectures).
 fn sweep_portable(chunk: &Chunk, panel: &[f32], out: &mut Local) {
-    let len = chunk.len;
-    for b in 0..chunk.blocks() {
-        for (s, acc) in out.iter_mut().enumerate().take(len) {
-            let (lo, hi) = (chunk.indptr[b * len + s] as usize, chunk.indptr[b * len + s + 1] as usize);
-            for (&off, &v) in chunk.offsets[lo..hi].iter().zip(&chunk.values[lo..hi]) {
-                let row = &panel[off as usize..off as usize + TILE];
-                acc.iter_mut().zip(row).for_each(|(a, &p)| *a += v * p);
-            }
+    chunk.for_each_run(out, |acc, run| {
+        for (&off, &v) in chunk.offsets[run.clone()].iter().zip(&chunk.values[run]) {
+            let row = &panel[off as usize..off as usize + TILE];
+            acc.iter_mut().zip(row).for_each(|(a, &p)| *a += v * p);
         }
-    }
+    });
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -316,79 +328,63 @@ mod x86 {
     /// The CPU must support AVX-512F and every `offset + TILE` must lie inside `panel`.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn sweep_avx512(chunk: &Chunk, panel: &[f32], out: &mut Local) {
-        let (len, blocks) = (chunk.len, chunk.blocks());
         let (p, offs, vals) = (panel.as_ptr(), chunk.offsets.as_ptr(), chunk.values.as_ptr());
-        for b in 0..blocks {
-            for (s, acc) in out.iter_mut().enumerate().take(len) {
-                let (lo, hi) = (chunk.indptr[b * len + s] as usize, chunk.indptr[b * len + s + 1] as usize);
-                if lo == hi {
-                    continue;
-                }
-                let o = acc.as_mut_ptr();
-                // SAFETY (all below): `acc` holds TILE = 64 f32; entries lo..hi exist; offsets
-                // plus TILE lie inside `panel` (the caller's contract).
-                unsafe {
-                    let mut a = [
-                        _mm512_loadu_ps(o),
-                        _mm512_loadu_ps(o.add(16)),
-                        _mm512_loadu_ps(o.add(32)),
-                        _mm512_loadu_ps(o.add(48)),
-                    ];
-                    let mut c = [_mm512_setzero_ps(); 4];
-                    let mut q = lo;
-                    while q + 2 <= hi {
-                        let (v0, r0) = (_mm512_set1_ps(*vals.add(q)), p.add(*offs.add(q) as usize));
-                        let (v1, r1) = (_mm512_set1_ps(*vals.add(q + 1)), p.add(*offs.add(q + 1) as usize));
-                        for j in 0..4 {
-                            a[j] = _mm512_fmadd_ps(v0, _mm512_loadu_ps(r0.add(16 * j)), a[j]);
-                            c[j] = _mm512_fmadd_ps(v1, _mm512_loadu_ps(r1.add(16 * j)), c[j]);
-                        }
-                        q += 2;
-                    }
-                    if q < hi {
-                        let (v0, r0) = (_mm512_set1_ps(*vals.add(q)), p.add(*offs.add(q) as usize));
-                        for (j, aj) in a.iter_mut().enumerate() {
-                            *aj = _mm512_fmadd_ps(v0, _mm512_loadu_ps(r0.add(16 * j)), *aj);
-                        }
-                    }
+        chunk.for_each_run(out, |acc, run| {
+            let o = acc.as_mut_ptr();
+            // SAFETY (all below): `acc` holds TILE = 64 f32; entries `run` exist; offsets plus
+            // TILE lie inside `panel` (the caller's contract).
+            unsafe {
+                let mut a: [__m512; 4] = std::array::from_fn(|j| _mm512_loadu_ps(o.add(16 * j)));
+                let mut c = [_mm512_setzero_ps(); 4];
+                let mut q = run.start;
+                // Two nonzeros per turn into two accumulator sets, so consecutive multiply-adds
+                // do not wait on each other.
+                while q + 2 <= run.end {
+                    let (v0, r0) = (_mm512_set1_ps(*vals.add(q)), p.add(*offs.add(q) as usize));
+                    let (v1, r1) = (_mm512_set1_ps(*vals.add(q + 1)), p.add(*offs.add(q + 1) as usize));
                     for j in 0..4 {
-                        _mm512_storeu_ps(o.add(16 * j), _mm512_add_ps(a[j], c[j]));
+                        a[j] = _mm512_fmadd_ps(v0, _mm512_loadu_ps(r0.add(16 * j)), a[j]);
+                        c[j] = _mm512_fmadd_ps(v1, _mm512_loadu_ps(r1.add(16 * j)), c[j]);
                     }
+                    q += 2;
+                }
+                if q < run.end {
+                    let (v0, r0) = (_mm512_set1_ps(*vals.add(q)), p.add(*offs.add(q) as usize));
+                    for (j, aj) in a.iter_mut().enumerate() {
+                        *aj = _mm512_fmadd_ps(v0, _mm512_loadu_ps(r0.add(16 * j)), *aj);
+                    }
+                }
+                for j in 0..4 {
+                    _mm512_storeu_ps(o.add(16 * j), _mm512_add_ps(a[j], c[j]));
                 }
             }
-        }
+        });
     }
 
     /// # Safety
     /// The CPU must support AVX2 and FMA and every `offset + TILE` must lie inside `panel`.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn sweep_avx2(chunk: &Chunk, panel: &[f32], out: &mut Local) {
-        let (len, blocks) = (chunk.len, chunk.blocks());
         let (p, offs, vals) = (panel.as_ptr(), chunk.offsets.as_ptr(), chunk.values.as_ptr());
-        for b in 0..blocks {
-            for (s, acc) in out.iter_mut().enumerate().take(len) {
-                let (lo, hi) = (chunk.indptr[b * len + s] as usize, chunk.indptr[b * len + s + 1] as usize);
-                if lo == hi {
-                    continue;
+        chunk.for_each_run(out, |acc, run| {
+            let o = acc.as_mut_ptr();
+            // SAFETY (all below): as in `sweep_avx512`, with 8 registers of 8 lanes.
+            unsafe {
+                let mut a: [__m256; 8] = std::array::from_fn(|j| _mm256_loadu_ps(o.add(8 * j)));
+                for q in run {
+                    let (v, r) = (_mm256_set1_ps(*vals.add(q)), p.add(*offs.add(q) as usize));
+                    for (j, aj) in a.iter_mut().enumerate() {
+                        *aj = _mm256_fmadd_ps(v, _mm256_loadu_ps(r.add(8 * j)), *aj);
+                    }
                 }
-                let o = acc.as_mut_ptr();
-                // SAFETY (all below): as in `sweep_avx512`, with 8 registers of 8 lanes.
-                unsafe {
-                    let mut a: [__m256; 8] = std::array::from_fn(|j| _mm256_loadu_ps(o.add(8 * j)));
-                    for q in lo..hi {
-                        let (v, r) = (_mm256_set1_ps(*vals.add(q)), p.add(*offs.add(q) as usize));
-                        for (j, aj) in a.iter_mut().enumerate() {
-                            *aj = _mm256_fmadd_ps(v, _mm256_loadu_ps(r.add(8 * j)), *aj);
-                        }
-                    }
-                    for (j, aj) in a.iter().enumerate() {
-                        _mm256_storeu_ps(o.add(8 * j), *aj);
-                    }
+                for (j, aj) in a.iter().enumerate() {
+                    _mm256_storeu_ps(o.add(8 * j), *aj);
                 }
             }
-        }
+        });
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
