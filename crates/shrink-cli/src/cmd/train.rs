@@ -156,14 +156,18 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         "cosine" => Schedule::Cosine { total_epochs: epochs, min_lr: 0.0 },
         other => bail!("--schedule must be constant, step or cosine, got `{other}`"),
     };
-    let augment = match a.augment.as_deref() {
-        Some("on") => Some(Augment { crop_padding: 4, hflip: true }),
-        Some("shift") => Some(Augment { crop_padding: 2, hflip: false }),
-        Some("off") => None,
-        Some(other) => bail!("--augment must be on, shift or off, got `{other}`"),
-        None if model.meta.input_shape.first() == Some(&3) => Some(Augment { crop_padding: 4, hflip: true }),
-        None if model.meta.arch == "simple-dnn" => Some(Augment { crop_padding: 2, hflip: false }),
-        None => None,
+    let default_augment = if model.meta.input_shape.first() == Some(&3) {
+        "on"
+    } else if model.meta.arch == "simple-dnn" {
+        "shift"
+    } else {
+        "off"
+    };
+    let augment = match a.augment.as_deref().unwrap_or(default_augment) {
+        "on" => Some(Augment { crop_padding: 4, hflip: true }),
+        "shift" => Some(Augment { crop_padding: 2, hflip: false }),
+        "off" => None,
+        other => bail!("--augment must be on, shift or off, got `{other}`"),
     };
     let checkpoint = a.checkpoint.clone().unwrap_or_else(|| {
         let mut p = output.clone().into_os_string();
