@@ -96,3 +96,43 @@ pub fn progress(len: u64, enabled: bool, prefix: &str) -> indicatif::ProgressBar
     pb.set_prefix(prefix.to_string());
     pb
 }
+
+/// Checks an output file path before any long work starts: it is not a directory, its
+/// directory exists and accepts a new file, and it is none of `inputs` unless `force`.
+pub fn check_output(flag: &str, output: &Path, inputs: &[&Path], force: bool) -> Result<()> {
+    if output.is_dir() {
+        bail!("{flag} `{}` is a directory; name a file inside it", output.display());
+    }
+    let dir = match output.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(d) => d.to_path_buf(),
+        None => std::path::PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        bail!("{flag}: directory `{}` does not exist", dir.display());
+    }
+    check_writable_dir(flag, &dir)?;
+    if !force && output.exists() {
+        let out = std::fs::canonicalize(output).ok();
+        for input in inputs {
+            if out.is_some() && std::fs::canonicalize(input).ok() == out {
+                bail!(
+                    "{flag} `{}` is also an input; choose another name or pass --force to overwrite it",
+                    output.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks that `dir` accepts new files by creating and removing a probe file in it.
+pub fn check_writable_dir(flag: &str, dir: &Path) -> Result<()> {
+    let probe = dir.join(format!(".shrink-probe.{}.tmp", std::process::id()));
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => bail!("{flag}: cannot write in `{}` ({e})", dir.display()),
+    }
+}

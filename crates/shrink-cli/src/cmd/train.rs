@@ -103,11 +103,8 @@ pub fn run(a: &TrainArgs) -> Result<()> {
     }
     let output =
         a.output.clone().unwrap_or_else(|| PathBuf::from(format!("{}.safetensors", model.meta.arch)));
-    if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.is_dir() {
-            bail!("output directory `{}` does not exist", dir.display());
-        }
-    }
+    let inputs: Vec<&std::path::Path> = a.init.iter().map(|p| p.as_path()).collect();
+    crate::common::check_output("--output", &output, &inputs, false)?;
     let small_input = model.meta.input_shape.iter().product::<usize>() <= 28 * 28;
     let epochs = a.epochs.unwrap_or(match model.meta.arch.as_str() {
         "lenet-300-100" => 30, // 2 s epochs; 10 stop at ~97.9%
