@@ -80,10 +80,10 @@ impl ChannelDeps {
                 Op::Conv2d { in_channels, out_channels, groups, .. }
                     if groups == in_channels && in_channels == out_channels =>
                 {
-                    // Depthwise: output channel c depends only on input channel c.
-                    let s = input(0).clone();
-                    producers.extend(s.iter().enumerate().map(|(row, &slot)| (slot, id, row)));
-                    s
+                    // Depthwise: output channel c depends only on input channel c, so it follows
+                    // the layer that produces its input (its filters are sliced with it) and is
+                    // not a producer with a ratio of its own.
+                    input(0).clone()
                 }
                 Op::Conv2d { .. } => {
                     fixed.extend(input(0).iter().copied());

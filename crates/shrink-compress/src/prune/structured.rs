@@ -352,13 +352,17 @@ pub fn apply_removal(
             }
             Op::Conv2d { in_channels, out_channels, groups, bias, .. } => {
                 let in_keep = in_keep.unwrap();
-                let depthwise = *groups > 1;
+                // Only a depthwise conv (groups = in = out) is pruned, in step on both sides; the
+                // dependency analysis keeps every other grouped conv whole, so its weight's
+                // `in / groups` dimension and `groups` stay as they are.
+                let grouped = *groups > 1;
+                let depthwise = grouped && *groups == *in_channels && *in_channels == *out_channels;
                 *in_channels = in_keep.len();
                 *out_channels = n_out;
                 if depthwise {
                     *groups = n_out;
                 }
-                select.push(("weight", Some(out_keep), if depthwise { None } else { Some(in_keep) }));
+                select.push(("weight", Some(out_keep), if grouped { None } else { Some(in_keep) }));
                 if *bias {
                     select.push(("bias", Some(out_keep), None));
                 }

@@ -9,7 +9,8 @@
 //! op computes `dW = G'ᵀ X` straight into a fresh buffer with one GEMM (transposes are strides,
 //! never copies), folds the bias add and an optional ReLU into the forward epilogue, and hands
 //! the gradients of *variables* (the trainable weights) to [`backward`] through a per-thread
-//! list instead of candle's accumulator. Non-variable weights (masked or fake-quantized views
+//! list instead of candle's accumulator (only while [`backward`] runs: candle's own backward
+//! gets them the ordinary way). Non-variable weights (masked or fake-quantized views
 //! of a variable) take the ordinary path so their gradient still flows to the variable.
 use super::channel_bias::lane_sum;
 use super::in_backward::{self, InBackwardUpdate};
@@ -42,16 +43,39 @@ pub fn sparse_input_max_density(n: usize) -> f64 {
 
 thread_local! {
     /// Gradients of variables produced by [`LinearOp`] backward passes on this thread, waiting
-    /// to be merged into the [`GradStore`] by [`backward`].
-    static DEFERRED: RefCell<Vec<(Tensor, Tensor)>> = const { RefCell::new(Vec::new()) };
+    /// to be merged into the [`GradStore`] by [`backward`]. `None` outside [`backward`]: then
+    /// the op hands its gradients to candle's own accumulator, so `loss.backward()` called
+    /// directly still sees every Linear gradient (only slower).
+    static DEFERRED: RefCell<Option<Vec<(Tensor, Tensor)>>> = const { RefCell::new(None) };
 }
 
-/// `loss.backward()` plus the gradients the fused ops deferred. Use this instead of calling
-/// candle's `backward` on a loss computed by [`crate::Model::forward`].
+/// Ends the deferral on drop, also when the backward pass fails or panics.
+struct DeferralScope;
+
+impl DeferralScope {
+    fn begin() -> Self {
+        DEFERRED.with(|d| *d.borrow_mut() = Some(Vec::new()));
+        DeferralScope
+    }
+
+    fn take(&self) -> Vec<(Tensor, Tensor)> {
+        DEFERRED.with(|d| d.borrow_mut().as_mut().map(std::mem::take).unwrap_or_default())
+    }
+}
+
+impl Drop for DeferralScope {
+    fn drop(&mut self) {
+        DEFERRED.with(|d| *d.borrow_mut() = None);
+    }
+}
+
+/// `loss.backward()` with the fused ops' fast gradient path: their variables' gradients skip
+/// candle's accumulator (no zero-filled buffer and add per weight) and are merged here.
+/// candle's own `loss.backward()` gives the same gradients, without that saving.
 pub fn backward(loss: &Tensor) -> Result<GradStore> {
-    DEFERRED.with(|d| d.borrow_mut().clear());
+    let scope = DeferralScope::begin();
     let mut grads = loss.backward()?;
-    let deferred = DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut()));
+    let deferred = scope.take();
     for (param, grad) in deferred {
         let total = match grads.remove(&param) {
             Some(existing) => (existing + grad)?,
@@ -343,13 +367,17 @@ impl LinearOp {
     }
 }
 
-/// Keeps a variable's gradient out of candle's accumulator (see the module docs).
+/// Keeps a variable's gradient out of candle's accumulator while [`backward`] collects them
+/// (see the module docs); otherwise returns it to candle.
 fn defer(param: &Tensor, grad: Option<Tensor>) -> Option<Tensor> {
     match grad {
-        Some(g) if param.is_variable() => {
-            DEFERRED.with(|d| d.borrow_mut().push((param.clone(), g)));
-            None
-        }
+        Some(g) if param.is_variable() => DEFERRED.with(|d| match d.borrow_mut().as_mut() {
+            Some(list) => {
+                list.push((param.clone(), g));
+                None
+            }
+            None => Some(g),
+        }),
         other => other,
     }
 }
