@@ -39,8 +39,35 @@ fn negative_epochs_names_the_flag() {
         "-o",
         out.to_str().unwrap(),
     ]);
-    assert_one_line_error(&o, "--epochs");
+    assert_usage_error(&o, "--epochs");
     assert!(!out.exists());
+}
+
+/// Usage errors show clap's whole message: what is missing, a suggestion, the usage line.
+#[test]
+fn usage_errors_name_what_is_wrong() {
+    let o = shrink(&[]);
+    assert_usage_error(&o, "Usage: shrink");
+    for command in ["train", "eval", "prune", "quantize", "sweep"] {
+        assert!(stderr(&o).contains(command), "bare `shrink` lists the commands: {}", stderr(&o));
+    }
+    let o = shrink(&["train", "--arch", "lenet5"]);
+    assert_usage_error(&o, "--data <DATA>");
+    assert!(stderr(&o).contains("Usage: shrink train"), "{}", stderr(&o));
+    let o = shrink(&["trian"]);
+    assert_usage_error(&o, "similar subcommand exists: 'train'");
+    let o = shrink(&["eval", "m.safetensors", "--dta", "x"]);
+    assert_usage_error(&o, "--data");
+}
+
+/// An OS error is printed once, after the file it concerns.
+#[test]
+fn os_errors_are_printed_once() {
+    let o = shrink(&["info", "/nonexistent/model.safetensors"]);
+    let err = stderr(&o);
+    assert!(!o.status.success());
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    assert!(err.contains("/nonexistent/model.safetensors"), "{err}");
 }
 
 /// `--augment shift` (2-pixel random crops, no mirror) changes what the model sees, so the same
@@ -365,4 +392,109 @@ fn closed_stdout_pipe_is_not_a_panic() {
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
+}
+
+/// Trains lenet-300-100 on tiny MNIST with a high constant rate (validation accuracy peaks
+/// before the last epoch), writing `out` and keeping its checkpoint `out.ckpt`. A flag in
+/// `extra` replaces the default one of the same name.
+fn train_noisy(data: &str, epochs: &str, extra: &[&str], out: &Path) -> std::process::Output {
+    let mut args = vec![
+        "train",
+        "--arch",
+        "lenet-300-100",
+        "--data",
+        data,
+        "--epochs",
+        epochs,
+        "--val-size",
+        "100",
+        "--schedule",
+        "constant",
+        "--lr",
+        "0.2",
+        "--batch-size",
+        "16",
+        "--seed",
+        "1",
+        "--keep-checkpoint",
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    for pair in extra.chunks(2) {
+        match args.iter().position(|a| *a == pair[0]) {
+            Some(i) if pair.len() == 2 => args[i + 1] = pair[1],
+            _ => args.extend_from_slice(pair),
+        }
+    }
+    shrink(&args)
+}
+
+#[test]
+fn resume_keeps_the_best_epoch_and_refuses_contradicting_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("mnist");
+    std::fs::create_dir(&data).unwrap();
+    tiny_mnist(&data, 600, 100);
+    let d = data.to_str().unwrap();
+    let full = tmp.path().join("full.safetensors");
+    ok(train_noisy(d, "6", &[], &full));
+    // The interrupted run: stopped after 4 epochs (its checkpoint is what a kill leaves).
+    let part = tmp.path().join("part.safetensors");
+    ok(train_noisy(d, "4", &[], &part));
+    let ck = tmp.path().join("part.safetensors.ckpt");
+    let state = |p: &Path| -> serde_json::Value {
+        let bytes = std::fs::read(p).unwrap();
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+        let meta: serde_json::Value =
+            serde_json::from_str(header["__metadata__"]["shrink"].as_str().unwrap()).unwrap();
+        serde_json::from_str(meta["shrink.train_state"].as_str().unwrap()).unwrap()
+    };
+    let best = state(&ck)["best_epoch"].as_u64().unwrap();
+    assert!(best < 4, "the setup must peak before the interruption (best epoch {best}); retune lr/seed");
+    let full_best = state(&tmp.path().join("full.safetensors.ckpt"))["best_epoch"].as_u64().unwrap();
+    assert_eq!(full_best, best, "setup: the uninterrupted run keeps the same early epoch");
+    // Resumed to 6 epochs: the kept weights are the early best epoch's, byte for byte.
+    let resumed = tmp.path().join("resumed.safetensors");
+    ok(train_noisy(d, "6", &["--resume", ck.to_str().unwrap()], &resumed));
+    assert!(
+        std::fs::read(&full).unwrap() == std::fs::read(&resumed).unwrap(),
+        "resumed run must write the uninterrupted run's best-epoch weights"
+    );
+    // Every contradicting flag is refused by name, before any training.
+    let other = tmp.path().join("other.safetensors");
+    let c = ck.to_str().unwrap();
+    for (extra, flag) in [
+        (vec!["--optimizer", "adam"], "--optimizer"),
+        (vec!["--seed", "2"], "--seed"),
+        (vec!["--batch-size", "32"], "--batch-size"),
+        (vec!["--lr", "0.1"], "--lr"),
+        (vec!["--schedule", "step"], "--schedule"),
+        (vec!["--val-size", "50"], "--val-size"),
+    ] {
+        let mut args = extra.clone();
+        args.extend(["--resume", c]);
+        assert_one_line_error(&train_noisy(d, "6", &args, &other), flag);
+    }
+    assert_one_line_error(&train_noisy(d, "3", &["--resume", c], &other), "--epochs 3");
+    let o = shrink(&[
+        "train",
+        "--arch",
+        "lenet5",
+        "--data",
+        d,
+        "--epochs",
+        "6",
+        "--resume",
+        c,
+        "-o",
+        other.to_str().unwrap(),
+    ]);
+    assert_one_line_error(&o, "--arch");
+    // A model file is not a checkpoint.
+    assert_one_line_error(
+        &train_noisy(d, "6", &["--resume", full.to_str().unwrap()], &other),
+        "not a training checkpoint",
+    );
+    assert!(!other.exists());
 }

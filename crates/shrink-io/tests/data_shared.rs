@@ -9,19 +9,25 @@ use std::time::Instant;
 
 use shrink_io::data::{self, Split, CIFAR10_CLASSES};
 
-fn archive() -> Option<PathBuf> {
-    match std::env::var_os("SHRINK_SHARED") {
-        Some(dir) => Some(PathBuf::from(dir).join("data/cifar10-jpeg.tar.gz")),
-        None => {
-            eprintln!("note: SHRINK_SHARED is not set; skipping the real CIFAR-10 JPEG test");
-            None
-        }
-    }
+mod shared;
+
+fn archive() -> PathBuf {
+    shared::file("data/cifar10-jpeg.tar.gz")
+}
+
+/// A `SHRINK_SHARED` that lacks files fails here, naming every missing one.
+#[test]
+#[cfg_attr(not(shrink_shared), ignore = "needs SHRINK_SHARED")]
+fn shared_directory_is_complete() {
+    let dir = shared::dir();
+    let missing = shared::missing(&dir);
+    assert!(missing.is_empty(), "SHRINK_SHARED={} lacks {}", dir.display(), missing.join(", "));
 }
 
 #[test]
+#[cfg_attr(not(shrink_shared), ignore = "needs SHRINK_SHARED (CIFAR-10 JPEG archive)")]
 fn cifar10_jpeg_test_split() {
-    let Some(path) = archive() else { return };
+    let path = archive();
     let start = Instant::now();
     let test = data::load(&path, Split::Test).unwrap();
     eprintln!("loaded {} test images from {} in {:.2?}", test.len(), path.display(), start.elapsed());
@@ -37,7 +43,7 @@ fn cifar10_jpeg_test_split() {
 #[test]
 #[ignore = "timing of the 50k train split; run by hand in release mode"]
 fn cifar10_jpeg_train_split_timing() {
-    let Some(path) = archive() else { return };
+    let path = archive();
     let start = Instant::now();
     let train = data::load(&path, Split::Train).unwrap();
     eprintln!(

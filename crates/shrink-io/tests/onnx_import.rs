@@ -2,6 +2,8 @@
 //! PyTorch-exported models (fixtures from tools/onnx_golden.py, opsets 9–17) match
 //! onnxruntime; the shared pretrained ResNets (when `SHRINK_SHARED` is set) match onnxruntime's
 //! logits; corrupt files are errors, never panics.
+mod shared;
+
 use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -161,23 +163,13 @@ fn imported_model_trains_and_checks_like_a_zoo_model() {
     assert!(grads.get(w.var.as_tensor()).is_some(), "conv1.weight gets a gradient");
 }
 
-fn shared() -> Option<PathBuf> {
-    match std::env::var_os("SHRINK_SHARED") {
-        Some(d) => Some(PathBuf::from(d)),
-        None => {
-            eprintln!("note: SHRINK_SHARED is not set; skipping the shared ResNet ONNX test");
-            None
-        }
-    }
-}
-
 #[test]
+#[cfg_attr(not(shrink_shared), ignore = "needs SHRINK_SHARED (pretrained ResNets)")]
 fn shared_resnets_match_onnxruntime() {
-    let Some(dir) = shared() else { return };
     let golden = read_safetensors(&fixtures().join("onnx_golden_resnet.safetensors")).unwrap();
     let x = &golden.tensors["input"];
     for n in [20, 32] {
-        let path = dir.join(format!("models/resnet{n}-cifar10.onnx"));
+        let path = shared::file(&format!("models/resnet{n}-cifar10.onnx"));
         let model = shrink_io::load_model(&path, None).unwrap();
         let y = values(&model.forward(x, Mode::Eval).unwrap());
         let expected = values(&golden.tensors[&format!("logits_resnet{n}")]);
@@ -188,8 +180,8 @@ fn shared_resnets_match_onnxruntime() {
         assert!(model.params.contains("layer3.2.conv2.weight") && model.params.contains("linear.bias"));
         assert_eq!(model.graph.nodes.iter().filter(|n| matches!(n.op, Op::ShortcutA { .. })).count(), 2);
         // The same network from the safetensors state_dict (BatchNorm not folded).
-        let st =
-            shrink_io::load_model(&dir.join(format!("models/resnet{n}-cifar10.safetensors")), None).unwrap();
+        let st = shrink_io::load_model(&shared::file(&format!("models/resnet{n}-cifar10.safetensors")), None)
+            .unwrap();
         let z = values(&st.forward(x, Mode::Eval).unwrap());
         let d = max_diff(&y, &z);
         eprintln!("resnet{n}: max |onnx import - safetensors| = {d:e}");
@@ -325,12 +317,13 @@ fn huge_tensor_claims_are_errors_not_allocations() {
 /// `beta - mean*s`, in f32) to within a few f32 roundings of the terms involved. The exporter's own
 /// folding rounds differently from any f32 order we tried, so exact equality cannot hold.
 #[test]
+#[cfg_attr(not(shrink_shared), ignore = "needs SHRINK_SHARED (pretrained ResNets)")]
 fn shared_onnx_weights_are_the_folded_safetensors_weights() {
-    let Some(dir) = shared() else { return };
     for n in [20, 32] {
-        let onnx = shrink_io::load_model(&dir.join(format!("models/resnet{n}-cifar10.onnx")), None).unwrap();
-        let st =
-            shrink_io::load_model(&dir.join(format!("models/resnet{n}-cifar10.safetensors")), None).unwrap();
+        let onnx =
+            shrink_io::load_model(&shared::file(&format!("models/resnet{n}-cifar10.onnx")), None).unwrap();
+        let st = shrink_io::load_model(&shared::file(&format!("models/resnet{n}-cifar10.safetensors")), None)
+            .unwrap();
         let get = |m: &Model, k: &str| values(m.params.get(k).unwrap().var.as_tensor());
         for k in ["linear.weight", "linear.bias"] {
             assert_eq!(get(&onnx, k), get(&st, k), "resnet{n} {k}");

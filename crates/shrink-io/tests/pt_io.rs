@@ -4,6 +4,8 @@
 //! points at the shared folder (skipped with a note otherwise):
 //! `SHRINK_SHARED=/work/shared cargo test --release -p shrink-io --test pt_io`
 //! (with `SHRINK_PT_OUT=DIR` it also writes them back as `.pt` for tools/pt_check_written.py).
+mod shared;
+
 use candle_core::{Device, Tensor};
 use shrink_io::model_file::{read_safetensors, RawTensors};
 use shrink_io::pt::{parse_pt, pt_bytes, read_pt, save_pt, PtTensor};
@@ -291,20 +293,12 @@ fn truncated_random_and_flipped_files_never_panic() {
     }
 }
 
-fn shared() -> Option<PathBuf> {
-    let dir = PathBuf::from(std::env::var_os("SHRINK_SHARED")?).join("models");
-    dir.is_dir().then_some(dir)
-}
-
 #[test]
+#[cfg_attr(not(shrink_shared), ignore = "needs SHRINK_SHARED (pretrained ResNets)")]
 fn shared_pt_matches_safetensors_bit_for_bit() {
-    let Some(dir) = shared() else {
-        eprintln!("note: SHRINK_SHARED is not set (or has no models/); skipping the shared .pt test");
-        return;
-    };
     for name in ["resnet20-cifar10", "resnet32-cifar10"] {
-        let pt = dir.join(format!("{name}.pt"));
-        let st = dir.join(format!("{name}.safetensors"));
+        let pt = shared::file(&format!("models/{name}.pt"));
+        let st = shared::file(&format!("models/{name}.safetensors"));
         let a = shrink_io::load_model(&pt, None).unwrap_or_else(|e| panic!("{e}"));
         let b = shrink_io::load_model(&st, None).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(a.meta.arch, b.meta.arch, "{name}");

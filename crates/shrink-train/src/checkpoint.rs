@@ -1,16 +1,21 @@
-//! Resumable training checkpoints: the model, optimizer buffers and loop state in one
-//! safetensors file (written atomically after every epoch).
+//! Resumable training checkpoints: the model, the best epoch's weights, optimizer buffers and
+//! loop state in one safetensors file (written atomically after every epoch). A resumed run
+//! finishes exactly as the uninterrupted one: shuffling, augmentation and dropout streams are
+//! derived from the seed and the epoch, the schedule from the epoch, and everything else is here.
 use crate::optim::Optimizer;
 use crate::trainer::EpochRecord;
 use crate::{Result, TrainError};
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 use shrink_io::model_file::{model_from_raw, parse_safetensors, safetensors_bytes, RawTensors};
-use shrink_ir::Model;
+use shrink_ir::{Model, ParamStore};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 const OPT_PREFIX: &str = "__optimizer__.";
+const BEST_PREFIX: &str = "__best__.";
+/// Metadata key of the loop state; its presence is what makes a file a training checkpoint.
+pub const TRAIN_STATE_KEY: &str = "shrink.train_state";
 
 /// Loop state stored beside the weights.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -22,14 +27,80 @@ pub struct LoopState {
     pub history: Vec<EpochRecord>,
     pub best_epoch: Option<usize>,
     pub best_val_accuracy: Option<f64>,
+    /// The settings that decide the run's numbers, by the flag that sets them (see
+    /// [`crate::TrainConfig::identity`]); a resume must repeat them.
+    #[serde(default)]
+    pub identity: BTreeMap<String, String>,
+    /// Total epochs the run was started for.
+    #[serde(default)]
+    pub epochs_planned: usize,
 }
 
-/// Writes a checkpoint of `model` + `opt` + `state` to `path` atomically.
-pub fn save_checkpoint(path: &Path, model: &Model, opt: &Optimizer, state: &LoopState) -> Result<()> {
+impl LoopState {
+    /// Checks that a run configured with `identity` for `epochs` epochs may continue from this
+    /// state; the error names the first contradicting flag and both values.
+    pub fn check_resume(
+        &self,
+        path: &Path,
+        identity: &BTreeMap<String, String>,
+        epochs: usize,
+    ) -> Result<()> {
+        // The flags a user changes on purpose come first, so a default derived from one of them
+        // (the learning rate from the optimizer) is not what the error names.
+        const FIRST: [&str; 9] = [
+            "--arch",
+            "--init",
+            "--data",
+            "--optimizer",
+            "--schedule",
+            "--epochs",
+            "--batch-size",
+            "--seed",
+            "--val-size",
+        ];
+        let mut flags: Vec<&String> = self.identity.keys().collect();
+        flags.sort_by_key(|f| FIRST.iter().position(|p| p == f).unwrap_or(FIRST.len()));
+        for flag in flags {
+            let old = &self.identity[flag];
+            if let Some(new) = identity.get(flag) {
+                if new != old {
+                    return Err(TrainError::Config(format!(
+                        "--resume {}: {flag} is `{new}` but the checkpoint's run used `{old}`; \
+                         resume with the same settings or start a new run",
+                        path.display()
+                    )));
+                }
+            }
+        }
+        if epochs < self.epochs_done {
+            return Err(TrainError::Config(format!(
+                "--resume {}: --epochs {epochs} is fewer than the {} epochs the checkpoint has done",
+                path.display(),
+                self.epochs_done
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Writes a checkpoint of `model` + the best weights so far + `opt` + `state` to `path`
+/// atomically.
+pub fn save_checkpoint(
+    path: &Path,
+    model: &Model,
+    best: Option<&ParamStore>,
+    opt: &Optimizer,
+    state: &LoopState,
+) -> Result<()> {
     let mut tensors: Vec<(String, Tensor)> =
         model.params.iter().map(|(n, p)| (n.clone(), p.var.as_tensor().clone())).collect();
     for (n, m) in model.params.masks() {
         tensors.push((format!("{n}_mask"), m.clone()));
+    }
+    if let Some(best) = best {
+        for (n, p) in best.iter() {
+            tensors.push((format!("{BEST_PREFIX}{n}"), p.var.as_tensor().clone()));
+        }
     }
     for (n, t) in opt.state_tensors()? {
         tensors.push((format!("{OPT_PREFIX}{n}"), t));
@@ -40,7 +111,7 @@ pub fn save_checkpoint(path: &Path, model: &Model, opt: &Optimizer, state: &Loop
     if !model.params.quants().is_empty() {
         meta.insert("shrink.quant".into(), serde_json::to_string(model.params.quants()).map_err(cfg_err)?);
     }
-    meta.insert("shrink.train_state".into(), serde_json::to_string(state).map_err(cfg_err)?);
+    meta.insert(TRAIN_STATE_KEY.into(), serde_json::to_string(state).map_err(cfg_err)?);
     let bytes = safetensors_bytes(&tensors, meta)?;
     shrink_io::atomic::write_atomic(path, &bytes)?;
     Ok(())
@@ -53,35 +124,88 @@ fn cfg_err(e: serde_json::Error) -> TrainError {
 /// A loaded checkpoint.
 pub struct Checkpoint {
     pub model: Model,
+    /// The best validation epoch's weights (`state.best_epoch`), when it is not the last one.
+    pub best: Option<ParamStore>,
     pub optimizer_state: HashMap<String, Tensor>,
     pub state: LoopState,
+}
+
+fn not_a_checkpoint(path: &Path, why: &str) -> TrainError {
+    TrainError::Config(format!(
+        "--resume {}: not a training checkpoint ({why}); pass the `.ckpt` file an interrupted `shrink train` left",
+        path.display()
+    ))
+}
+
+/// Reads only the loop state of a checkpoint (its header), to check a resume before any work.
+pub fn read_loop_state(path: &Path) -> Result<LoopState> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| shrink_io::IoError::file(path, e))?;
+    let file_len = file.metadata().map_err(|e| shrink_io::IoError::file(path, e))?.len();
+    let mut len8 = [0u8; 8];
+    file.read_exact(&mut len8).map_err(|_| not_a_checkpoint(path, "too short"))?;
+    let header_len = u64::from_le_bytes(len8);
+    if header_len > 100_000_000 || 8 + header_len > file_len {
+        return Err(not_a_checkpoint(path, "no safetensors header"));
+    }
+    let mut head = vec![0u8; header_len as usize];
+    file.read_exact(&mut head).map_err(|_| not_a_checkpoint(path, "truncated header"))?;
+    let header: serde_json::Value =
+        serde_json::from_slice(&head).map_err(|_| not_a_checkpoint(path, "no safetensors header"))?;
+    // shrink packs its metadata as one JSON string under `__metadata__.shrink`.
+    let state = header
+        .get("__metadata__")
+        .and_then(|m| m.get("shrink"))
+        .and_then(|s| s.as_str())
+        .and_then(|s| serde_json::from_str::<BTreeMap<String, String>>(s).ok())
+        .and_then(|m| m.get(TRAIN_STATE_KEY).cloned())
+        .ok_or_else(|| not_a_checkpoint(path, "a model file without training state"))?;
+    serde_json::from_str(&state)
+        .map_err(|e| TrainError::Config(format!("{}: bad training state: {e}", path.display())))
 }
 
 /// Reads a checkpoint written by [`save_checkpoint`].
 pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
     let bytes = std::fs::read(path).map_err(|e| shrink_io::IoError::file(path, e))?;
     let raw = parse_safetensors(&bytes).map_err(|e| e.in_file(path))?;
-    let state: LoopState = match raw.metadata.get("shrink.train_state") {
+    drop(bytes);
+    let state: LoopState = match raw.metadata.get(TRAIN_STATE_KEY) {
         Some(s) => {
             serde_json::from_str(s).map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?
         }
-        None => {
-            return Err(TrainError::Config(format!("{}: not a training checkpoint", path.display())));
-        }
+        None => return Err(not_a_checkpoint(path, "a model file without training state")),
     };
     let mut optimizer_state = HashMap::new();
+    let mut best_tensors = HashMap::new();
     let mut tensors = BTreeMap::new();
     for (n, t) in raw.tensors {
-        match n.strip_prefix(OPT_PREFIX) {
-            Some(rest) => {
-                optimizer_state.insert(rest.to_string(), t);
-            }
-            None => {
-                tensors.insert(n, t);
-            }
+        if let Some(rest) = n.strip_prefix(OPT_PREFIX) {
+            optimizer_state.insert(rest.to_string(), t);
+        } else if let Some(rest) = n.strip_prefix(BEST_PREFIX) {
+            best_tensors.insert(rest.to_string(), t);
+        } else {
+            tensors.insert(n, t);
         }
     }
     let model =
         model_from_raw(RawTensors { tensors, metadata: raw.metadata }, None).map_err(|e| e.in_file(path))?;
-    Ok(Checkpoint { model, optimizer_state, state })
+    let best = if best_tensors.is_empty() {
+        None
+    } else {
+        let store = model.params.deep_clone()?;
+        for (name, p) in store.iter() {
+            let t = best_tensors.remove(name).ok_or_else(|| {
+                TrainError::Config(format!("{}: best weights lack `{name}`", path.display()))
+            })?;
+            if t.dims() != p.var.as_tensor().dims() {
+                return Err(TrainError::Config(format!(
+                    "{}: best weight `{name}` has the wrong shape",
+                    path.display()
+                )));
+            }
+            p.var.set(&t)?;
+        }
+        Some(store)
+    };
+    Ok(Checkpoint { model, best, optimizer_state, state })
 }

@@ -15,6 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use shrink_io::data::{make_batch, Augment, Dataset, Normalize};
 use shrink_ir::{Mode, Model};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -38,6 +39,10 @@ pub struct TrainConfig {
     pub progress: bool,
     /// Sparsity-inducing regularizer (L1, group lasso, trimmed L1; subgradient or proximal).
     pub sparsity: Option<SparsityConfig>,
+    /// The settings that decide the run's numbers, keyed by the flag that sets them (`--seed`
+    /// → `1`): stored in the checkpoint, and a resume whose value differs is refused naming the
+    /// flag. Empty for callers without flags.
+    pub identity: BTreeMap<String, String>,
 }
 
 /// What happened in one epoch.
@@ -109,18 +114,31 @@ pub fn train(
         history: vec![],
         best_epoch: None,
         best_val_accuracy: None,
+        identity: cfg.identity.clone(),
+        epochs_planned: cfg.epochs,
     };
     let mut resumed_opt = None;
+    let mut best_params = None;
     if let Some(path) = &cfg.resume {
         let ck = load_checkpoint(path)?;
+        ck.state.check_resume(path, &cfg.identity, cfg.epochs)?;
         if ck.model.graph != model.graph {
             return Err(TrainError::Config(format!(
-                "{}: checkpoint is for another architecture",
-                path.display()
+                "--resume {}: the checkpoint holds another architecture ({}) than this run's ({})",
+                path.display(),
+                ck.model.meta.arch,
+                model.meta.arch
             )));
         }
         *model = ck.model;
+        // Without stored best weights the best epoch is the last one done: the current weights.
+        best_params = match (ck.best, ck.state.best_epoch) {
+            (Some(best), _) => Some(best),
+            (None, Some(_)) => Some(model.params.deep_clone()?),
+            (None, None) => None,
+        };
         state = ck.state;
+        state.epochs_planned = cfg.epochs;
         resumed_opt = Some(ck.optimizer_state);
     }
     let mut opt = Optimizer::new(model.params.trainable(), cfg.optimizer, cfg.lr);
@@ -131,7 +149,6 @@ pub fn train(
     let device = model.device();
     let [c, h, w] = train_set.image_shape();
     let has_masks = !model.params.masks().is_empty();
-    let mut best_params = None;
     let mut buf = Vec::new();
     for epoch in state.epochs_done..cfg.epochs {
         let lr = cfg.schedule.lr(cfg.lr, epoch);
@@ -230,7 +247,9 @@ pub fn train(
         state.epochs_done = epoch + 1;
         state.optimizer_steps = opt.steps();
         if let Some(path) = &cfg.checkpoint {
-            save_checkpoint(path, model, &opt, &state)?;
+            // The best weights are stored only when they differ from the current ones.
+            let best = best_params.as_ref().filter(|_| state.best_epoch != Some(state.epochs_done));
+            save_checkpoint(path, model, best, &opt, &state)?;
         }
     }
     // Restore the best epoch's weights (only if it is not the last one already in place).

@@ -30,6 +30,7 @@ fn train_with(sparsity: Option<SparsityConfig>) -> Model {
         resume: None,
         progress: false,
         sparsity,
+        identity: Default::default(),
     };
     shrink_train::train(&mut model, &data, None, &cfg).unwrap();
     model
@@ -117,6 +118,7 @@ fn negative_lambda_is_a_config_error() {
         resume: None,
         progress: false,
         sparsity: Some(SparsityConfig { penalty: Penalty::L1, lambda: -1.0, proximal: true }),
+        identity: Default::default(),
     };
     let err = shrink_train::train(&mut model, &data, None, &cfg).unwrap_err().to_string();
     assert!(err.contains("--sparsity-lambda"), "{err}");

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 #[derive(Args)]
 pub struct BenchArgs {
+    /// Zoo architecture to benchmark (simple-dnn, lenet-300-100, lenet5, resnet20|32|44|56, vgg11-bn, vgg16-bn).
     #[arg(long, default_value = "simple-dnn")]
     pub arch: String,
     /// Benchmark this model file (e.g. a pruned one) instead of a fresh `--arch` model.
@@ -17,10 +18,13 @@ pub struct BenchArgs {
     /// train (forward + backward + SGD step) or eval (forward only).
     #[arg(long, default_value = "train")]
     pub mode: String,
+    /// Examples per step.
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
+    /// Timed steps (the median is reported).
     #[arg(long, default_value_t = 30)]
     pub steps: usize,
+    /// Untimed steps first (caches, allocator, thread pool).
     #[arg(long, default_value_t = 3)]
     pub warmup: usize,
     /// Eval mode: first zero out random weights of every linear layer, keeping this fraction.

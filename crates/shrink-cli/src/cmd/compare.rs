@@ -19,6 +19,7 @@ pub struct CompareArgs {
     /// Also measure top-1 accuracy of both on this dataset.
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Dataset split to measure accuracy on: test or train.
     #[arg(long, default_value = "test")]
     pub split: String,
     /// Batch size of the latency measurement (1 = single-example latency).

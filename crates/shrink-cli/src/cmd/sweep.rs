@@ -192,6 +192,7 @@ fn finetune_setup(
         resume: None,
         progress: false,
         sparsity: None,
+        identity: Default::default(),
     };
     Ok((train_set, val_set, cfg))
 }

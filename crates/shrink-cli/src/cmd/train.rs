@@ -5,6 +5,7 @@ use clap::Args;
 use shrink_io::data::{Augment, Normalize, Split};
 use shrink_ir::candle_core::Device;
 use shrink_train::{OptimizerConfig, Penalty, Schedule, SparsityConfig, TrainConfig};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -21,6 +22,7 @@ pub struct TrainArgs {
     /// Epochs (0 writes the initial model). Default: 30 for lenet-300-100 and 32x32 inputs, else 10.
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// Examples per optimizer step.
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
     /// Learning rate. Default: 0.05 (SGD, from scratch), 0.01 (SGD, --init), 0.001 (Adam).
@@ -29,8 +31,10 @@ pub struct TrainArgs {
     /// sgd or adam.
     #[arg(long, default_value = "sgd")]
     pub optimizer: String,
+    /// SGD momentum.
     #[arg(long, default_value_t = 0.9)]
     pub momentum: f64,
+    /// Nesterov momentum (SGD).
     #[arg(long)]
     pub nesterov: bool,
     /// Weight decay (L2). Default: 0 for 28x28 inputs, 5e-4 otherwise.
@@ -45,6 +49,7 @@ pub struct TrainArgs {
     /// Decay factor for `--schedule step`.
     #[arg(long, default_value_t = 0.1)]
     pub gamma: f64,
+    /// Random seed: initialization, validation split, shuffling, augmentation, dropout.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Validation examples carved from the training set (0 = none; best epoch by validation).
@@ -59,6 +64,7 @@ pub struct TrainArgs {
     /// Per-channel mean (default: the architecture's / stored one).
     #[arg(long)]
     pub mean: Option<String>,
+    /// Per-channel standard deviation (default: the architecture's / stored one).
     #[arg(long)]
     pub std: Option<String>,
     /// Resumable checkpoint written after every epoch (default: OUT.ckpt).
@@ -67,8 +73,11 @@ pub struct TrainArgs {
     /// Keep the checkpoint file after a successful run (it is removed by default).
     #[arg(long)]
     pub keep_checkpoint: bool,
-    /// Resume from a checkpoint written by an earlier run.
-    #[arg(long)]
+    /// Continue an interrupted run from its checkpoint (OUT.ckpt) and finish exactly as the
+    /// uninterrupted run would, best epoch included. Give the same flags as the first run: a flag
+    /// that contradicts the checkpoint (architecture, data, optimizer, lr, schedule, batch size,
+    /// seed, fewer epochs than done, ...) is refused.
+    #[arg(long, value_name = "CKPT")]
     pub resume: Option<PathBuf>,
     /// Output model file.
     #[arg(short, long)]
@@ -123,16 +132,6 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         eprintln!("wrote initial model to {}", output.display());
         return Ok(());
     }
-    let full = load_data(&a.data, Split::Train)?;
-    check_fit(
-        &model,
-        &full,
-        &a.init.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "--arch".into()),
-    )?;
-    if a.val_size >= full.len() {
-        bail!("--val-size {} leaves no training data ({} examples)", a.val_size, full.len());
-    }
-    let (train_set, val_set) = full.split_validation(a.val_size, a.seed);
     let optimizer = match a.optimizer.as_str() {
         "sgd" => OptimizerConfig::Sgd {
             momentum: a.momentum,
@@ -180,6 +179,22 @@ pub fn run(a: &TrainArgs) -> Result<()> {
     };
     let sparsity =
         penalty.map(|penalty| SparsityConfig { penalty, lambda: a.sparsity_lambda, proximal: a.proximal });
+    let identity =
+        run_identity(a, &model, epochs, lr, &optimizer, &schedule, &augment, &normalize, &sparsity);
+    if let Some(path) = &a.resume {
+        // Refuse a contradicting resume before reading any data.
+        shrink_train::checkpoint::read_loop_state(path)?.check_resume(path, &identity, epochs)?;
+    }
+    let full = load_data(&a.data, Split::Train)?;
+    check_fit(
+        &model,
+        &full,
+        &a.init.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "--arch".into()),
+    )?;
+    if a.val_size >= full.len() {
+        bail!("--val-size {} leaves no training data ({} examples)", a.val_size, full.len());
+    }
+    let (train_set, val_set) = full.split_validation(a.val_size, a.seed);
     let cfg = TrainConfig {
         epochs,
         batch_size: a.batch_size,
@@ -194,6 +209,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         resume: a.resume.clone(),
         progress: true,
         sparsity,
+        identity,
     };
     let report = shrink_train::train(&mut model, &train_set, Some(&val_set).filter(|v| !v.is_empty()), &cfg)?;
     shrink_io::save_model(&model, &output).with_context(|| format!("writing {}", output.display()))?;
@@ -229,4 +245,71 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         eprintln!("mean epoch time {mean_epoch_s:.1}s; wrote {}", output.display());
     }
     Ok(())
+}
+
+/// The settings that decide a run's numbers, keyed by the flag that sets them, as resolved
+/// (defaults filled in): a resume must repeat every one of them.
+#[allow(clippy::too_many_arguments)]
+fn run_identity(
+    a: &TrainArgs,
+    model: &shrink_ir::Model,
+    epochs: usize,
+    lr: f64,
+    optimizer: &OptimizerConfig,
+    schedule: &Schedule,
+    augment: &Option<Augment>,
+    normalize: &Normalize,
+    sparsity: &Option<SparsityConfig>,
+) -> BTreeMap<String, String> {
+    let canonical = |p: &std::path::Path| {
+        std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()).display().to_string()
+    };
+    let mut id = BTreeMap::new();
+    let mut put = |flag: &str, value: String| {
+        id.insert(flag.to_string(), value);
+    };
+    put("--arch", model.meta.arch.clone());
+    if let Some(init) = &a.init {
+        put("--init", canonical(init));
+    }
+    put("--data", canonical(&a.data));
+    put("--optimizer", a.optimizer.clone());
+    put("--lr", lr.to_string());
+    match optimizer {
+        OptimizerConfig::Sgd { momentum, nesterov, weight_decay } => {
+            put("--momentum", momentum.to_string());
+            put("--nesterov", nesterov.to_string());
+            put("--weight-decay", weight_decay.to_string());
+        }
+        OptimizerConfig::Adam { weight_decay, .. } => put("--weight-decay", weight_decay.to_string()),
+    }
+    put("--schedule", a.schedule.clone());
+    match schedule {
+        Schedule::Step { step_size, gamma } => {
+            put("--step-size", step_size.to_string());
+            put("--gamma", gamma.to_string());
+        }
+        // The cosine curve spans the planned epochs: changing them changes every rate.
+        Schedule::Cosine { .. } => put("--epochs", epochs.to_string()),
+        Schedule::Constant => {}
+    }
+    put("--batch-size", a.batch_size.to_string());
+    put("--seed", a.seed.to_string());
+    put("--val-size", a.val_size.to_string());
+    let augment = match augment {
+        None => "off".to_string(),
+        Some(aug) => format!("crop padding {} flip {}", aug.crop_padding, aug.hflip),
+    };
+    put("--augment", augment);
+    put("--mean", format!("{:?}", normalize.mean));
+    put("--std", format!("{:?}", normalize.std));
+    put("--sparsity", a.sparsity.clone().unwrap_or_else(|| "none".into()));
+    if let Some(s) = sparsity {
+        put("--sparsity-lambda", s.lambda.to_string());
+        put("--proximal", s.proximal.to_string());
+        if let Penalty::TrimmedL1 { keep } = s.penalty {
+            put("--trim-keep", keep.to_string());
+        }
+    }
+    id
 }

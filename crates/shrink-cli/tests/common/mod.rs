@@ -80,3 +80,11 @@ pub fn trained_lenet(
     ok(shrink(&args));
     (tmp, data, model)
 }
+
+/// Asserts a command-line usage error: exit code 2, clap's message containing `needle`, no panic.
+pub fn assert_usage_error(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "expected a usage error (exit 2); stderr: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    assert!(err.contains(needle), "error {err:?} should mention {needle:?}");
+}
