@@ -51,6 +51,9 @@ pub struct PruneArgs {
     /// Output model file.
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Overwrite the output even when it is also the input model.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Parses `a=0.5,b=0.7`.
@@ -144,6 +147,7 @@ pub fn prune_model(model: &Model, a: &PruneArgs) -> Result<(Model, Vec<prune::La
 }
 
 pub fn run(a: &PruneArgs) -> Result<()> {
+    crate::common::check_output("--output", &a.output, &[&a.model], a.force)?;
     let model = shrink_io::load_model(&a.model, a.arch.as_deref())?;
     let before = model_stats(&model)?;
     let (pruned, changes) = prune_model(&model, a)?;
