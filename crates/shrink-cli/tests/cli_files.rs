@@ -61,6 +61,14 @@ fn outputs_are_validated_before_any_work() {
         let o = shrink(&args);
         assert_one_line_error(&o, "does not exist");
     }
+    // Calibration data is checked before the model is read too.
+    let fresh = dir.path().join("fresh.safetensors");
+    let f = fresh.to_str().unwrap();
+    let args =
+        ["--scheme", "symmetric", "--bits", "8", "--activations", "8", "--data", "/nonexistent-shrink-data"];
+    let o = shrink(&[&["quantize", j][..], &args[..], &["-o", f][..]].concat());
+    assert_one_line_error(&o, "--data `/nonexistent-shrink-data` does not exist");
+    assert!(!fresh.exists());
     // With --force, output = input is allowed (and written atomically).
     let mut args = writers(m, m).remove(0);
     args.push("--force");

@@ -140,6 +140,9 @@ pub fn run(a: &QuantizeArgs) -> Result<()> {
     let cfg = config(a.scheme.into(), a.bits, &a.range, a.per_channel, &a.include)?;
     let act = act_config(a)?;
     crate::common::check_output("--output", &a.output, &[&a.model], a.force)?;
+    if let Some(data) = a.data.as_ref().filter(|d| !d.exists()) {
+        bail!("--data `{}` does not exist", data.display());
+    }
     let mut model = shrink_io::load_model(&a.model, a.arch.as_deref())?;
     // In place, tensor by tensor: the model is held once (no pristine copy, no codes).
     let q = quant::quantize_model_in_place(&mut model, &cfg)?;
