@@ -69,6 +69,19 @@ fn outputs_are_validated_before_any_work() {
     let o = shrink(&[&["quantize", j][..], &args[..], &["-o", f][..]].concat());
     assert_one_line_error(&o, "--data `/nonexistent-shrink-data` does not exist");
     assert!(!fresh.exists());
+    // So are prune's flags and its sparsity file.
+    assert_one_line_error(
+        &shrink(&["prune", j, "--method", "bogus", "--sparsity", "0.5", "-o", f]),
+        "--method",
+    );
+    let plan = dir.path().join("plan.json");
+    std::fs::write(&plan, "[1, 2]").unwrap();
+    let p = plan.to_str().unwrap();
+    assert_one_line_error(
+        &shrink(&["prune", j, "--method", "exact", "--sparsity-file", p, "-o", f]),
+        "plan.json",
+    );
+    assert!(!fresh.exists());
     // With --force, output = input is allowed (and written atomically).
     let mut args = writers(m, m).remove(0);
     args.push("--force");
