@@ -1,6 +1,6 @@
-//! Model loading in general (format detection: packed, .pt, ONNX, safetensors), as `load_model`
-//! does after reading the file. The first byte picks the file name (extension hint) and the
-//! architecture override.
+//! Model loading in general (format detection by content: packed, .pt, ONNX, safetensors), as
+//! `load_model` does after reading the file. The first byte picks the file name (which must
+//! play no part in detection) and the architecture override.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;

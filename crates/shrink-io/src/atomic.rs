@@ -24,3 +24,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     }
     Ok(())
 }
+
+/// Writes `path` atomically like [`write_atomic`], the content coming from `write`, which gets
+/// the temp file (so a large file is streamed out instead of built in memory first). On any
+/// error the temp file is removed and `path` is untouched.
+pub fn write_atomic_with(path: &Path, write: impl FnOnce(&mut std::fs::File) -> Result<()>) -> Result<()> {
+    let tmp = temp_path(path);
+    let result = (|| -> Result<()> {
+        let mut f = std::fs::File::create(&tmp).map_err(|e| IoError::file(path, e))?;
+        write(&mut f)?;
+        f.sync_all().map_err(|e| IoError::file(path, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| IoError::file(path, e))
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.in_file(path));
+    }
+    Ok(())
+}

@@ -17,6 +17,11 @@ pub enum IoError {
     UnexpectedKey(String, usize),
     #[error("{0}")]
     Format(String),
+    #[error(
+        "`{0}` is a training checkpoint (written by `shrink train` while training); resume it with \
+         `shrink train ... --resume {0}`, or pass the finished model file"
+    )]
+    TrainingCheckpoint(PathBuf),
     #[error("invalid safetensors data: {0}")]
     SafeTensors(#[from] safetensors::SafeTensorError),
     #[error("invalid metadata: {0}")]
@@ -36,7 +41,7 @@ impl IoError {
     /// Prefixes the message with the file it concerns (unless it already names one).
     pub fn in_file(self, path: &Path) -> Self {
         match self {
-            e @ (IoError::File { .. } | IoError::InFile { .. }) => e,
+            e @ (IoError::File { .. } | IoError::InFile { .. } | IoError::TrainingCheckpoint(_)) => e,
             e => IoError::InFile { path: path.to_path_buf(), msg: e.to_string() },
         }
     }

@@ -2,17 +2,24 @@
 //! input shape, normalization, classes, quantizers, version). Plain PyTorch state_dicts saved as
 //! safetensors load too: their architecture is recognized from keys and shapes.
 //!
-//! Masks are stored as `{weight}_mask` (the naming of `torch.nn.utils.prune`).
-use crate::atomic::write_atomic;
+//! Masks are implied by exact zeros or stored as bits under `{weight}_mask` (the naming of
+//! `torch.nn.utils.prune`), see [`crate::masks`]; older files' f32 masks still load.
+//!
+//! The format of a file is recognised by its content ([`crate::format`]), never by its name.
+use crate::atomic::write_atomic_with;
 use crate::error::{IoError, Result};
-use candle_core::{DType, Device, Tensor};
-use safetensors::tensor::{Dtype, TensorView};
+use crate::format::ModelFormat;
+use crate::masks::{MaskEncoding, IMPLIED_MASKS_KEY, MASK_SUFFIX};
+use crate::st_write::{write_safetensors, StTensor};
+use candle_core::{Device, Tensor};
+use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
 use shrink_ir::{zoo, Graph, Model, ModelMeta, ParamKind, ParamStore, QuantSlot};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-const MASK_SUFFIX: &str = "_mask";
+/// Metadata key of a training checkpoint's loop state (see `shrink_train::checkpoint`).
+pub const TRAIN_STATE_KEY: &str = "shrink.train_state";
 /// Version string written into every file.
 pub const SHRINK_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -20,37 +27,60 @@ pub const SHRINK_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// byte-identical across runs (safetensors stores metadata in a randomly ordered hash map).
 const METADATA_KEY: &str = "shrink";
 
-/// Serializes tensors + string metadata into safetensors bytes (deterministic for equal input).
+/// shrink's metadata folded into the single [`METADATA_KEY`] entry.
+fn packed_metadata(metadata: &BTreeMap<String, String>) -> Result<HashMap<String, String>> {
+    Ok(HashMap::from([(METADATA_KEY.to_string(), serde_json::to_string(metadata)?)]))
+}
+
+/// Serializes tensors (as f32) + string metadata into safetensors bytes (deterministic for
+/// equal input).
 pub fn safetensors_bytes(
     tensors: &[(String, Tensor)],
     metadata: BTreeMap<String, String>,
 ) -> Result<Vec<u8>> {
-    let packed = HashMap::from([(METADATA_KEY.to_string(), serde_json::to_string(&metadata)?)]);
-    let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(tensors.len());
-    for (name, t) in tensors {
-        let v = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-        owned.push((name.clone(), t.dims().to_vec(), bytes));
-    }
-    let views: Vec<(String, TensorView<'_>)> = owned
-        .iter()
-        .map(|(n, shape, bytes)| {
-            TensorView::new(Dtype::F32, shape.clone(), bytes).map(|v| (n.clone(), v)).map_err(IoError::from)
-        })
-        .collect::<Result<_>>()?;
-    Ok(safetensors::serialize(views, Some(packed))?)
+    let entries = tensors.iter().map(|(n, t)| (n.clone(), StTensor::F32(t.clone()))).collect();
+    let mut out = Vec::new();
+    write_safetensors(&mut out, entries, Some(packed_metadata(&metadata)?))?;
+    Ok(out)
 }
 
-/// Writes `model` to `path` atomically (temp file + rename).
+/// Writes `model` to `path` atomically (temp file + rename), tensor by tensor from the
+/// weights' own buffers (no copy of the model is built in memory). Masks are implied or bits
+/// ([`crate::masks`]).
 pub fn save_model(model: &Model, path: &Path) -> Result<()> {
+    let (tensors, meta) = model_entries(model)?;
+    let meta = packed_metadata(&meta)?;
+    write_atomic_with(path, |file| {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        write_safetensors(&mut w, tensors, Some(meta))?;
+        std::io::Write::flush(&mut w).map_err(|e| IoError::Format(format!("write failed: {e}")))
+    })
+}
+
+/// Named tensors to write.
+type Entries = Vec<(String, StTensor)>;
+
+/// The tensors and metadata [`save_model`] writes.
+fn model_entries(model: &Model) -> Result<(Entries, BTreeMap<String, String>)> {
     let mut tensors = Vec::new();
     for (name, p) in model.params.iter() {
-        tensors.push((name.clone(), p.var.as_tensor().clone()));
+        tensors.push((name.clone(), StTensor::F32(p.var.as_tensor().clone())));
     }
+    let mut implied = Vec::new();
     for (name, m) in model.params.masks() {
-        tensors.push((format!("{name}{MASK_SUFFIX}"), m.clone()));
+        let key = format!("{name}{MASK_SUFFIX}");
+        match crate::masks::encode(model.params.get(name)?.var.as_tensor(), m)? {
+            MaskEncoding::Implied => implied.push(name.clone()),
+            MaskEncoding::Bits(bytes) => {
+                tensors.push((key, StTensor::U8 { shape: vec![bytes.len()], bytes }))
+            }
+            MaskEncoding::F32 => tensors.push((key, StTensor::F32(m.clone()))),
+        }
     }
     let mut meta = BTreeMap::new();
+    if !implied.is_empty() {
+        meta.insert(IMPLIED_MASKS_KEY.into(), serde_json::to_string(&implied)?);
+    }
     meta.insert("shrink.version".into(), SHRINK_VERSION.to_string());
     meta.insert("shrink.meta".into(), serde_json::to_string(&model.meta)?);
     meta.insert("shrink.graph".into(), serde_json::to_string(&model.graph)?);
@@ -60,17 +90,18 @@ pub fn save_model(model: &Model, path: &Path) -> Result<()> {
     if !model.act_quant.is_empty() {
         meta.insert("shrink.act_quant".into(), serde_json::to_string(&model.act_quant)?);
     }
-    let bytes = safetensors_bytes(&tensors, meta)?;
-    write_atomic(path, &bytes)
+    Ok((tensors, meta))
 }
 
-/// Raw contents of a safetensors file: f32 tensors by name and the metadata map.
+/// Raw contents of a safetensors file: tensors by name (f32; U8 ones, bit-packed masks, stay
+/// U8) and the metadata map.
 pub struct RawTensors {
     pub tensors: BTreeMap<String, Tensor>,
     pub metadata: BTreeMap<String, String>,
 }
 
-/// Reads every tensor of a safetensors file as f32 (F64/F16/BF16/I64 are converted).
+/// Reads every tensor of a safetensors file as f32 (F64/F16/BF16/I64 are converted; U8 stays
+/// U8).
 pub fn read_safetensors(path: &Path) -> Result<RawTensors> {
     let bytes = std::fs::read(path).map_err(|e| IoError::file(path, e))?;
     parse_safetensors(&bytes).map_err(|e| e.in_file(path))
@@ -83,8 +114,12 @@ pub fn parse_safetensors(bytes: &[u8]) -> Result<RawTensors> {
     let metadata = shrink_metadata(&header)?;
     let mut tensors = BTreeMap::new();
     for (name, view) in st.tensors() {
-        let values = values_f32(&name, view.dtype(), view.data())?;
-        tensors.insert(name, variable(values, view.shape())?);
+        let t = if view.dtype() == Dtype::U8 {
+            Tensor::from_vec(view.data().to_vec(), view.shape(), &Device::Cpu)?
+        } else {
+            variable(values_f32(&name, view.dtype(), view.data())?, view.shape())?
+        };
+        tensors.insert(name, t);
     }
     Ok(RawTensors { tensors, metadata })
 }
@@ -93,10 +128,14 @@ pub fn parse_safetensors(bytes: &[u8]) -> Result<RawTensors> {
 /// loading never holds the file and the weights at once: peak memory is the model plus one
 /// tensor of a non-f32 dtype (f32, the usual case, is read in place).
 pub fn read_safetensors_streaming(path: &Path) -> Result<RawTensors> {
-    stream_safetensors(path).map_err(|e| e.in_file(path))
+    stream_safetensors(path, |_| Ok(())).map_err(|e| e.in_file(path))
 }
 
-fn stream_safetensors(path: &Path) -> Result<RawTensors> {
+/// [`read_safetensors_streaming`], calling `check` on the metadata before any tensor is read.
+fn stream_safetensors(
+    path: &Path,
+    check: impl FnOnce(&BTreeMap<String, String>) -> Result<()>,
+) -> Result<RawTensors> {
     use std::io::{Read, Seek, SeekFrom};
     let mut file = std::fs::File::open(path).map_err(|e| IoError::file(path, e))?;
     let file_len = file.metadata().map_err(|e| IoError::file(path, e))?.len();
@@ -133,10 +172,17 @@ fn stream_safetensors(path: &Path) -> Result<RawTensors> {
         )));
     }
     let metadata = shrink_metadata(&header)?;
+    check(&metadata)?;
     let mut tensors = BTreeMap::new();
     for (name, info) in infos {
         let (a, b) = info.data_offsets;
         file.seek(SeekFrom::Start(data_start + a as u64)).map_err(|e| IoError::file(path, e))?;
+        if info.dtype == Dtype::U8 {
+            let mut raw = vec![0u8; b - a];
+            file.read_exact(&mut raw).map_err(|_| truncated())?;
+            tensors.insert(name, Tensor::from_vec(raw, info.shape.as_slice(), &Device::Cpu)?);
+            continue;
+        }
         let values = if info.dtype == Dtype::F32 && cfg!(target_endian = "little") {
             let mut v = vec![0f32; (b - a) / 4];
             file.read_exact(bytemuck::cast_slice_mut(&mut v)).map_err(|_| truncated())?;
@@ -289,56 +335,47 @@ pub fn infer_arch(tensors: &BTreeMap<String, Tensor>) -> Option<&'static str> {
 }
 
 /// Loads a model file. shrink files carry their graph; plain state_dicts are matched against
-/// the zoo (or `arch` when given). Bit-packed files ([`crate::packed`]) are recognized by
-/// their magic bytes, PyTorch `.pt` files ([`crate::pt`]) by their zip signature (or a
-/// `.pt`/`.pth`/`.ckpt` extension), ONNX files ([`crate::onnx::import`]) by extension or content.
+/// the zoo (or `arch` when given). The format is recognised by content ([`crate::format`]):
+/// safetensors, PyTorch `.pt` ([`crate::pt`]), ONNX ([`crate::onnx::import`]) or bit-packed
+/// ([`crate::packed`]), whatever the file is named. A training checkpoint is an error saying
+/// so (`shrink train --resume` takes it).
 pub fn load_model(path: &Path, arch: Option<&str>) -> Result<Model> {
-    if is_plain_safetensors(&sniff(path)?, path) {
+    if crate::format::detect(path)? == ModelFormat::Safetensors {
         // Tensor by tensor into the weights' own buffers: peak memory is the model, not 2x.
-        let raw = read_safetensors_streaming(path)?;
+        let raw =
+            stream_safetensors(path, |meta| reject_checkpoint(meta, path)).map_err(|e| e.in_file(path))?;
         return model_from_raw(raw, arch).map_err(|e| e.in_file(path));
     }
     let bytes = std::fs::read(path).map_err(|e| IoError::file(path, e))?;
     model_from_bytes(&bytes, path, arch)
 }
 
-/// The first bytes of a file (enough for every format check).
-fn sniff(path: &Path) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| IoError::file(path, e))?;
-    let mut head = Vec::with_capacity(64);
-    file.take(64).read_to_end(&mut head).map_err(|e| IoError::file(path, e))?;
-    Ok(head)
+/// The error for a training checkpoint given where a model is expected.
+fn reject_checkpoint(metadata: &BTreeMap<String, String>, path: &Path) -> Result<()> {
+    if metadata.contains_key(TRAIN_STATE_KEY) {
+        return Err(IoError::TrainingCheckpoint(path.to_path_buf()));
+    }
+    Ok(())
 }
 
-/// Whether [`model_from_bytes`] would read `bytes` as safetensors (no other format matches).
-fn is_plain_safetensors(bytes: &[u8], path: &Path) -> bool {
-    !crate::packed::is_packed(bytes)
-        && !crate::pt::is_zip(bytes)
-        && !crate::onnx::is_onnx(path, bytes)
-        && !crate::pt::has_pt_extension(path)
-}
-
-/// [`load_model`] on bytes already read; `path` names them in errors and its extension
-/// helps recognize the format.
+/// [`load_model`] on bytes already read; `path` names them in errors (its extension plays no
+/// part in recognising the format).
 pub fn model_from_bytes(bytes: &[u8], path: &Path, arch: Option<&str>) -> Result<Model> {
-    if crate::packed::is_packed(bytes) {
-        return crate::packed::model_from_packed(bytes, arch).map_err(|e| e.in_file(path));
-    }
-    if crate::pt::is_zip(bytes) {
-        let raw = crate::pt::parse_pt(bytes).map_err(|e| e.in_file(path))?;
-        return model_from_raw(raw, arch).map_err(|e| e.in_file(path));
-    }
-    if crate::onnx::is_onnx(path, bytes) {
+    let head = &bytes[..bytes.len().min(crate::format::SNIFF_LEN)];
+    match crate::format::detect_or_error(head, bytes.len() as u64, path)? {
+        ModelFormat::Packed => crate::packed::model_from_packed(bytes, arch).map_err(|e| e.in_file(path)),
+        ModelFormat::PyTorchZip | ModelFormat::PyTorchLegacy => {
+            let raw = crate::pt::parse_pt(bytes).map_err(|e| e.in_file(path))?;
+            model_from_raw(raw, arch).map_err(|e| e.in_file(path))
+        }
         // The graph comes from the file; `arch` does not apply.
-        return crate::onnx::import_onnx(bytes).map_err(|e| e.in_file(path));
+        ModelFormat::Onnx => crate::onnx::import_onnx(bytes).map_err(|e| e.in_file(path)),
+        ModelFormat::Safetensors => {
+            let raw = parse_safetensors(bytes).map_err(|e| e.in_file(path))?;
+            reject_checkpoint(&raw.metadata, path)?;
+            model_from_raw(raw, arch).map_err(|e| e.in_file(path))
+        }
     }
-    if crate::pt::has_pt_extension(path) {
-        let raw = crate::pt::parse_pt(bytes).map_err(|e| e.in_file(path))?;
-        return model_from_raw(raw, arch).map_err(|e| e.in_file(path));
-    }
-    let raw = parse_safetensors(bytes).map_err(|e| e.in_file(path))?;
-    model_from_raw(raw, arch).map_err(|e| e.in_file(path))
 }
 
 /// Builds a model from already-read tensors and metadata (see [`load_model`]).
@@ -362,7 +399,8 @@ pub fn attach_act_quant(model: &mut Model, act_quant: BTreeMap<String, QuantSlot
 }
 
 fn model_from_weights(raw: RawTensors, arch: Option<&str>) -> Result<Model> {
-    let RawTensors { tensors, metadata } = raw;
+    let RawTensors { mut tensors, metadata } = raw;
+    crate::masks::expand_masks(&mut tensors, &metadata)?;
     let quant: BTreeMap<String, QuantSlot> = match metadata.get("shrink.quant") {
         Some(s) => {
             serde_json::from_str(s).map_err(|e| IoError::Format(format!("bad shrink.quant metadata: {e}")))?

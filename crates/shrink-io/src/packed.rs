@@ -8,15 +8,18 @@
 //! pass's fake quant computes, so a loaded model has exactly the fake-quant model's effective
 //! weights: the stored weight becomes `code*scale + offset`, which fake-quantizes to itself.
 //! Pruning masks are stored at 1 bit per weight. [`crate::load_model`] recognizes the magic.
-use crate::atomic::write_atomic;
+use crate::atomic::write_atomic_with;
 use crate::error::{IoError, Result};
 use crate::model_file::SHRINK_VERSION;
+use crate::st_write::write_f32s;
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use shrink_ir::ops::round_half_even;
+use shrink_ir::view::with_f32_values;
 use shrink_ir::{zoo, Graph, Model, ModelMeta, QuantSlot};
-use shrink_runtime::{pack, unpack, PackedTensor};
+use shrink_runtime::{pack, packed_len, unpack, PackedTensor};
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::Path;
 
 /// First bytes of a bit-packed shrink model file.
@@ -36,7 +39,7 @@ struct Header {
     act_quant: BTreeMap<String, QuantSlot>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct Entry {
     name: String,
     shape: Vec<usize>,
@@ -50,7 +53,7 @@ struct Entry {
     mask: Option<Span>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct PackedQuant {
     scheme: String,
     bits: u32,
@@ -69,126 +72,181 @@ pub fn is_packed(bytes: &[u8]) -> bool {
     bytes.starts_with(MAGIC)
 }
 
-fn f32_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
 fn to_f32s(b: &[u8]) -> Vec<f32> {
     b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
 
-fn push(data: &mut Vec<u8>, bytes: &[u8]) -> Span {
-    let start = data.len() as u64;
-    data.extend_from_slice(bytes);
-    [start, data.len() as u64]
+/// Elements coded per chunk when writing (a multiple of 8, so chunks pack to whole bytes at
+/// any bit width and their concatenation is the packing of the whole tensor).
+const CHUNK: usize = 1 << 16;
+
+/// Hands out consecutive spans of the data section.
+struct Spans(u64);
+
+impl Spans {
+    fn take(&mut self, len: usize) -> Span {
+        let start = self.0;
+        self.0 += len as u64;
+        [start, self.0]
+    }
 }
 
-/// Integer codes of `w` under `slot` (exactly the fake-quant op's), checked to fit its bits.
-fn codes_of(
-    name: &str,
-    w: &[f32],
-    dims: &[usize],
-    slot: &QuantSlot,
-    keep: Option<&[bool]>,
-) -> Result<Vec<i32>> {
-    let bad = |m: String| IoError::Format(format!("cannot bit-pack `{name}`: {m}"));
-    let levels = slot.qmax as f64 - slot.qmin as f64 + 1.0;
-    if !(1..=16).contains(&slot.bits) || slot.qmin.fract() != 0.0 || levels > (1u64 << slot.bits) as f64 {
-        return Err(bad(format!("codes {}..={} do not fit {} bits", slot.qmin, slot.qmax, slot.bits)));
+/// Per-element integer coding of a quantized tensor: exactly the fake-quant op's codes.
+struct Coder<'a> {
+    name: &'a str,
+    slot: &'a QuantSlot,
+    /// Elements per channel.
+    inner: usize,
+}
+
+impl<'a> Coder<'a> {
+    /// Checks that `slot`'s codes fit its bits and its scales fit `dims`.
+    fn new(name: &'a str, dims: &[usize], slot: &'a QuantSlot) -> Result<Self> {
+        let bad = |m: String| IoError::Format(format!("cannot bit-pack `{name}`: {m}"));
+        let levels = slot.qmax as f64 - slot.qmin as f64 + 1.0;
+        if !(1..=16).contains(&slot.bits) || slot.qmin.fract() != 0.0 || levels > (1u64 << slot.bits) as f64 {
+            return Err(bad(format!("codes {}..={} do not fit {} bits", slot.qmin, slot.qmax, slot.bits)));
+        }
+        let n: usize = dims.iter().product();
+        let channels = slot.scales.len();
+        let inner = match slot.axis {
+            None => n,
+            Some(0) if dims.first() == Some(&channels) => n / channels.max(1),
+            Some(a) => {
+                return Err(bad(format!("per-channel axis {a} with {channels} scales on shape {dims:?}")))
+            }
+        };
+        if channels == 0 || slot.offsets.len() != channels || (slot.axis.is_none() && channels != 1) {
+            return Err(bad(format!("{channels} scales and {} offsets", slot.offsets.len())));
+        }
+        Ok(Coder { name, slot, inner })
     }
-    let channels = slot.scales.len();
-    let inner = match slot.axis {
-        None => w.len(),
-        Some(0) if dims.first() == Some(&channels) => w.len() / channels.max(1),
-        Some(a) => return Err(bad(format!("per-channel axis {a} with {channels} scales on shape {dims:?}"))),
-    };
-    if channels == 0 || slot.offsets.len() != channels || (slot.axis.is_none() && channels != 1) {
-        return Err(bad(format!("{channels} scales and {} offsets", slot.offsets.len())));
-    }
-    let mut out = Vec::with_capacity(w.len());
-    for (i, &x) in w.iter().enumerate() {
-        let c = i / inner.max(1);
-        let (s, o) = (slot.scales[c], slot.offsets[c]);
-        let kept = keep.is_none_or(|k| k[i]);
-        if s == 0.0 {
+
+    /// The code of element `i` (value `x`, kept or pruned), minus `qmin`.
+    fn code(&self, i: usize, x: f32, kept: bool) -> Result<u32> {
+        let c = i / self.inner.max(1);
+        let (s, o) = (self.slot.scales[c], self.slot.offsets[c]);
+        let code = if s == 0.0 {
             // Fake quant passes such a slice through; it packs only if it is the offset.
             if kept && x != o {
-                return Err(bad(format!("zero scale on a non-constant slice (channel {c})")));
+                return Err(IoError::Format(format!(
+                    "cannot bit-pack `{}`: zero scale on a non-constant slice (channel {c})",
+                    self.name
+                )));
             }
-            out.push(slot.qmin as i32);
+            self.slot.qmin
         } else {
-            out.push(round_half_even((x - o) / s).clamp(slot.qmin, slot.qmax) as i32);
-        }
+            round_half_even((x - o) / s).clamp(self.slot.qmin, self.slot.qmax)
+        };
+        Ok((code - self.slot.qmin) as u32)
     }
-    Ok(out)
 }
 
-/// The bytes of a bit-packed model file (deterministic for equal models).
-pub fn packed_bytes(model: &Model) -> Result<Vec<u8>> {
-    let mut data = Vec::new();
-    let mut tensors = Vec::new();
+/// What one parameter contributes to the file: its header entry, and how its data is made.
+struct Planned<'a> {
+    entry: Entry,
+    weight: &'a Tensor,
+    mask: Option<&'a Tensor>,
+    coder: Option<Coder<'a>>,
+}
+
+/// Header entries with their data spans, computed from shapes and slots alone (no data).
+fn plan(model: &Model) -> Result<Vec<Planned<'_>>> {
+    let mut spans = Spans(0);
+    let mut out = Vec::new();
     for (name, p) in model.params.iter() {
-        let t = p.var.as_tensor();
-        let shape = t.dims().to_vec();
-        let w = t.flatten_all()?.to_vec1::<f32>()?;
-        let keep: Option<Vec<bool>> = match model.params.mask(name) {
-            Some(m) => Some(m.flatten_all()?.to_vec1::<f32>()?.iter().map(|&x| x != 0.0).collect()),
-            None => None,
-        };
-        let mask = match &keep {
-            Some(k) => Some(push(
-                &mut data,
-                &pack(&k.iter().map(|&b| b as u32).collect::<Vec<_>>(), 1).map_err(pack_err)?,
-            )),
-            None => None,
-        };
-        let (f32_span, quant) = match model.params.quant(name) {
-            Some(slot) if !w.is_empty() => {
-                let codes = codes_of(name, &w, &shape, slot, keep.as_deref())?;
-                let channels = slot.scales.len();
-                let packed = PackedTensor::new(
-                    &codes,
-                    slot.bits,
-                    slot.qmin as i32,
-                    w.len() / channels,
-                    slot.scales.clone(),
-                    slot.offsets.clone(),
-                    None,
-                )
-                .map_err(pack_err)?;
-                let codes = push(&mut data, &packed.codes);
-                let mut params = f32_bytes(&slot.scales);
-                params.extend(f32_bytes(&slot.offsets));
-                let params = push(&mut data, &params);
+        let weight = p.var.as_tensor();
+        let shape = weight.dims().to_vec();
+        let n = weight.elem_count();
+        let mask = model.params.mask(name);
+        let mask_span = mask.map(|_| spans.take(packed_len(n, 1)));
+        let (f32_span, quant, coder) = match model.params.quant(name) {
+            Some(slot) if n > 0 => {
+                let coder = Coder::new(name, &shape, slot)?;
                 let q = PackedQuant {
                     scheme: slot.scheme.clone(),
                     bits: slot.bits,
                     qmin: slot.qmin,
                     qmax: slot.qmax,
                     axis: slot.axis,
-                    channels,
-                    codes,
-                    params,
+                    channels: slot.scales.len(),
+                    codes: spans.take(packed_len(n, slot.bits)),
+                    params: spans.take(8 * slot.scales.len()),
                 };
-                (None, Some(q))
+                (None, Some(q), Some(coder))
             }
-            _ => (Some(push(&mut data, &f32_bytes(&w))), None),
+            _ => (Some(spans.take(4 * n)), None, None),
         };
-        tensors.push(Entry { name: name.clone(), shape, f32: f32_span, quant, mask });
+        let entry = Entry { name: name.clone(), shape, f32: f32_span, quant, mask: mask_span };
+        out.push(Planned { entry, weight, mask, coder });
     }
+    Ok(out)
+}
+
+fn io_err(e: std::io::Error) -> IoError {
+    IoError::Format(format!("write failed: {e}"))
+}
+
+/// Writes one planned tensor's data (mask bits, then codes and scales/offsets or f32 values),
+/// chunk by chunk from the tensors' own buffers.
+fn write_data<W: Write>(w: &mut W, p: &Planned<'_>) -> Result<()> {
+    with_f32_values(p.weight, |values| {
+        let write_with_keep = |w: &mut W, keep: Option<&[f32]>| -> Result<()> {
+            if let Some(keep) = keep {
+                for chunk in keep.chunks(CHUNK) {
+                    w.write_all(&crate::masks::pack_bits(chunk)).map_err(io_err)?;
+                }
+            }
+            match &p.coder {
+                Some(coder) => {
+                    let mut codes = Vec::with_capacity(CHUNK.min(values.len()));
+                    for (k, chunk) in values.chunks(CHUNK).enumerate() {
+                        codes.clear();
+                        for (j, &x) in chunk.iter().enumerate() {
+                            let i = k * CHUNK + j;
+                            codes.push(coder.code(i, x, keep.is_none_or(|m| m[i] != 0.0))?);
+                        }
+                        w.write_all(&pack(&codes, coder.slot.bits).map_err(pack_err)?).map_err(io_err)?;
+                    }
+                    write_f32s(w, &coder.slot.scales).map_err(io_err)?;
+                    write_f32s(w, &coder.slot.offsets).map_err(io_err)
+                }
+                None => write_f32s(w, values).map_err(io_err),
+            }
+        };
+        match p.mask {
+            Some(m) => with_f32_values(m, |keep| write_with_keep(w, Some(keep)))?,
+            None => write_with_keep(w, None),
+        }
+    })?
+}
+
+/// Writes `model` as a bit-packed file to `w` (deterministic for equal models): the header is
+/// planned from shapes and slots, then the data streams out tensor by tensor, so writing holds
+/// no copy of the model.
+pub fn write_packed<W: Write>(model: &Model, w: &mut W) -> Result<()> {
+    let planned = plan(model)?;
     let header = Header {
         version: SHRINK_VERSION.to_string(),
         meta: model.meta.clone(),
         graph: model.graph.clone(),
-        tensors,
+        tensors: planned.iter().map(|p| p.entry.clone()).collect(),
         act_quant: model.act_quant.clone(),
     };
     let header = serde_json::to_vec(&header)?;
-    let mut out = Vec::with_capacity(16 + header.len() + data.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&(header.len() as u64).to_le_bytes());
-    out.extend_from_slice(&header);
-    out.extend_from_slice(&data);
+    w.write_all(MAGIC).map_err(io_err)?;
+    w.write_all(&(header.len() as u64).to_le_bytes()).map_err(io_err)?;
+    w.write_all(&header).map_err(io_err)?;
+    for p in &planned {
+        write_data(w, p)?;
+    }
+    Ok(())
+}
+
+/// The bytes of a bit-packed model file (see [`write_packed`]).
+pub fn packed_bytes(model: &Model) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    write_packed(model, &mut out)?;
     Ok(out)
 }
 
@@ -196,10 +254,13 @@ fn pack_err(e: shrink_runtime::PackError) -> IoError {
     IoError::Format(e.to_string())
 }
 
-/// Writes `model` as a bit-packed file, atomically.
+/// Writes `model` as a bit-packed file, atomically and streamed (see [`write_packed`]).
 pub fn save_packed(model: &Model, path: &Path) -> Result<()> {
-    let bytes = packed_bytes(model)?;
-    write_atomic(path, &bytes)
+    write_atomic_with(path, |file| {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        write_packed(model, &mut w)?;
+        w.flush().map_err(io_err)
+    })
 }
 
 /// Parses a bit-packed model file (`arch` replaces the stored graph with a zoo one, as for

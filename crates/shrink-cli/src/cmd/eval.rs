@@ -50,6 +50,8 @@ pub fn run(a: &EvalArgs) -> Result<()> {
         shrink_io::atomic::write_atomic(path, serde_json::to_string(&r.predictions)?.as_bytes())?;
     }
     let s = model_stats(&model)?;
+    // The file as stored (bit-packed, pruned, ...) beside what the weights take as dense fp32.
+    let file_bytes = std::fs::metadata(&a.model).map(|m| m.len()).unwrap_or(0);
     if a.json {
         let out = json!({
             "model": a.model.display().to_string(),
@@ -62,6 +64,7 @@ pub fn run(a: &EvalArgs) -> Result<()> {
             "params": s.params,
             "nonzero_params": s.nonzero_params,
             "size_bytes": s.size_bytes,
+            "file_bytes": file_bytes,
             "macs": s.macs,
             "latency_ms_per_batch": r.latency_ms_per_batch,
             "throughput_per_s": r.throughput,
@@ -74,7 +77,11 @@ pub fn run(a: &EvalArgs) -> Result<()> {
         println!("accuracy   {:.2}%", 100.0 * r.accuracy);
         println!("loss       {:.4}", r.loss);
         println!("params     {} ({} nonzero)", s.params, s.nonzero_params);
-        println!("size       {:.2} MB dense fp32", s.size_bytes as f64 / 1e6);
+        println!(
+            "size       file {:.2} MB (dense fp32 {:.2} MB)",
+            file_bytes as f64 / 1e6,
+            s.size_bytes as f64 / 1e6
+        );
         println!("MACs       {:.2} M per example", s.macs as f64 / 1e6);
         println!(
             "latency    {:.2} ms per batch of {} ({:.0} examples/s)",

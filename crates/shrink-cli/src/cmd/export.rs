@@ -19,9 +19,16 @@ pub struct ExportArgs {
     /// Output file.
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Overwrite the output even when it is also the input model.
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub fn run(a: &ExportArgs) -> Result<()> {
+    if !matches!(a.format.as_str(), "onnx" | "pt" | "safetensors") {
+        bail!("--format must be onnx, pt or safetensors, got `{}`", a.format);
+    }
+    crate::common::check_output("--output", &a.output, &[&a.model], a.force)?;
     let model = shrink_io::load_model(&a.model, a.arch.as_deref())?;
     match a.format.as_str() {
         "onnx" => shrink_io::onnx::save_onnx(&model, &a.output)?,

@@ -19,6 +19,8 @@ pub struct InfoArgs {
 pub fn run(a: &InfoArgs) -> Result<()> {
     let model = shrink_io::load_model(&a.model, a.arch.as_deref())?;
     let s = model_stats(&model)?;
+    // The file as stored (bit-packed, pruned, ...) beside what the weights take as dense fp32.
+    let file_bytes = std::fs::metadata(&a.model).map(|m| m.len()).unwrap_or(0);
     if a.json {
         let out = serde_json::json!({
             "model": a.model.display().to_string(),
@@ -26,6 +28,7 @@ pub fn run(a: &InfoArgs) -> Result<()> {
             "params": s.params,
             "nonzero_params": s.nonzero_params,
             "size_bytes": s.size_bytes,
+            "file_bytes": file_bytes,
             "macs": s.macs,
             "layers": s.layers,
             "weight_quant": model.params.quants(),
@@ -91,7 +94,7 @@ pub fn run(a: &InfoArgs) -> Result<()> {
     for r in &rows {
         println!("{}", line(r.iter().map(|s| s.as_str()).collect()));
     }
-    println!("dense fp32 size: {:.2} MB", s.size_bytes as f64 / 1e6);
+    println!("size: file {:.2} MB (dense fp32 {:.2} MB)", file_bytes as f64 / 1e6, s.size_bytes as f64 / 1e6);
     for (name, q) in model.params.quants() {
         let per =
             if q.axis.is_some() { format!(", per channel ({})", q.scales.len()) } else { String::new() };

@@ -51,6 +51,9 @@ pub struct PruneArgs {
     /// Output model file.
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Overwrite the output even when it is also the input model.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Parses `a=0.5,b=0.7`.
@@ -143,7 +146,34 @@ pub fn prune_model(model: &Model, a: &PruneArgs) -> Result<(Model, Vec<prune::La
     Ok(prune::prune_structured(model, &plan)?)
 }
 
+/// Checks every flag that needs no model (method, importance, norm, sparsities, the sparsity
+/// file), so a bad request fails before the model is read.
+fn check_flags(a: &PruneArgs) -> Result<()> {
+    let known = METHODS.split(", ").any(|m| m == a.method);
+    if !known {
+        bail!("--method must be one of {METHODS}, got `{}`", a.method);
+    }
+    if !matches!(a.importance.as_str(), "abs" | "square") {
+        bail!("--importance must be abs or square, got `{}`", a.importance);
+    }
+    if a.method == "filter-ln" {
+        parse_norm(&a.norm)?;
+    }
+    if let Some(s) = a.sparsity {
+        prune::check_ratio("--sparsity", s)?;
+    }
+    if let Some(s) = &a.layer_sparsity {
+        parse_map(s)?;
+    }
+    if let Some(file) = &a.sparsity_file {
+        read_map(file)?;
+    }
+    Ok(())
+}
+
 pub fn run(a: &PruneArgs) -> Result<()> {
+    check_flags(a)?;
+    crate::common::check_output("--output", &a.output, &[&a.model], a.force)?;
     let model = shrink_io::load_model(&a.model, a.arch.as_deref())?;
     let before = model_stats(&model)?;
     let (pruned, changes) = prune_model(&model, a)?;

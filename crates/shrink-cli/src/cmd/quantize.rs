@@ -84,6 +84,9 @@ pub struct QuantizeArgs {
     /// Output model file.
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Overwrite the output even when it is also the input model.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Builds the quantization recipe from flags (all checks happen before anything is loaded).
@@ -136,13 +139,13 @@ fn calibration_batches(a: &QuantizeArgs, model: &shrink_ir::Model, data: &Path) 
 pub fn run(a: &QuantizeArgs) -> Result<()> {
     let cfg = config(a.scheme.into(), a.bits, &a.range, a.per_channel, &a.include)?;
     let act = act_config(a)?;
-    if let Some(dir) = a.output.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.is_dir() {
-            bail!("output directory `{}` does not exist", dir.display());
-        }
+    crate::common::check_output("--output", &a.output, &[&a.model], a.force)?;
+    if let Some(data) = a.data.as_ref().filter(|d| !d.exists()) {
+        bail!("--data `{}` does not exist", data.display());
     }
     let mut model = shrink_io::load_model(&a.model, a.arch.as_deref())?;
-    let q = quant::quantize_model(&mut model, &cfg)?;
+    // In place, tensor by tensor: the model is held once (no pristine copy, no codes).
+    let q = quant::quantize_model_in_place(&mut model, &cfg)?;
     // Activations are calibrated on the weight-quantized model, as it will run.
     let act_slots = match (act, &a.data) {
         (Some(act), Some(data)) => {
@@ -157,7 +160,7 @@ pub fn run(a: &QuantizeArgs) -> Result<()> {
         shrink_io::save_model(&model, &a.output)?;
     }
     let size = std::fs::metadata(&a.output).map(|m| m.len()).unwrap_or(0);
-    let weights: usize = q.iter().map(|t| t.values.len()).sum();
+    let weights: usize = q.iter().map(|t| t.len()).sum();
     let names: Vec<&str> = q.iter().map(|t| t.name.as_str()).collect();
     if a.json {
         let out = json!({

@@ -148,6 +148,7 @@ fn run_prune(a: &SweepPruneArgs) -> Result<()> {
             arch: None,
             json: false,
             output: PathBuf::new(),
+            force: false,
         };
         // Every cell starts from the pristine model: prune_model never mutates its input.
         let (mut pruned, _) = prune_model(&model, &args)?;

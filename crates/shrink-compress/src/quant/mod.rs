@@ -18,6 +18,7 @@ use thiserror::Error;
 
 pub mod activation;
 pub mod formula;
+pub mod in_place;
 pub mod mixed;
 pub mod pass;
 pub mod range;
@@ -28,6 +29,7 @@ pub use formula::{
     affine, asymmetric, check_bits, clip, levels, quantize_slice, quantize_slice_into, symmetric, Affine,
     Range,
 };
+pub use in_place::{quantize_model_in_place, QuantizedTensor};
 pub use pass::{
     apply, quantize_model, quantize_source, quantize_source_into, quantize_sources, sources, Include,
     QuantConfig, Quantized, Source,

@@ -1076,11 +1076,10 @@ pub fn import_onnx(bytes: &[u8]) -> Result<Model> {
     Ok(Model::new(graph, store, meta)?)
 }
 
-/// Whether a model file is ONNX: by its `.onnx` extension, or by content (a protobuf that
-/// starts with ModelProto.ir_version and is not a safetensors header).
-pub fn is_onnx(path: &Path, bytes: &[u8]) -> bool {
-    let ext = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("onnx"));
-    ext || (bytes.first() == Some(&0x08) && bytes.get(8) != Some(&b'{'))
+/// Whether `bytes` (a whole file) are an ONNX `ModelProto`, by content
+/// ([`crate::format::is_onnx_proto`]), whatever the file is named.
+pub fn is_onnx(bytes: &[u8]) -> bool {
+    crate::format::is_onnx_proto(&bytes[..bytes.len().min(crate::format::SNIFF_LEN)], bytes.len() as u64)
 }
 
 /// Reads and imports an ONNX file.

@@ -40,14 +40,6 @@ pub fn is_zip(bytes: &[u8]) -> bool {
     bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06")
 }
 
-/// True when `path` has a PyTorch checkpoint extension (`.pt`, `.pth`, `.ckpt`).
-pub fn has_pt_extension(path: &Path) -> bool {
-    matches!(
-        path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref(),
-        Some("pt" | "pth" | "ckpt")
-    )
-}
-
 /// Reads the state_dict of a `.pt` file (see the module docs).
 pub fn read_pt(path: &Path) -> Result<RawTensors> {
     let bytes = std::fs::read(path).map_err(|e| IoError::file(path, e))?;
