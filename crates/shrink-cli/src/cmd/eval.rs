@@ -25,6 +25,7 @@ pub struct EvalArgs {
     /// Architecture override for plain state_dicts.
     #[arg(long)]
     pub arch: Option<String>,
+    /// Examples per forward pass.
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
     /// Write the predicted class of every example (a JSON array, dataset order) to this file.

@@ -20,9 +20,10 @@ pub struct HistogramArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub bits: Option<i64>,
     /// Half-ranges q (comma-separated) whose ±q fractions are printed. With `--quantized`: one
-    /// range, used to quantize (a number, `max`, `pNN` or `mse`; default `max`).
-    #[arg(long, allow_hyphen_values = true)]
-    pub q: Option<String>,
+    /// range, used to quantize (a number, `max`, `pNN` or `mse`; default `max`), as in
+    /// `shrink quantize --range`. `--q` is accepted as an alias.
+    #[arg(long = "range", visible_alias = "q", allow_hyphen_values = true)]
+    pub range: Option<String>,
     /// One range per output channel (with `--quantized`).
     #[arg(long)]
     pub per_channel: bool,
@@ -146,12 +147,11 @@ pub fn run(a: &HistogramArgs) -> Result<()> {
     let (cfg, qs): (Option<QuantConfig>, Vec<f64>) = match a.quantized {
         Some(scheme) => {
             let Some(bits) = a.bits else { bail!("--bits is required with --quantized") };
-            let range = a.q.as_deref().unwrap_or("max");
+            let range = a.range.as_deref().unwrap_or("max");
             if range.contains(',') {
-                bail!("--q: `--quantized` takes one range, got `{range}`");
+                bail!("--range: `--quantized` takes one range, got `{range}`");
             }
-            let cfg = config(scheme.into(), bits, range, a.per_channel, &a.include)
-                .map_err(|e| anyhow::anyhow!("{}", format!("{e:#}").replace("--range", "--q")))?;
+            let cfg = config(scheme.into(), bits, range, a.per_channel, &a.include)?;
             let qs = match cfg.range {
                 RangeMethod::Fixed(q) => vec![q],
                 _ => vec![],
@@ -166,10 +166,10 @@ pub fn run(a: &HistogramArgs) -> Result<()> {
                 bail!("--per-channel needs --quantized METHOD");
             }
             let mut qs = Vec::new();
-            for q in a.q.as_deref().unwrap_or(LAB_Q).split(',').map(str::trim) {
+            for q in a.range.as_deref().unwrap_or(LAB_Q).split(',').map(str::trim) {
                 match q.parse::<f64>() {
                     Ok(v) if v > 0.0 && v.is_finite() => qs.push(v),
-                    _ => bail!("--q: `{q}` is not a number > 0"),
+                    _ => bail!("--range: `{q}` is not a number > 0"),
                 }
             }
             (None, qs)
@@ -188,7 +188,7 @@ pub fn run(a: &HistogramArgs) -> Result<()> {
         .with_context(|| format!("{}: cannot create directory", a.output.display()))?;
 
     let label = match &cfg {
-        Some(c) => format!("{} {} bits, q = {}", c.scheme, c.bits, a.q.as_deref().unwrap_or("max")),
+        Some(c) => format!("{} {} bits, q = {}", c.scheme, c.bits, a.range.as_deref().unwrap_or("max")),
         None => String::new(),
     };
     let suffix = if cfg.is_some() { format!(" vs {label}") } else { String::new() };

@@ -15,10 +15,11 @@ pub const METHODS: &str = "magnitude, global-magnitude, exact, neuron-l2, filter
 pub struct PruneArgs {
     /// Model file (.safetensors, .onnx or bit-packed).
     pub model: PathBuf,
-    /// magnitude (per-layer percentile, seed 001), global-magnitude (one percentile, seed 001/003),
-    /// exact (round(n·s) zeros per tensor, seed 002), neuron-l2 (MLP neurons, seed 000),
-    /// filter-ln (conv filters/neurons by Ln norm, seed 003), channel (input-channel importance,
-    /// seed 002), zero-groups (remove units driven to zero by group-lasso training).
+    /// magnitude (masks: per-layer percentile of |w|), global-magnitude (masks: one percentile
+    /// over all layers), exact (masks: round(n·s) zeros per tensor), neuron-l2 (removes MLP
+    /// neurons by L2 norm), filter-ln (removes conv filters/neurons by Ln norm, residual-aware),
+    /// channel (removes input channels by importance), zero-groups (removes units driven to zero
+    /// by group-lasso training).
     #[arg(long)]
     pub method: String,
     /// Fraction to prune in [0, 1] (weights for unstructured methods, units for structured ones).
@@ -36,7 +37,7 @@ pub struct PruneArgs {
     /// Norm order of filter-ln (1, 2 or inf).
     #[arg(long, default_value = "2")]
     pub norm: String,
-    /// Weight importance of unstructured methods: abs (|w|) or square (w², seed 004).
+    /// Weight importance of unstructured methods: abs (|w|) or square (w²).
     #[arg(long, default_value = "abs")]
     pub importance: String,
     /// zero-groups: a unit counts as zero when every weight and bias is within this of 0.

@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 /// The quantizers `--scheme` accepts.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum SchemeArg {
-    /// MNIST lab: delta = 2q/2^l, clip(delta*round(w/delta), -q, q - delta).
+    /// Uniform grid on [-q, q): delta = 2q/2^bits, w -> clip(delta*round(w/delta), -q, q - delta).
     Clip,
-    /// ResNet lab (e): round(w/alpha*s)/s*alpha, alpha = max|w|, s = 2^(b-1) - 1.
+    /// Symmetric: round(w/alpha*s)/s*alpha, alpha = max|w| (or --range), s = 2^(bits-1) - 1.
     Symmetric,
-    /// ResNet lab (a): alpha = max - min, beta = min, 2^b - 1 levels.
+    /// Asymmetric (zero point): alpha = max - min, beta = min, 2^bits - 1 steps.
     Asymmetric,
 }
 
@@ -34,6 +34,7 @@ impl From<SchemeArg> for Scheme {
 pub struct QuantizeArgs {
     /// Model file (.safetensors, .onnx or bit-packed).
     pub model: PathBuf,
+    /// Quantizer: clip, symmetric or asymmetric.
     #[arg(long, value_enum)]
     pub scheme: SchemeArg,
     /// Bit width l (1..=16; symmetric needs >= 2).
@@ -65,8 +66,10 @@ pub struct QuantizeArgs {
     /// Calibration batches (drawn with `--seed` from the train split).
     #[arg(long, default_value_t = 8)]
     pub calib_batches: usize,
+    /// Examples per calibration batch.
     #[arg(long, default_value_t = 128)]
     pub calib_batch_size: usize,
+    /// Random seed that draws the calibration batches.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Per-channel mean for calibration inputs (default: stored in the model).
