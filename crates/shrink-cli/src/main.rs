@@ -2,6 +2,8 @@
 //! flags, call the library crates, print one-line errors and return an exit code.
 mod cmd;
 mod common;
+mod run_dir;
+mod signals;
 
 use clap::{Parser, Subcommand};
 use shrink_ir::alloc::RecyclingAlloc;
@@ -62,6 +64,8 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // Interrupts remove the temp files in flight before exiting (130 for SIGINT, 143 for SIGTERM).
+    signals::install();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
