@@ -10,8 +10,8 @@
 # Prints a summary table and exits non-zero on any failure.
 #
 # Usage: tools/chaos.sh [ROUNDS] [SEED]     (defaults: 20 rounds, a random seed, printed)
-# Env: WORK=DIR keeps the run directories there (default: a temp dir, removed on success);
-#      EPOCHS (train epochs, default 2).
+# Env: WORK=DIR puts the references and the failed rounds' directories there (default: a temp
+#      dir, removed when every round passed); EPOCHS (train epochs, default 2).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-20}
@@ -30,8 +30,9 @@ echo "chaos: $ROUNDS rounds, seed $SEED, work dir $WORK" >&2
 # The command lines; $1 is the directory the outputs go to.
 train_cmd() { echo "train --arch lenet-300-100 --data $DATA --epochs $EPOCHS --seed 1 --val-size 5000 -o $1/model.safetensors"; }
 sweep_cmd() { echo "sweep quant $WORK/ref/model.safetensors --data $DATA --method clip,asymmetric --bits 2,4,8 --q max,0.5,1 --out-dir $1/sweep"; }
-prune_cmd() { echo "prune $WORK/ref/model.safetensors --method neuron-l2 --sparsity 0.5 -o $1/pruned.safetensors"; }
-export_cmd() { echo "export $WORK/ref/model.safetensors --format onnx -o $1/model.onnx"; }
+# prune and export read the 104 MB simple-dnn, so a kill often lands while its output is written.
+prune_cmd() { echo "prune $WORK/ref/big.safetensors --method neuron-l2 --sparsity 0.3 -o $1/pruned.safetensors"; }
+export_cmd() { echo "export $WORK/ref/big.safetensors --format onnx -o $1/model.onnx"; }
 # The outputs compared with the reference (relative to the directory).
 train_out="model.safetensors"
 sweep_out="sweep/table.md sweep/table.csv sweep/table.json sweep/clip-accuracy-vs-bits.png sweep/clip-accuracy-vs-q.png sweep/asymmetric-accuracy-vs-bits.png sweep/asymmetric-accuracy-vs-q.png"
@@ -41,6 +42,8 @@ export_out="model.onnx"
 now_ms() { date +%s%3N; }
 
 # Reference runs (uninterrupted), timed to pick kill delays inside each run.
+"$SHRINK" train --arch simple-dnn --data "$DATA" --epochs 0 --seed 1 -o "$WORK/ref/big.safetensors" >/dev/null 2>&1 \
+  || { echo "cannot make the simple-dnn input" >&2; exit 1; }
 declare -A DURATION
 for c in train sweep prune export; do
   start=$(now_ms)
@@ -85,9 +88,10 @@ for ((i = 1; i <= ROUNDS; i++)); do
   pid=$!
   sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
   kill -s "$sig" "$pid" 2>/dev/null
-  wait "$pid"
+  wait "$pid" 2>/dev/null
   code=$?
   result=ok
+  left=$(temp_files "$dir" | wc -l)
   problem=$(check_outputs "$dir" "$c" "$outs")
   [[ -n "$problem" ]] && result="FAIL after kill: $problem"
   if [[ $result == ok && $sig == TERM && -n "$(temp_files "$dir")" ]]; then
@@ -115,15 +119,15 @@ for ((i = 1; i <= ROUNDS; i++)); do
   fi
   resumed=$(grep -o 'resuming: [0-9]* of [0-9]* cells done' "$dir/rerun.stderr" | head -1)
   [[ $c == train && $args == *--resume* ]] && resumed="resumed from checkpoint"
-  [[ $result == ok ]] || FAILS=$((FAILS + 1))
-  ROWS+=("$(printf '| %2d | %-6s | SIG%-4s | %6d | %4s | %-28s | %s |' "$i" "$c" "$sig" "$delay" "$code" "${resumed:--}" "$result")")
+  if [[ $result == ok ]]; then rm -rf "$dir"; else FAILS=$((FAILS + 1)); fi
+  ROWS+=("$(printf '| %2d | %-6s | SIG%-4s | %6d | %4s | %d | %-29s | %s |' "$i" "$c" "$sig" "$delay" "$code" "$left" "${resumed:--}" "$result")")
 done
 
 echo
 echo "chaos: $ROUNDS rounds, seed $SEED (re-run: tools/chaos.sh $ROUNDS $SEED)"
 echo
-echo "| round | command | signal | delay (ms) | exit | next run | result |"
-echo "|---|---|---|---|---|---|---|"
+echo "| round | command | signal | delay (ms) | exit | temp files after the kill | next run | result |"
+echo "|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
 echo
 if (( FAILS > 0 )); then
@@ -131,5 +135,5 @@ if (( FAILS > 0 )); then
   exit 1
 fi
 echo "chaos: all $ROUNDS rounds passed"
-[[ -z "${KEEP:-}" && "$WORK" == "${TMPDIR:-/tmp}"/shrink-chaos.* ]] && rm -rf "$WORK"
+[[ "$WORK" == "${TMPDIR:-/tmp}"/shrink-chaos.* ]] && rm -rf "$WORK"
 exit 0
