@@ -82,8 +82,7 @@ pub fn check_out_dir(flag: &str, dir: &Path) -> Result<()> {
         }
         return crate::common::check_writable_dir(flag, dir);
     }
-    let mut ancestor = dir.parent();
-    while let Some(a) = ancestor {
+    for a in dir.ancestors().skip(1) {
         let a = if a.as_os_str().is_empty() { Path::new(".") } else { a };
         if a.exists() {
             if !a.is_dir() {
@@ -91,7 +90,6 @@ pub fn check_out_dir(flag: &str, dir: &Path) -> Result<()> {
             }
             return crate::common::check_writable_dir(flag, a);
         }
-        ancestor = a.parent();
     }
     Ok(())
 }
