@@ -160,3 +160,39 @@ fn an_out_dir_belongs_to_one_run_and_force_replaces_it() {
     let args = ["sensitivity", m, "--data", d, "--out-dir", file.to_str().unwrap()];
     assert_one_line_error(&shrink(&args), "is a file");
 }
+
+#[test]
+fn an_interrupted_sweep_prune_resumes_from_its_journal() {
+    let (tmp, data, model) = trained_lenet(256, 128, 1, Some(32));
+    let out = tmp.path().join("prune");
+    let args = [
+        "sweep",
+        "prune",
+        model.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--ratios",
+        "0.2,0.5,0.8",
+        "--format",
+        "svg",
+        "--out-dir",
+        out.to_str().unwrap(),
+    ];
+    assert_eq!(shrink_stopping_after(2, &args).status.code(), Some(130));
+    let journal = std::fs::read_to_string(out.join("journal.jsonl")).unwrap();
+    let o = shrink(&args);
+    assert!(stderr(&o).contains("resuming: 1 of 3 cells done"), "{}", stderr(&o));
+    ok(o);
+    let after = std::fs::read_to_string(out.join("journal.jsonl")).unwrap();
+    assert!(after.starts_with(&journal) && after.lines().count() == 4, "{after}");
+    // The dense cell and the 0.2 cell (inference times included) come from the journal.
+    let table: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("table.json")).unwrap()).unwrap();
+    let first: serde_json::Value = serde_json::from_str(journal.lines().nth(1).unwrap()).unwrap();
+    let journaled = first["value"]["inference_s"]["f64"].as_str().unwrap().parse::<f64>().unwrap();
+    let got = table[1]["inference_s"].as_f64().unwrap();
+    assert!((got - journaled).abs() <= 1e-12 * journaled, "measured again: {got} vs journaled {journaled}");
+    for f in ["table.md", "params-vs-accuracy.svg", "ratio-vs-params.svg"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+}
