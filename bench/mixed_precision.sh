@@ -13,4 +13,4 @@ METRIC=${METRIC:-kl}
 OUT=${OUT:-runs/mixed-r20-$METRIC}
 target/release/shrink mixed "$SH/models/resnet20-cifar10.safetensors" \
   --data "$SH/data/cifar10-jpeg.tar.gz" --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 \
-  --scheme symmetric --avg-bits "$BUDGETS" --metric "$METRIC" --calib-samples 1000 --seed 0 --out-dir "$OUT"
+  --scheme symmetric --avg-bits "$BUDGETS" --metric "$METRIC" --calib-samples 1000 --seed 0 --out-dir "$OUT" --force

@@ -19,12 +19,12 @@ SHRINK=target/release/shrink
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 # Baked values (default) vs the fake-quant forward, one cell each.
 /usr/bin/time -a -o "$OUT/times.txt" -f "shrink 1 cell fake-quant: wall %e s, peak RSS %M KB" \
-  $SHRINK sweep quant "$MODEL" --data data/mnist --batch-size "$BATCH" --bits 8 --q 1 --fake-quant --out-dir "$OUT/fake-quant" >/dev/null
+  $SHRINK sweep quant "$MODEL" --data data/mnist --batch-size "$BATCH" --bits 8 --range 1 --fake-quant --out-dir "$OUT/fake-quant" --force >/dev/null
 /usr/bin/time -a -o "$OUT/times.txt" -f "shrink 1 cell baked: wall %e s, peak RSS %M KB" \
-  $SHRINK sweep quant "$MODEL" --data data/mnist --batch-size "$BATCH" --bits 8 --q 1 --out-dir "$OUT/baked" >/dev/null
+  $SHRINK sweep quant "$MODEL" --data data/mnist --batch-size "$BATCH" --bits 8 --range 1 --out-dir "$OUT/baked" --force >/dev/null
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
 /usr/bin/time -a -o "$OUT/times.txt" -f "shrink sweep quant (35 cells): wall %e s, peak RSS %M KB" \
-  $SHRINK sweep quant "$MODEL" --data data/mnist --batch-size "$BATCH" --out-dir "$OUT" > "$OUT/shrink-stdout.md"
+  $SHRINK sweep quant "$MODEL" --data data/mnist --batch-size "$BATCH" --out-dir "$OUT" --force > "$OUT/shrink-stdout.md"
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
 /usr/bin/time -a -o "$OUT/times.txt" -f "torch quant_sweep_torch.py (35 cells): wall %e s, peak RSS %M KB" \
   $PY bench/quant_sweep_torch.py "$MODEL" --data data/mnist --threads "$THREADS" --batch-size "$BATCH" \

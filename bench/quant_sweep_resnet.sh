@@ -40,7 +40,7 @@ echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
 # 3. shrink's sweep on the Pillow pixels.
 timed "shrink sweep quant (pillow pixels)" \
   $SHRINK sweep quant "$MODEL" --data "$OUT/pil-bin" "${NORM[@]}" --method "$METHODS" --bits "$BITS" \
-  --q max --out-dir "$OUT/pil" > "$OUT/shrink-pil.md"
+  --range max --out-dir "$OUT/pil" --force > "$OUT/shrink-pil.md"
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
 # 4. The same grid in PyTorch on the same pixels, and the per-cell comparison.
 timed "torch quant_sweep_resnet_torch.py (pillow pixels)" \
@@ -52,7 +52,7 @@ echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [[ "${TAR_SWEEP:-0}" == 1 ]]; then
   timed "shrink sweep quant (tar.gz, own decoder)" \
     $SHRINK sweep quant "$MODEL" --data "$DATA" "${NORM[@]}" --method "$METHODS" --bits "$BITS" \
-    --q max --out-dir "$OUT/tar" > "$OUT/shrink-tar.md"
+    --range max --out-dir "$OUT/tar" --force > "$OUT/shrink-tar.md"
   $PY $TORCH --results "$OUT/torch.json" --compare "$OUT/tar/table.json" --md "$OUT/compare-tar.md"
 fi
 cat "$OUT/times.txt"

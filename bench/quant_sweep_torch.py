@@ -169,6 +169,15 @@ def main():
 def compare(torch_res, shrink_json, md_path):
     with open(shrink_json) as f:
         ours = json.load(f)
+    # Wall times are in timings.json beside table.json (the tables hold only results).
+    timings = os.path.join(os.path.dirname(shrink_json), "timings.json")
+    if os.path.exists(timings):
+        with open(timings) as f:
+            t = json.load(f)
+        ours["grid_seconds"] = t["grid_seconds"]
+        secs = {(c["method"], c["bits"], c["q"]): c["seconds"] for c in t["cells"]}
+        for c in ours["cells"]:
+            c["seconds"] = secs.get((c["method"], c["bits"], c["q"]), float("nan"))
     n = torch_res["samples"]
     key = lambda c: (c["method"], c["bits"], float(c["q"]) if c["q"] != "max" else "max")
     mine = {key(c): c for c in ours["cells"]}

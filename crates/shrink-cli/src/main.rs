@@ -2,6 +2,8 @@
 //! flags, call the library crates, print one-line errors and return an exit code.
 mod cmd;
 mod common;
+mod run_dir;
+mod signals;
 
 use clap::{Parser, Subcommand};
 use shrink_ir::alloc::RecyclingAlloc;
@@ -67,6 +69,8 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // Interrupts remove the temp files in flight before exiting (130 for SIGINT, 143 for SIGTERM).
+    signals::install();
     // clap's whole message: the missing arguments by name, "did you mean", the usage line;
     // bare `shrink` prints the usage and the command list (exit 2).
     let cli = Cli::parse();

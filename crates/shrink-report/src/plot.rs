@@ -146,6 +146,11 @@ fn render(path: &Path, spec: &ChartSpec) -> Result<(), PlotError> {
     register_embedded_font().map_err(draw_err)?;
 
     let tmp = temp_path(path, format);
+    let hooks = TEMP_FILE_HOOKS.get();
+    if let Some(h) = hooks {
+        (h.sweep_stale)(path);
+        (h.register)(&tmp);
+    }
     let result = match format {
         Format::Svg => {
             let mut svg = String::new();
@@ -169,7 +174,31 @@ fn render(path: &Path, spec: &ChartSpec) -> Result<(), PlotError> {
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
+    if let Some(h) = hooks {
+        (h.deregister)(&tmp);
+    }
     result
+}
+
+/// Callbacks around the temporary file each chart is drawn into, so a program can list it
+/// among its temp files in flight (and remove it on an interrupt) and sweep the ones a killed
+/// process left: in `shrink`, `shrink_io::atomic`'s registry. Without them charts are still
+/// written atomically; only the cleanup after an interrupt is missing.
+#[derive(Clone, Copy, Debug)]
+pub struct TempFileHooks {
+    /// Called with the destination before drawing: removes stale temp files of dead writers.
+    pub sweep_stale: fn(&Path),
+    /// Called with the temp file's path before it is created.
+    pub register: fn(&Path),
+    /// Called with the temp file's path once it is renamed or removed.
+    pub deregister: fn(&Path),
+}
+
+static TEMP_FILE_HOOKS: OnceLock<TempFileHooks> = OnceLock::new();
+
+/// Sets the [`TempFileHooks`] of every later chart (once per process; later calls are ignored).
+pub fn set_temp_file_hooks(hooks: TempFileHooks) {
+    let _ = TEMP_FILE_HOOKS.set(hooks);
 }
 
 /// Writes the two standard charts of an optimization run into `dir`:

@@ -175,6 +175,7 @@ pub fn run(a: &HistogramArgs) -> Result<()> {
             (None, qs)
         }
     };
+    crate::run_dir::check_out_dir("-o", &a.output)?;
     let model = shrink_io::load_model(&a.model, a.arch.as_deref())?;
     let sources: Vec<Source> = quant::sources(&model, include)?;
     if sources.is_empty() {

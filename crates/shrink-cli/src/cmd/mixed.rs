@@ -12,12 +12,18 @@
 //!
 //! `-o` writes the mixed model with quantizer slots (as `shrink quantize` does), so it evaluates
 //! with plain `shrink eval`; `--packed` stores it bit-packed with per-tensor bit widths.
+//!
+//! Each finished candidate of the sensitivity sweep (one tensor at one bit width) is journaled in
+//! `--out-dir` ([`crate::run_dir`]): an interrupted search re-run with the same model, data and
+//! flags measures only the missing ones, and its reports are byte-identical to an uninterrupted
+//! run's (wall times go to `timings.json`).
 use crate::cmd::quantize::SchemeArg;
 use crate::common::{check_fit, load_data, normalization};
+use crate::run_dir::{self, RunDir, RunSpec};
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 use clap::{Args, ValueEnum};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use shrink_compress::quant::mixed::{self, Allocation, LayerOptions};
 use shrink_compress::quant::{self, Include, QuantConfig, Quantized, RangeMethod, Scheme, Source};
 use shrink_io::data::{make_batch, Dataset, Normalize, Split};
@@ -39,14 +45,16 @@ pub enum Metric {
 /// Default candidate bit widths.
 pub const DEFAULT_CANDIDATES: &str = "2,3,4,5,6,8";
 
-#[derive(Args)]
+#[derive(Args, Serialize)]
 pub struct MixedArgs {
     /// Model file (.safetensors, .onnx or .pt), full precision.
     pub model: PathBuf,
     /// Dataset: sensitivity on a subset of its train split, comparison on its test split.
     #[arg(long)]
     pub data: PathBuf,
+    /// Quantizer: clip, symmetric or asymmetric.
     #[arg(long, value_enum)]
+    #[serde(skip)] // in the run fingerprint by name
     pub scheme: SchemeArg,
     /// Average bits per quantized weight: the budget is `Σ bits_i · n_i ≤ avg-bits · Σ n_i`.
     /// A comma list (e.g. 2.5,3,4) allocates for each budget from one sensitivity sweep.
@@ -74,6 +82,7 @@ pub struct MixedArgs {
     /// Seed of the validation subset.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Examples per forward pass.
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
     /// Per-channel mean (default: stored in the model).
@@ -85,18 +94,37 @@ pub struct MixedArgs {
     /// Architecture override for plain state_dicts.
     #[arg(long)]
     pub arch: Option<String>,
-    /// Directory for mixed.md, sensitivity.csv, comparison.csv and mixed.json.
+    /// Directory for mixed.md, sensitivity.csv, comparison.csv, mixed.json and timings.json. It
+    /// belongs to one run: re-running the same search there resumes it.
     #[arg(long, default_value = "runs/mixed")]
+    #[serde(skip)]
     pub out_dir: PathBuf,
     /// Write the mixed-precision model here (needs a single `--avg-bits`).
     #[arg(short, long)]
+    #[serde(skip)]
     pub output: Option<PathBuf>,
     /// Store `-o` bit-packed (integer codes at each tensor's own bit width).
     #[arg(long)]
+    #[serde(skip)]
     pub packed: bool,
     /// Print the JSON report on stdout instead of the Markdown one.
     #[arg(long)]
+    #[serde(skip)]
     pub json: bool,
+    /// Write into an --out-dir that holds another run's results or other files: the previous
+    /// run's files are removed (other files are kept) and the search starts over.
+    #[arg(long)]
+    #[serde(skip)]
+    pub force: bool,
+}
+
+/// One finished candidate of the sensitivity sweep as journaled.
+#[derive(Serialize, Deserialize)]
+struct Candidate {
+    loss_increase: f64,
+    kl: f64,
+    accuracy: f64,
+    seconds: f64,
 }
 
 /// Parses `--candidates`: sorted, deduplicated bit widths valid for `scheme`.
@@ -199,7 +227,6 @@ struct Report<'a> {
     test_samples: usize,
     fp32_val_loss: f64,
     fp32_val_accuracy: f64,
-    sensitivity_seconds: f64,
     layers: &'a [LayerSensitivity],
     comparison: &'a [ComparisonRow],
 }
@@ -229,6 +256,7 @@ pub fn run(a: &MixedArgs) -> Result<()> {
         }
     }
     let cfg = |bits| QuantConfig { scheme, bits, range, per_channel: a.per_channel, include };
+    run_dir::check_out_dir("--out-dir", &a.out_dir)?;
 
     let mut model = shrink_io::load_model(&a.model, a.arch.as_deref())?;
     let norm = normalization(&model, a.mean.as_deref(), a.std.as_deref())?;
@@ -250,11 +278,23 @@ pub fn run(a: &MixedArgs) -> Result<()> {
             bail!("--per-channel: `{}` has shape {:?} (no output channels)", s.name, s.dims);
         }
     }
-    std::fs::create_dir_all(&a.out_dir)
-        .with_context(|| format!("{}: cannot create directory", a.out_dir.display()))?;
+    let mut params = serde_json::to_value(a)?;
+    params["scheme"] = scheme.name().into();
+    let files = ["mixed.md", "sensitivity.csv", "comparison.csv", "mixed.json", "timings.json"];
+    let spec = RunSpec {
+        command: "mixed",
+        model: &a.model,
+        data: &a.data,
+        params,
+        files: files.map(String::from).into(),
+    };
+    let mut run = RunDir::open("--out-dir", &a.out_dir, spec, a.force)?;
+    let key = |src: &Source, b: u32| format!("{} {b}", src.name);
+    let keys: Vec<String> = sources.iter().flat_map(|s| candidates.iter().map(move |&b| key(s, b))).collect();
+    run_dir::report_resume(run.count_done(&keys), keys.len());
 
     // 1. Sensitivity on the validation subset.
-    let start = Instant::now();
+    let mut sensitivity_seconds = 0.0;
     let pb = progress((sources.len() * candidates.len() + 1) as u64);
     pb.set_message("fp32");
     let base = ValOutputs::measure(&model, &val, &norm, a.batch_size)?;
@@ -263,12 +303,27 @@ pub fn run(a: &MixedArgs) -> Result<()> {
     for src in &sources {
         let (mut loss_increase, mut kl, mut accuracy) = (Vec::new(), Vec::new(), Vec::new());
         for &b in &candidates {
-            pb.set_message(format!("{} at {b} bits", src.name));
-            set_values(&model, &src.name, &quant::quantize_source(src, &cfg(b))?.values, &src.dims)?;
-            let e = ValOutputs::measure(&model, &val, &norm, a.batch_size)?;
-            loss_increase.push(e.loss - base.loss);
-            kl.push(e.kl_from(&base));
-            accuracy.push(e.accuracy);
+            let c = match run.done::<Candidate>(&key(src, b)) {
+                Some(c) => c,
+                None => {
+                    pb.set_message(format!("{} at {b} bits", src.name));
+                    let start = Instant::now();
+                    set_values(&model, &src.name, &quant::quantize_source(src, &cfg(b))?.values, &src.dims)?;
+                    let e = ValOutputs::measure(&model, &val, &norm, a.batch_size)?;
+                    let c = Candidate {
+                        loss_increase: e.loss - base.loss,
+                        kl: e.kl_from(&base),
+                        accuracy: e.accuracy,
+                        seconds: start.elapsed().as_secs_f64(),
+                    };
+                    run.record(&key(src, b), &c)?;
+                    c
+                }
+            };
+            loss_increase.push(c.loss_increase);
+            kl.push(c.kl);
+            accuracy.push(c.accuracy);
+            sensitivity_seconds += c.seconds;
             pb.inc(1);
         }
         set_values(&model, &src.name, &src.values, &src.dims)?;
@@ -283,7 +338,6 @@ pub fn run(a: &MixedArgs) -> Result<()> {
         });
     }
     pb.finish_and_clear();
-    let sensitivity_seconds = start.elapsed().as_secs_f64();
 
     // 2. Allocation, per budget.
     let options: Vec<LayerOptions> = layers
@@ -365,7 +419,6 @@ pub fn run(a: &MixedArgs) -> Result<()> {
         test_samples: fp32.samples,
         fp32_val_loss: base.loss,
         fp32_val_accuracy: base.accuracy,
-        sensitivity_seconds,
         layers: &layers,
         comparison: &comparison,
     };
@@ -375,6 +428,9 @@ pub fn run(a: &MixedArgs) -> Result<()> {
     write_atomic(&a.out_dir.join("sensitivity.csv"), sensitivity_csv(&layers, &budgets).as_bytes())?;
     write_atomic(&a.out_dir.join("comparison.csv"), comparison_csv(&comparison).as_bytes())?;
     write_atomic(&a.out_dir.join("mixed.json"), json.as_bytes())?;
+    // Wall time summed over the candidates (journaled ones included), apart from the reports.
+    let timings = serde_json::json!({ "sensitivity_seconds": sensitivity_seconds });
+    write_atomic(&a.out_dir.join("timings.json"), serde_json::to_string_pretty(&timings)?.as_bytes())?;
     if let Some(out) = &a.output {
         // The single budget's mixed allocation (the last assignment evaluated may be another).
         quant::apply(&mut model, &quantize_per_layer(&sources, &allocations[0].bits, cfg)?)?;

@@ -1,14 +1,20 @@
 //! `shrink sensitivity`: prune one layer at a time over a sparsity grid (seed 002), plot one
 //! accuracy curve per layer, and pick per-layer sparsities that meet a size target.
+//!
+//! Each finished layer × sparsity evaluation is journaled in `--out-dir` ([`crate::run_dir`]):
+//! an interrupted scan re-run with the same model, data and flags computes only the missing
+//! ones, and writes the same files as an uninterrupted scan.
 use crate::common::{check_fit, load_data, normalization, parse_ratios, parse_split};
-use anyhow::{bail, Context, Result};
+use crate::run_dir::{self, RunDir, RunSpec};
+use anyhow::{bail, Result};
 use clap::Args;
+use serde::Serialize;
 use shrink_compress::prune::sensitivity::{allocate, LayerCurve};
 use shrink_compress::prune::{self, unstructured, MagnitudeRule, WeightImportance};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-#[derive(Args)]
+#[derive(Args, Serialize)]
 pub struct SensitivityArgs {
     /// Model file (.safetensors, .onnx or bit-packed).
     pub model: PathBuf,
@@ -18,28 +24,40 @@ pub struct SensitivityArgs {
     /// Sparsities to scan per layer (comma-separated, in [0, 1]).
     #[arg(long, default_value = "0.4,0.5,0.6,0.7,0.8,0.9")]
     pub sparsities: String,
-    /// Unstructured rule: exact (seed 002 fine_grained_prune) or magnitude (per-layer percentile).
+    /// Unstructured rule: exact (round(n·s) smallest weights per layer) or magnitude (per-layer percentile).
     #[arg(long, default_value = "exact")]
     pub method: String,
-    /// Kept fraction of the prunable weights to allocate for, e.g. 0.25 (seed 002's target).
+    /// Kept fraction of the prunable weights to allocate for, e.g. 0.25 (a 4x smaller model).
     #[arg(long)]
     pub target: Option<f64>,
+    /// Dataset split to measure accuracy on: test or train.
     #[arg(long, default_value = "test")]
     pub split: String,
     /// Evaluate on the first N examples only (faster scans).
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Examples per forward pass.
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
+    /// Per-channel mean (default: the stored one).
     #[arg(long)]
     pub mean: Option<String>,
+    /// Per-channel standard deviation (default: the stored one).
     #[arg(long)]
     pub std: Option<String>,
+    /// Architecture override for plain state_dicts.
     #[arg(long)]
     pub arch: Option<String>,
-    /// Directory for sensitivity.{json,png} and plan.json.
+    /// Directory for sensitivity.{json,png} and plan.json. It belongs to one run: re-running
+    /// the same scan there resumes it (finished evaluations are kept).
     #[arg(long, default_value = "runs/sensitivity")]
+    #[serde(skip)]
     pub out_dir: PathBuf,
+    /// Write into an --out-dir that holds another run's results or other files: the previous
+    /// run's files are removed (other files are kept) and the scan starts over.
+    #[arg(long)]
+    #[serde(skip)]
+    pub force: bool,
 }
 
 pub fn run(a: &SensitivityArgs) -> Result<()> {
@@ -55,6 +73,7 @@ pub fn run(a: &SensitivityArgs) -> Result<()> {
     if a.batch_size == 0 {
         bail!("--batch-size must be positive");
     }
+    run_dir::check_out_dir("--out-dir", &a.out_dir)?;
     let model = shrink_io::load_model(&a.model, a.arch.as_deref())?;
     let norm = normalization(&model, a.mean.as_deref(), a.std.as_deref())?;
     let mut ds = load_data(&a.data, parse_split(&a.split)?)?;
@@ -63,21 +82,50 @@ pub fn run(a: &SensitivityArgs) -> Result<()> {
         let idx: Vec<usize> = (0..n.min(ds.len())).collect();
         ds = ds.subset(&idx);
     }
-    std::fs::create_dir_all(&a.out_dir)
-        .with_context(|| format!("{}: cannot create directory", a.out_dir.display()))?;
+    let mut files: Vec<String> = vec!["sensitivity.png".into(), "sensitivity.json".into()];
+    if a.target.is_some() {
+        files.push("plan.json".into());
+    }
+    let spec = RunSpec {
+        command: "sensitivity",
+        model: &a.model,
+        data: &a.data,
+        params: serde_json::to_value(a)?,
+        files,
+    };
+    let mut run = RunDir::open("--out-dir", &a.out_dir, spec, a.force)?;
     let weights = unstructured::prunable_weights(&model);
+    let key = |w: &str, s: f64| format!("{w} {s:?}");
+    let keys: Vec<String> = weights.iter().flat_map(|w| levels.iter().map(move |&s| key(w, s))).collect();
+    run_dir::report_resume(run.count_done(&keys), keys.len());
     let pb = crate::common::progress((weights.len() * levels.len() + 1) as u64, true, "sensitivity");
-    let base = shrink_train::evaluate(&model, &ds, &norm, a.batch_size, None)?.accuracy;
+    let base = match run.done::<f64>("dense") {
+        Some(base) => base,
+        None => {
+            let base = shrink_train::evaluate(&model, &ds, &norm, a.batch_size, None)?.accuracy;
+            run.record("dense", &base)?;
+            base
+        }
+    };
     pb.inc(1);
     let mut curves = Vec::new();
     for w in &weights {
         let n = model.params.get(w)?.var.elem_count();
         let mut points = Vec::new();
         for &s in &levels {
-            let mut m = model.clone();
-            m.params = model.params.deep_clone()?;
-            prune::prune_magnitude(&mut m, &BTreeMap::from([(w.clone(), s)]), rule, WeightImportance::Abs)?;
-            points.push((s, shrink_train::evaluate(&m, &ds, &norm, a.batch_size, None)?.accuracy));
+            let accuracy = match run.done::<f64>(&key(w, s)) {
+                Some(accuracy) => accuracy,
+                None => {
+                    let mut m = model.clone();
+                    m.params = model.params.deep_clone()?;
+                    let sparsity = BTreeMap::from([(w.clone(), s)]);
+                    prune::prune_magnitude(&mut m, &sparsity, rule, WeightImportance::Abs)?;
+                    let accuracy = shrink_train::evaluate(&m, &ds, &norm, a.batch_size, None)?.accuracy;
+                    run.record(&key(w, s), &accuracy)?;
+                    accuracy
+                }
+            };
+            points.push((s, accuracy));
             pb.inc(1);
         }
         curves.push(LayerCurve { layer: w.trim_end_matches(".weight").to_string(), weights: n, points });

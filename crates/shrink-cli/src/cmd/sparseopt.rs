@@ -102,6 +102,9 @@ pub fn run(args: &SparseoptArgs) -> Result<()> {
 /// Runs `shrink sparseopt`, printing the table or JSON to `out` (notes go to stderr).
 pub fn run_to(args: &SparseoptArgs, out: &mut dyn Write) -> Result<()> {
     let method = args.to_method()?;
+    if let Some(dir) = &args.plot_dir {
+        crate::run_dir::check_out_dir("--plot-dir", dir)?;
+    }
     let (problem, problem_name) = match &args.problem {
         Some(path) => (Problem::load(path)?, path.display().to_string()),
         None => (Problem::lab(), "lab".to_string()),

@@ -1,10 +1,15 @@
 //! `shrink sweep ...`: grids of compression settings, each cell from the pristine model, written
 //! as Markdown + CSV + JSON tables and the seeds' figures.
+//!
+//! Each finished cell is journaled in `--out-dir` ([`crate::run_dir`]): an interrupted sweep
+//! re-run with the same model, data and flags computes only the missing cells. (Inference times
+//! are measured, so only the journal makes two runs' tables agree: a resumed run reuses them.)
 use crate::cmd::prune::{prune_model, PruneArgs};
 use crate::common::{check_fit, load_data, normalization, parse_ratios, parse_split};
-use anyhow::{Context, Result};
+use crate::run_dir::{self, RunDir, RunSpec};
+use anyhow::Result;
 use clap::{Args, Subcommand};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use shrink_ir::stats::model_stats;
 use std::path::{Path, PathBuf};
 
@@ -24,7 +29,7 @@ pub struct SweepArgs {
     pub command: SweepCommand,
 }
 
-#[derive(Args)]
+#[derive(Args, Serialize)]
 pub struct SweepPruneArgs {
     /// Model file (.safetensors, .onnx or bit-packed).
     pub model: PathBuf,
@@ -43,8 +48,10 @@ pub struct SweepPruneArgs {
     /// Norm order for filter-ln.
     #[arg(long, default_value = "2")]
     pub norm: String,
+    /// Dataset split to measure accuracy on: test or train.
     #[arg(long, default_value = "test")]
     pub split: String,
+    /// Examples per forward pass.
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
     /// Per-channel mean (default: stored in the model).
@@ -56,8 +63,10 @@ pub struct SweepPruneArgs {
     /// Architecture override for plain state_dicts.
     #[arg(long)]
     pub arch: Option<String>,
-    /// Directory for table.{md,csv,json} and the figures.
+    /// Directory for table.{md,csv,json} and the figures. It belongs to one run: re-running the
+    /// same sweep there resumes it (finished cells are kept).
     #[arg(long, default_value = "runs/sweep-prune")]
+    #[serde(skip)]
     pub out_dir: PathBuf,
     /// Figure format: png or svg.
     #[arg(long, default_value = "png")]
@@ -72,10 +81,15 @@ pub struct SweepPruneArgs {
     /// Seed of the fine-tuning (data order, validation split).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Write into an --out-dir that holds another run's results or other files: the previous
+    /// run's files are removed (other files are kept) and the sweep starts over.
+    #[arg(long)]
+    #[serde(skip)]
+    pub force: bool,
 }
 
 /// One cell of the pruning sweep.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PruneCell {
     pub ratio: f64,
     pub params: usize,
@@ -106,12 +120,27 @@ fn run_prune(a: &SweepPruneArgs) -> Result<()> {
     if a.batch_size == 0 {
         anyhow::bail!("--batch-size must be positive");
     }
+    if a.format != "png" && a.format != "svg" {
+        anyhow::bail!("--format must be png or svg, got `{}`", a.format);
+    }
+    run_dir::check_out_dir("--out-dir", &a.out_dir)?;
     let model = shrink_io::load_model(&a.model, a.arch.as_deref())?;
     let norm = normalization(&model, a.mean.as_deref(), a.std.as_deref())?;
     let ds = load_data(&a.data, parse_split(&a.split)?)?;
     check_fit(&model, &ds, &a.model.display().to_string())?;
-    std::fs::create_dir_all(&a.out_dir)
-        .with_context(|| format!("{}: cannot create directory", a.out_dir.display()))?;
+    let mut files: Vec<String> = ["table.md", "table.csv", "table.json"].map(String::from).into();
+    files.extend(FIGURES.iter().map(|f| format!("{f}.{}", a.format)));
+    let spec = RunSpec {
+        command: "sweep prune",
+        model: &a.model,
+        data: &a.data,
+        params: serde_json::to_value(a)?,
+        files,
+    };
+    let mut run = RunDir::open("--out-dir", &a.out_dir, spec, a.force)?;
+    let key = |ratio: f64| format!("ratio {ratio:?}");
+    let keys: Vec<String> = ratios.iter().map(|&r| key(r)).collect();
+    run_dir::report_resume(run.count_done(&keys), keys.len());
     let pb = crate::common::progress(ratios.len() as u64 + 1, true, "sweep prune");
     let measure = |m: &shrink_ir::Model, ratio: f64, base_s: f64| -> Result<PruneCell> {
         let r = shrink_train::evaluate(m, &ds, &norm, a.batch_size, None)?;
@@ -131,10 +160,22 @@ fn run_prune(a: &SweepPruneArgs) -> Result<()> {
         })
     };
     let finetune = (a.finetune_epochs > 0).then(|| finetune_setup(a, &model, &norm)).transpose()?;
-    let base = measure(&model, 0.0, 0.0)?;
+    let base = match run.done::<PruneCell>("dense") {
+        Some(base) => base,
+        None => {
+            let base = measure(&model, 0.0, 0.0)?;
+            run.record("dense", &base)?;
+            base
+        }
+    };
     pb.inc(1);
     let mut cells = vec![base.clone()];
     for &ratio in &ratios {
+        if let Some(cell) = run.done::<PruneCell>(&key(ratio)) {
+            cells.push(cell);
+            pb.inc(1);
+            continue;
+        }
         let args = PruneArgs {
             model: a.model.clone(),
             method: a.method.clone(),
@@ -158,6 +199,7 @@ fn run_prune(a: &SweepPruneArgs) -> Result<()> {
             cell.accuracy_finetuned =
                 Some(shrink_train::evaluate(&pruned, &ds, &norm, a.batch_size, None)?.accuracy);
         }
+        run.record(&key(ratio), &cell)?;
         cells.push(cell);
         pb.inc(1);
     }
@@ -165,7 +207,7 @@ fn run_prune(a: &SweepPruneArgs) -> Result<()> {
     write_tables(&a.out_dir, &cells)?;
     write_figures(&a.out_dir, &a.format, &cells[1..])?;
     print!("{}", markdown(&cells));
-    eprintln!("wrote {}/table.{{md,csv,json}} and 6 figures", a.out_dir.display());
+    eprintln!("wrote {}/table.{{md,csv,json}} and {} figures", a.out_dir.display(), FIGURES.len());
     Ok(())
 }
 
@@ -248,6 +290,16 @@ fn write_tables(dir: &Path, cells: &[PruneCell]) -> Result<()> {
     Ok(())
 }
 
+/// The figure names (without extension), in [`write_figures`]'s order.
+const FIGURES: [&str; 6] = [
+    "params-vs-accuracy",
+    "time-vs-accuracy",
+    "ratio-vs-accuracy",
+    "params-vs-time",
+    "ratio-vs-time",
+    "ratio-vs-params",
+];
+
 /// The seed-000 figures: params/time/ratio vs accuracy, params/ratio vs time, ratio vs params.
 fn write_figures(dir: &Path, ext: &str, cells: &[PruneCell]) -> Result<()> {
     type Get = fn(&PruneCell) -> f64;
@@ -255,15 +307,8 @@ fn write_figures(dir: &Path, ext: &str, cells: &[PruneCell]) -> Result<()> {
     let params: (&str, Get) = ("parameters", |c| c.params as f64);
     let time: (&str, Get) = ("inference time (s)", |c| c.inference_s);
     let ratio: (&str, Get) = ("pruning ratio", |c| c.ratio);
-    let figures = [
-        ("params-vs-accuracy", params, acc),
-        ("time-vs-accuracy", time, acc),
-        ("ratio-vs-accuracy", ratio, acc),
-        ("params-vs-time", params, time),
-        ("ratio-vs-time", ratio, time),
-        ("ratio-vs-params", ratio, params),
-    ];
-    for (stem, (xl, fx), (yl, fy)) in figures {
+    let axes = [(params, acc), (time, acc), (ratio, acc), (params, time), (ratio, time), (ratio, params)];
+    for (stem, ((xl, fx), (yl, fy))) in FIGURES.into_iter().zip(axes) {
         let points: Vec<(f64, f64)> = cells.iter().map(|c| (fx(c), fy(c))).collect();
         let path = dir.join(format!("{stem}.{ext}"));
         shrink_report::plot::line_chart(

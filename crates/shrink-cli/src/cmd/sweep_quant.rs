@@ -8,10 +8,15 @@
 //! model plus the data and one batch of activations. `--fake-quant` instead attaches quantizer
 //! slots (the path `shrink eval` takes on a quantized file: the same values within 2 ulp, at
 //! the price of a pristine copy and a fake-quant pass over all weights per batch), for checking.
+//!
+//! Each finished cell is journaled in `--out-dir` ([`crate::run_dir`]): an interrupted sweep
+//! re-run with the same model, data and flags computes only the missing cells, and its tables
+//! and figures are byte-identical to an uninterrupted run's (wall times go to `timings.json`).
 use crate::common::{check_fit, load_data, normalization, parse_split};
+use crate::run_dir::{self, RunDir, RunSpec};
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use shrink_compress::quant::{self, Include, QuantConfig, RangeMethod, Scheme};
 use shrink_ir::prepared::DEFAULT_MAX_DENSITY;
 use std::path::{Path, PathBuf};
@@ -21,7 +26,7 @@ use std::time::Instant;
 pub const LAB_BITS: &str = "2,4,8,12,16";
 pub const LAB_Q: &str = "0.5,0.8,1,1.2,1.5,1.7,2";
 
-#[derive(Args)]
+#[derive(Args, Serialize)]
 pub struct SweepQuantArgs {
     /// Model file (.safetensors).
     pub model: PathBuf,
@@ -36,14 +41,16 @@ pub struct SweepQuantArgs {
     pub bits: String,
     /// Ranges, comma-separated: numbers q > 0 (clip half-range, symmetric alpha, asymmetric
     /// [-q, q]), `max` (the labs' max|w| / [min, max]), `pNN` (percentile) or `mse`.
-    #[arg(long, visible_alias = "range", default_value = LAB_Q, allow_hyphen_values = true)]
-    pub q: String,
+    /// Same flag as `shrink quantize --range`; `--q` is accepted as an alias.
+    #[arg(long = "range", visible_alias = "q", default_value = LAB_Q, allow_hyphen_values = true)]
+    pub range: String,
     /// One range per output channel instead of one per tensor.
     #[arg(long)]
     pub per_channel: bool,
     /// Also quantize these tensor groups (comma-separated): bias, batchnorm.
     #[arg(long, default_value = "")]
     pub include: String,
+    /// Dataset split to measure accuracy on: test or train.
     #[arg(long, default_value = "test")]
     pub split: String,
     /// Evaluation batch size. Streamed weights are re-quantized once per batch, so large
@@ -59,8 +66,10 @@ pub struct SweepQuantArgs {
     /// Architecture override for plain state_dicts.
     #[arg(long)]
     pub arch: Option<String>,
-    /// Directory for table.{md,csv,json} and the figures.
+    /// Directory for table.{md,csv,json}, timings.json and the figures. It belongs to one run:
+    /// re-running the same sweep there resumes it (finished cells are kept).
     #[arg(long, default_value = "runs/sweep-quant")]
+    #[serde(skip)]
     pub out_dir: PathBuf,
     /// Figure format: png or svg.
     #[arg(long, default_value = "png")]
@@ -69,6 +78,11 @@ pub struct SweepQuantArgs {
     /// does on a quantized file) instead of the baked values: slower, for checking.
     #[arg(long)]
     pub fake_quant: bool,
+    /// Write into an --out-dir that holds another run's results or other files: the previous
+    /// run's files are removed (other files are kept) and the sweep starts over.
+    #[arg(long)]
+    #[serde(skip)]
+    pub force: bool,
 }
 
 /// One range of the grid: its text (as in the table) and the parsed method.
@@ -89,7 +103,7 @@ impl RangeSpec {
 }
 
 /// One cell of the quantization sweep.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct QuantCell {
     pub method: String,
     pub bits: u32,
@@ -104,8 +118,21 @@ pub struct QuantCell {
     pub loss: f64,
     /// Accuracy minus the fp32 model's, percentage points.
     pub delta_pp: f64,
-    /// Wall time of the cell (quantize + write + evaluate), seconds.
-    pub seconds: f64,
+}
+
+/// A finished cell as journaled: the result and its wall time (quantize + evaluate), seconds.
+#[derive(Serialize, Deserialize)]
+struct Finished {
+    cell: QuantCell,
+    seconds: f64,
+}
+
+/// The fp32 baseline as journaled.
+#[derive(Serialize, Deserialize)]
+struct Baseline {
+    accuracy: f64,
+    loss: f64,
+    samples: usize,
 }
 
 /// The whole sweep as written to `table.json`.
@@ -120,8 +147,6 @@ struct Report<'a> {
     fp32_accuracy: f64,
     fp32_correct: usize,
     fp32_loss: f64,
-    /// Wall time of the grid (all cells, not the fp32 baseline), seconds.
-    grid_seconds: f64,
     cells: &'a [QuantCell],
 }
 
@@ -144,10 +169,10 @@ pub fn parse_bits(s: &str, schemes: &[Scheme]) -> Result<Vec<u32>> {
     Ok(out)
 }
 
-/// Parses `--q`.
+/// Parses `--range`.
 pub fn parse_ranges(s: &str) -> Result<Vec<RangeSpec>> {
     items(s)
-        .map(|q| Ok(RangeSpec { label: q.to_string(), method: RangeMethod::parse(q).context("--q")? }))
+        .map(|q| Ok(RangeSpec { label: q.to_string(), method: RangeMethod::parse(q).context("--range")? }))
         .collect()
 }
 
@@ -166,7 +191,7 @@ pub fn run(a: &SweepQuantArgs) -> Result<()> {
     // Every flag is checked before anything is loaded or written.
     let schemes = nonempty("--method", parse_methods(&a.method)?)?;
     let bits = nonempty("--bits", parse_bits(&a.bits, &schemes)?)?;
-    let ranges = nonempty("--q", parse_ranges(&a.q)?)?;
+    let ranges = nonempty("--range", parse_ranges(&a.range)?)?;
     let include = Include::parse(&a.include).context("--include")?;
     if a.batch_size == 0 {
         bail!("--batch-size must be positive");
@@ -175,6 +200,7 @@ pub fn run(a: &SweepQuantArgs) -> Result<()> {
         bail!("--format must be png or svg, got `{}`", a.format);
     }
     let split = parse_split(&a.split)?;
+    run_dir::check_out_dir("--out-dir", &a.out_dir)?;
 
     let mut model = shrink_io::load_model(&a.model, a.arch.as_deref())?;
     let norm = normalization(&model, a.mean.as_deref(), a.std.as_deref())?;
@@ -194,21 +220,50 @@ pub fn run(a: &SweepQuantArgs) -> Result<()> {
     // `--fake-quant` keeps pristine copies and attaches quantizer slots instead.
     let sources = if a.fake_quant { quant::sources(&model, include)? } else { Vec::new() };
     let sweep = if a.fake_quant { None } else { Some(quant::WeightSweep::new(&model, include)?) };
-    std::fs::create_dir_all(&a.out_dir)
-        .with_context(|| format!("{}: cannot create directory", a.out_dir.display()))?;
+    let spec = RunSpec {
+        command: "sweep quant",
+        model: &a.model,
+        data: &a.data,
+        params: serde_json::to_value(a)?,
+        files: output_files(&schemes, &ranges, &a.format),
+    };
+    let mut run = RunDir::open("--out-dir", &a.out_dir, spec, a.force)?;
+    let key = |scheme: Scheme, b: u32, r: &RangeSpec| format!("{scheme}/{b}/{}", r.label);
+    let mut keys = Vec::new();
+    for &scheme in &schemes {
+        for r in &ranges {
+            keys.extend(bits.iter().map(|&b| key(scheme, b, r)));
+        }
+    }
+    run_dir::report_resume(run.count_done(&keys), keys.len());
 
     let n = schemes.len() * bits.len() * ranges.len();
     let pb = progress(n as u64 + 1);
     pb.set_message("fp32");
-    let base = shrink_train::evaluate(&model, &ds, &norm, a.batch_size, None)?;
+    let base = match run.done::<Baseline>("fp32") {
+        Some(b) => b,
+        None => {
+            let e = shrink_train::evaluate(&model, &ds, &norm, a.batch_size, None)?;
+            let b = Baseline { accuracy: e.accuracy, loss: e.loss, samples: e.samples };
+            run.record("fp32", &b)?;
+            b
+        }
+    };
     let samples = base.samples.max(1);
     pb.inc(1);
 
-    let grid_start = Instant::now();
     let mut cells = Vec::with_capacity(n);
+    let mut timings = Vec::with_capacity(n);
     for &scheme in &schemes {
         for r in &ranges {
             for &b in &bits {
+                let key = key(scheme, b, r);
+                if let Some(done) = run.done::<Finished>(&key) {
+                    cells.push(done.cell);
+                    timings.push(done.seconds);
+                    pb.inc(1);
+                    continue;
+                }
                 pb.set_message(format!("{scheme} {b} bits q={}", r.label));
                 let start = Instant::now();
                 let cfg =
@@ -226,22 +281,27 @@ pub fn run(a: &SweepQuantArgs) -> Result<()> {
                         shrink_train::evaluate(&model, &ds, &norm, a.batch_size, None)?
                     }
                 };
-                cells.push(QuantCell {
-                    method: scheme.name().to_string(),
-                    bits: b,
-                    q: r.label.clone(),
-                    q_value: r.value(),
-                    accuracy: e.accuracy,
-                    correct: (e.accuracy * samples as f64).round() as usize,
-                    loss: e.loss,
-                    delta_pp: 100.0 * (e.accuracy - base.accuracy),
+                let done = Finished {
+                    cell: QuantCell {
+                        method: scheme.name().to_string(),
+                        bits: b,
+                        q: r.label.clone(),
+                        q_value: r.value(),
+                        accuracy: e.accuracy,
+                        correct: (e.accuracy * samples as f64).round() as usize,
+                        loss: e.loss,
+                        delta_pp: 100.0 * (e.accuracy - base.accuracy),
+                    },
                     seconds: start.elapsed().as_secs_f64(),
-                });
+                };
+                run.record(&key, &done)?;
+                cells.push(done.cell);
+                timings.push(done.seconds);
                 pb.inc(1);
             }
         }
     }
-    let grid_seconds = grid_start.elapsed().as_secs_f64();
+    let grid_seconds: f64 = timings.iter().sum();
     pb.finish_and_clear();
     // The tables and figures need none of these: free the model and data before plotting.
     let data_source = ds.source.clone();
@@ -257,18 +317,48 @@ pub fn run(a: &SweepQuantArgs) -> Result<()> {
         fp32_accuracy: base.accuracy,
         fp32_correct: (base.accuracy * samples as f64).round() as usize,
         fp32_loss: base.loss,
-        grid_seconds,
         cells: &cells,
     };
     let md = markdown(&report, &schemes, &bits, &ranges);
     write_tables(&a.out_dir, &report, &md)?;
+    write_timings(&a.out_dir, &cells, &timings)?;
     let figures = write_figures(&a.out_dir, &a.format, &report, &schemes, &bits, &ranges)?;
     print!("{md}");
     eprintln!(
-        "{n} cells in {grid_seconds:.1} s ({:.2} s per cell); wrote {}/table.{{md,csv,json}} and {figures} figures",
+        "{n} cells in {grid_seconds:.1} s ({:.2} s per cell); wrote {}/table.{{md,csv,json}}, timings.json and {figures} figures",
         grid_seconds / n as f64,
         a.out_dir.display()
     );
+    Ok(())
+}
+
+/// The files a sweep writes in its directory (for `run.json`).
+fn output_files(schemes: &[Scheme], ranges: &[RangeSpec], ext: &str) -> Vec<String> {
+    let mut files: Vec<String> =
+        ["table.md", "table.csv", "table.json", "timings.json"].map(String::from).into();
+    let numeric = ranges.iter().any(|q| q.value().is_some());
+    for scheme in schemes {
+        files.push(format!("{scheme}-accuracy-vs-bits.{ext}"));
+        if numeric {
+            files.push(format!("{scheme}-accuracy-vs-q.{ext}"));
+        }
+    }
+    files
+}
+
+/// `timings.json`: the wall time of every cell (the journaled one for resumed cells) and their
+/// sum. Kept apart from the tables, which are the same for every run of the same sweep.
+fn write_timings(dir: &Path, cells: &[QuantCell], seconds: &[f64]) -> Result<()> {
+    let rows: Vec<_> = cells
+        .iter()
+        .zip(seconds)
+        .map(|(c, s)| serde_json::json!({ "method": c.method, "bits": c.bits, "q": c.q, "seconds": s }))
+        .collect();
+    let json = serde_json::json!({ "grid_seconds": seconds.iter().sum::<f64>(), "cells": rows });
+    shrink_io::atomic::write_atomic(
+        &dir.join("timings.json"),
+        serde_json::to_string_pretty(&json)?.as_bytes(),
+    )?;
     Ok(())
 }
 
@@ -317,28 +407,27 @@ fn markdown(r: &Report, schemes: &[Scheme], bits: &[u32], ranges: &[RangeSpec]) 
             s += "\n";
         }
     }
-    s += "\n## All cells\n\n| method | bits | q | accuracy (%) | Δ vs fp32 (pp) | loss | time (s) |\n";
-    s += "|---|---|---|---|---|---|---|\n";
+    s += "\n## All cells\n\n| method | bits | q | accuracy (%) | Δ vs fp32 (pp) | loss |\n";
+    s += "|---|---|---|---|---|---|\n";
     for c in r.cells {
         s += &format!(
-            "| {} | {} | {} | {} | {:+.2} | {:.4} | {:.2} |\n",
+            "| {} | {} | {} | {} | {:+.2} | {:.4} |\n",
             c.method,
             c.bits,
             c.q,
             pct(c.accuracy),
             c.delta_pp,
-            c.loss,
-            c.seconds
+            c.loss
         );
     }
     s
 }
 
 fn write_tables(dir: &Path, r: &Report, md: &str) -> Result<()> {
-    let mut csv = String::from("method,bits,q,accuracy,correct,samples,delta_pp,loss,seconds\n");
+    let mut csv = String::from("method,bits,q,accuracy,correct,samples,delta_pp,loss\n");
     for c in r.cells {
         csv += &format!(
-            "{},{},{},{},{},{},{:.4},{:.6},{:.3}\n",
+            "{},{},{},{},{},{},{:.4},{:.6}\n",
             c.method,
             c.bits,
             c.q,
@@ -346,8 +435,7 @@ fn write_tables(dir: &Path, r: &Report, md: &str) -> Result<()> {
             c.correct,
             r.samples,
             c.delta_pp,
-            c.loss,
-            c.seconds
+            c.loss
         );
     }
     shrink_io::atomic::write_atomic(&dir.join("table.md"), md.as_bytes())?;
@@ -447,7 +535,7 @@ mod tests {
         assert!(e(parse_bits("x", &s)).starts_with("--bits"));
         let q = parse_ranges("0.5,max,p99.9").unwrap();
         assert_eq!(q.iter().map(RangeSpec::value).collect::<Vec<_>>(), vec![Some(0.5), None, None]);
-        assert!(format!("{:#}", parse_ranges("0").unwrap_err()).starts_with("--q"));
+        assert!(format!("{:#}", parse_ranges("0").unwrap_err()).starts_with("--range"));
         assert!(format!("{:#}", parse_methods("float8").unwrap_err()).starts_with("--method"));
     }
 }

@@ -21,7 +21,13 @@ pub fn stderr(o: &Output) -> String {
 }
 
 /// Asserts a clean failure: non-zero exit, exactly one line on stderr containing `needle`, no panic.
+/// A usage error (exit 2: a flag value clap rejects) is clap's whole message instead: the error
+/// line, the possible values or usage, the hint; see [`assert_usage_error`].
 pub fn assert_one_line_error(o: &Output, needle: &str) {
+    if o.status.code() == Some(2) {
+        assert_usage_error(o, needle);
+        return;
+    }
     let err = stderr(o);
     assert!(!o.status.success(), "expected failure, got success; stderr: {err}");
     assert!(!err.contains("panicked"), "panic: {err}");
@@ -85,6 +91,7 @@ pub fn trained_lenet(
 pub fn assert_usage_error(o: &Output, needle: &str) {
     let err = stderr(o);
     assert_eq!(o.status.code(), Some(2), "expected a usage error (exit 2); stderr: {err}");
+    assert!(err.starts_with("error: "), "clap's message starts with the error line: {err}");
     assert!(!err.contains("panicked"), "panic: {err}");
     assert!(err.contains(needle), "error {err:?} should mention {needle:?}");
 }
