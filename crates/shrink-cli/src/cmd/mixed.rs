@@ -1,4 +1,4 @@
-//! `shrink mixed`: mixed-precision post-training quantization (issue 4, point 6).
+//! `shrink mixed`: mixed-precision post-training quantization.
 //!
 //! 1. Sensitivity: on a fixed-seed validation subset carved from the TRAIN split (never the test
 //!    set), quantize one tensor at a time at every candidate bit width, from the pristine

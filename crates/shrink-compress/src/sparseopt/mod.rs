@@ -1,4 +1,4 @@
-//! Sparse optimization of a linear model — the "linear-model lab" (issue 6, part 1).
+//! Sparse optimization of a linear model — the "linear-model lab".
 //!
 //! The problem ([`Problem::lab`]) is
 //!
