@@ -41,7 +41,7 @@ pub struct QuantizeArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub bits: i64,
     /// Range: a number q > 0 (clip half-range, symmetric alpha, asymmetric [-q, q]), `max`
-    /// (the labs' max|w| or [min, max]), `pNN` (percentile, e.g. p99.9) or `mse`.
+    /// (max|w|, or [min, max] for asymmetric), `pNN` (percentile, e.g. p99.9) or `mse`.
     #[arg(long, default_value = "max", allow_hyphen_values = true)]
     pub range: String,
     /// One range per output channel instead of one per tensor.

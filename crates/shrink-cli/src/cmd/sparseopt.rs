@@ -45,7 +45,7 @@ pub struct SparseoptArgs {
     #[arg(long, value_enum)]
     pub method: MethodName,
     /// Penalty strength λ (l1, trimmed-l1), or the per-step soft threshold for prox
-    /// (not multiplied by the learning rate, as in the lab).
+    /// (not multiplied by the learning rate).
     #[arg(long, visible_alias = "threshold", allow_negative_numbers = true)]
     pub lambda: Option<f64>,
     /// Number of weights kept (iht) or exempt from the penalty (trimmed-l1).
@@ -57,7 +57,7 @@ pub struct SparseoptArgs {
     /// Learning rate.
     #[arg(long, default_value_t = sparseopt::LAB_LEARNING_RATE, allow_negative_numbers = true)]
     pub lr: f64,
-    /// Problem file, `.json` or `.toml`, with `x` (rows) and `y`; default: the lab's 3×5 problem.
+    /// Problem file, `.json` or `.toml`, with `x` (rows) and `y`; default: a built-in 3×5 example problem.
     #[arg(long, value_name = "FILE")]
     pub problem: Option<PathBuf>,
     /// Print one JSON object {"method", "params", "weights", "loss_history"} instead of a table.

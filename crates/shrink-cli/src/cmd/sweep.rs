@@ -18,7 +18,7 @@ pub enum SweepCommand {
     /// Prune at each ratio (from the pristine model) and measure params, size, MACs, accuracy, time.
     Prune(SweepPruneArgs),
     /// Quantize with each (method, bits, range) from the pristine weights and measure accuracy
-    /// (the MNIST lab's grid by default).
+    /// (by default bits 2-16 and ranges 0.5-2, the grid of the MNIST quantization study).
     #[command(allow_negative_numbers = true)]
     Quant(crate::cmd::sweep_quant::SweepQuantArgs),
 }

@@ -40,7 +40,7 @@ pub struct SweepQuantArgs {
     #[arg(long, default_value = LAB_BITS, allow_hyphen_values = true)]
     pub bits: String,
     /// Ranges, comma-separated: numbers q > 0 (clip half-range, symmetric alpha, asymmetric
-    /// [-q, q]), `max` (the labs' max|w| / [min, max]), `pNN` (percentile) or `mse`.
+    /// [-q, q]), `max` (max|w|, or [min, max] for asymmetric), `pNN` (percentile) or `mse`.
     /// Same flag as `shrink quantize --range`; `--q` is accepted as an alias.
     #[arg(long = "range", visible_alias = "q", default_value = LAB_Q, allow_hyphen_values = true)]
     pub range: String,
