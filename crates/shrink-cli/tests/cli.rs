@@ -499,3 +499,41 @@ fn resume_keeps_the_best_epoch_and_refuses_contradicting_flags() {
     );
     assert!(!other.exists());
 }
+
+/// `--schedule cosine` anneals every iteration, so even one epoch differs from a constant rate;
+/// `cosine-epoch` changes the rate only between epochs, so one epoch equals the constant run.
+#[test]
+fn cosine_anneals_within_an_epoch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("mnist");
+    std::fs::create_dir(&data).unwrap();
+    tiny_mnist(&data, 300, 50);
+    let run = |schedule: &str, extra: &[&str]| -> Vec<u8> {
+        let out = tmp.path().join(format!("{schedule}{}.safetensors", extra.len()));
+        let mut args = vec![
+            "train",
+            "--arch",
+            "lenet-300-100",
+            "--data",
+            data.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--val-size",
+            "0",
+            "--batch-size",
+            "32",
+            "--schedule",
+            schedule,
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        ok(shrink(&args));
+        std::fs::read(out).unwrap()
+    };
+    let constant = run("constant", &[]);
+    assert!(run("cosine-epoch", &[]) == constant, "one epoch of per-epoch cosine is the base rate");
+    let cosine = run("cosine", &[]);
+    assert!(cosine != constant, "per-iteration cosine changes the rate within the epoch");
+    assert!(run("constant", &["--warmup-steps", "5"]) != constant, "warmup changes the first iterations");
+}

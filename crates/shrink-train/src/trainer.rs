@@ -4,7 +4,7 @@
 use crate::checkpoint::{load_checkpoint, save_checkpoint, LoopState};
 use crate::eval::{evaluate, loss_and_correct};
 use crate::optim::{Optimizer, OptimizerConfig};
-use crate::schedule::Schedule;
+use crate::schedule::{Position, Schedule};
 use crate::sparsity::{Sparsity, SparsityConfig};
 use crate::{Result, TrainError};
 use candle_core::Tensor;
@@ -27,6 +27,8 @@ pub struct TrainConfig {
     pub lr: f64,
     pub optimizer: OptimizerConfig,
     pub schedule: Schedule,
+    /// Iterations of linear learning-rate warmup at the start of the run (0: none).
+    pub warmup_steps: u64,
     pub seed: u64,
     pub normalize: Normalize,
     pub augment: Option<Augment>,
@@ -49,6 +51,7 @@ pub struct TrainConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EpochRecord {
     pub epoch: usize,
+    /// The learning rate of the epoch's first iteration.
     pub lr: f64,
     pub train_loss: f64,
     pub train_accuracy: f64,
@@ -150,9 +153,17 @@ pub fn train(
     let [c, h, w] = train_set.image_shape();
     let has_masks = !model.params.masks().is_empty();
     let mut buf = Vec::new();
+    let steps_per_epoch = train_set.len().div_ceil(cfg.batch_size) as u64;
+    let position = |epoch: usize, step: usize| Position {
+        epoch,
+        step: epoch as u64 * steps_per_epoch + step as u64,
+        total_steps: steps_per_epoch * cfg.epochs as u64,
+        warmup_steps: cfg.warmup_steps,
+    };
+    let per_iteration = cfg.schedule.per_iteration(cfg.warmup_steps);
     for epoch in state.epochs_done..cfg.epochs {
-        let lr = cfg.schedule.lr(cfg.lr, epoch);
-        opt.set_lr(lr);
+        let epoch_lr = cfg.schedule.lr_at(cfg.lr, position(epoch, 0));
+        opt.set_lr(epoch_lr);
         let mut order: Vec<usize> = (0..train_set.len()).collect();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, 1, epoch as u64)));
         let mut aug_rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, 2, epoch as u64));
@@ -160,6 +171,13 @@ pub fn train(
         let start = Instant::now();
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
         for (step, chunk) in order.chunks(cfg.batch_size).enumerate() {
+            let lr = if per_iteration {
+                let lr = cfg.schedule.lr_at(cfg.lr, position(epoch, step));
+                opt.set_lr(lr);
+                lr
+            } else {
+                epoch_lr
+            };
             let aug = cfg.augment.as_ref().map(|a| (a, &mut aug_rng));
             let labels = make_batch(train_set, chunk, &cfg.normalize, aug, &mut buf);
             let x = Tensor::from_slice(&buf, (chunk.len(), c, h, w), &device)?;
@@ -216,7 +234,7 @@ pub fn train(
         };
         let record = EpochRecord {
             epoch: epoch + 1,
-            lr,
+            lr: epoch_lr,
             train_loss: loss_sum / seen.max(1) as f64,
             train_accuracy: correct as f64 / seen.max(1) as f64,
             val_loss,
@@ -228,7 +246,7 @@ pub fn train(
             eprintln!(
                 "epoch {:>3}: lr {:.4} train loss {:.4} acc {:.2}% | val acc {} | {:.1}s ({:.0} ex/s)",
                 record.epoch,
-                lr,
+                epoch_lr,
                 record.train_loss,
                 100.0 * record.train_accuracy,
                 val_accuracy.map(|a| format!("{:.2}%", 100.0 * a)).unwrap_or_else(|| "-".into()),

@@ -31,6 +31,7 @@ fn train_with(sparsity: Option<SparsityConfig>) -> Model {
         progress: false,
         sparsity,
         identity: Default::default(),
+        warmup_steps: 0,
     };
     shrink_train::train(&mut model, &data, None, &cfg).unwrap();
     model
@@ -119,6 +120,7 @@ fn negative_lambda_is_a_config_error() {
         progress: false,
         sparsity: Some(SparsityConfig { penalty: Penalty::L1, lambda: -1.0, proximal: true }),
         identity: Default::default(),
+        warmup_steps: 0,
     };
     let err = shrink_train::train(&mut model, &data, None, &cfg).unwrap_err().to_string();
     assert!(err.contains("--sparsity-lambda"), "{err}");

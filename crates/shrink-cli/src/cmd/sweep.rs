@@ -225,7 +225,7 @@ fn finetune_setup(
         batch_size: a.batch_size,
         lr: a.finetune_lr,
         optimizer: shrink_train::OptimizerConfig::adam(0.0),
-        schedule: shrink_train::Schedule::Cosine { total_epochs: a.finetune_epochs, min_lr: 0.0 },
+        schedule: shrink_train::Schedule::CosineEpoch { total_epochs: a.finetune_epochs, min_lr: 0.0 },
         seed: a.seed,
         normalize: norm.clone(),
         augment: (model.meta.input_shape.first() == Some(&3))
@@ -236,6 +236,7 @@ fn finetune_setup(
         progress: false,
         sparsity: None,
         identity: Default::default(),
+        warmup_steps: 0,
     };
     Ok((train_set, val_set, cfg))
 }

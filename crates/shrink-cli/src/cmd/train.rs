@@ -40,9 +40,15 @@ pub struct TrainArgs {
     /// Weight decay (L2). Default: 0 for 28x28 inputs, 5e-4 otherwise.
     #[arg(long)]
     pub weight_decay: Option<f64>,
-    /// constant, step or cosine.
+    /// constant, step (x --gamma every --step-size epochs), cosine (annealed every iteration over
+    /// the whole run, like PyTorch's CosineAnnealingLR stepped per batch) or cosine-epoch (the
+    /// same curve changed once per epoch).
     #[arg(long, default_value = "cosine")]
     pub schedule: String,
+    /// Linear warmup: the rate rises from 0 over this many iterations (then cosine runs over the
+    /// rest of the run).
+    #[arg(long, default_value_t = 0)]
+    pub warmup_steps: u64,
     /// Epochs between decays for `--schedule step`.
     #[arg(long, default_value_t = 10)]
     pub step_size: usize,
@@ -149,8 +155,9 @@ pub fn run(a: &TrainArgs) -> Result<()> {
     let schedule = match a.schedule.as_str() {
         "constant" => Schedule::Constant,
         "step" => Schedule::Step { step_size: a.step_size, gamma: a.gamma },
-        "cosine" => Schedule::Cosine { total_epochs: epochs, min_lr: 0.0 },
-        other => bail!("--schedule must be constant, step or cosine, got `{other}`"),
+        "cosine" => Schedule::Cosine { min_lr: 0.0 },
+        "cosine-epoch" => Schedule::CosineEpoch { total_epochs: epochs, min_lr: 0.0 },
+        other => bail!("--schedule must be constant, step, cosine or cosine-epoch, got `{other}`"),
     };
     let default_augment = if model.meta.input_shape.first() == Some(&3) {
         "on"
@@ -210,6 +217,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         progress: true,
         sparsity,
         identity,
+        warmup_steps: a.warmup_steps,
     };
     let report = shrink_train::train(&mut model, &train_set, Some(&val_set).filter(|v| !v.is_empty()), &cfg)?;
     shrink_io::save_model(&model, &output).with_context(|| format!("writing {}", output.display()))?;
@@ -290,9 +298,10 @@ fn run_identity(
             put("--gamma", gamma.to_string());
         }
         // The cosine curve spans the planned epochs: changing them changes every rate.
-        Schedule::Cosine { .. } => put("--epochs", epochs.to_string()),
+        Schedule::Cosine { .. } | Schedule::CosineEpoch { .. } => put("--epochs", epochs.to_string()),
         Schedule::Constant => {}
     }
+    put("--warmup-steps", a.warmup_steps.to_string());
     put("--batch-size", a.batch_size.to_string());
     put("--seed", a.seed.to_string());
     put("--val-size", a.val_size.to_string());
