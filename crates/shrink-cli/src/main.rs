@@ -33,7 +33,7 @@ enum Command {
     Train(Box<cmd::train::TrainArgs>),
     /// Evaluate a model: accuracy, loss, size, MACs, latency.
     Eval(cmd::eval::EvalArgs),
-    /// Export a model as ONNX or safetensors.
+    /// Export a model as ONNX, PyTorch .pt or safetensors.
     Export(cmd::export::ExportArgs),
     /// Show the per-layer table of a model.
     Info(cmd::info::InfoArgs),
