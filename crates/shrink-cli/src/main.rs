@@ -57,7 +57,7 @@ enum Command {
     Bench(cmd::bench::BenchArgs),
     /// Latency, MACs, params (and accuracy) of an original and a compressed model side by side.
     Compare(cmd::compare::CompareArgs),
-    /// Join the directories of a sweep or scan run as shards (--shard I/N) into the whole run's tables and figures.
+    /// Join the shards (--shard I/N) of a sweep, sensitivity scan or mixed search into the whole run's outputs.
     Merge(cmd::merge::MergeArgs),
 }
 

@@ -365,6 +365,11 @@ pub fn read_journal(dir: &Path) -> Result<Vec<(String, Value)>> {
     Ok(out)
 }
 
+/// SHA-256 (hex) of a file's content, as `run.json` records the model's.
+pub fn file_sha256(path: &Path) -> Result<String> {
+    sha256_file(path)
+}
+
 /// A journaled value as its type (`None` if it is not one).
 pub fn decode_value<T: DeserializeOwned>(v: &Value) -> Option<T> {
     serde_json::from_value(decode(v.clone())).ok()

@@ -194,6 +194,41 @@ fn sensitivity_and_sweep_prune_as_three_shards_merge_to_the_whole_run() {
 }
 
 #[test]
+fn a_mixed_search_as_three_shards_allocates_at_the_merge_like_the_whole_run() {
+    let (tmp, data, model) = trained_lenet(256, 128, 0, Some(32));
+    let (m, d) = (model.to_str().unwrap(), data.to_str().unwrap());
+    let args = [
+        "mixed",
+        m,
+        "--data",
+        d,
+        "--scheme",
+        "symmetric",
+        "--avg-bits",
+        "3",
+        "--candidates",
+        "2,4",
+        "--calib-samples",
+        "128",
+    ];
+    let whole = tmp.path().join("whole");
+    let stdout_whole = ok(shrink(&with_dir(&args, &whole, &[])));
+    let shards = run_shards(&args, tmp.path(), 3);
+    for dir in &shards {
+        assert!(!dir.join("mixed.md").exists(), "a shard stops before the allocation");
+        assert_eq!(journal_keys(dir).len(), 1 + 2, "the tensor list and 2 of the 3 x 2 candidates");
+    }
+    let out = tmp.path().join("merged");
+    let stdout_merged = ok(merge(&shards, &out));
+    assert_eq!(stdout_merged.replace("merged", "whole"), stdout_whole);
+    let files = ["mixed.md", "mixed.json", "sensitivity.csv", "comparison.csv", "run.json"];
+    assert_same_files(&whole, &out, &files);
+    // A shard writes no model.
+    let o = shrink(&with_dir(&args, &tmp.path().join("x"), &["--shard", "0/3", "-o", "m.safetensors"]));
+    assert_one_line_error(&o, "--shard");
+}
+
+#[test]
 fn bad_shard_specs_are_one_line_errors_naming_the_flag() {
     let (tmp, data, model) = trained_lenet(64, 32, 0, Some(32));
     let (m, d) = (model.to_str().unwrap(), data.to_str().unwrap());

@@ -98,6 +98,22 @@ impl Joined {
         Ok(())
     }
 
+    /// A string flag of the whole run (empty if absent).
+    pub fn param_str(&self, name: &str) -> String {
+        self.params.get(name).and_then(Value::as_str).unwrap_or_default().to_string()
+    }
+
+    /// Checks that `model` (the file the shards were given) is here with the shards' content:
+    /// `command`'s merge evaluates it.
+    pub fn check_model(&self, model: &Path, command: &str) -> Result<()> {
+        let sha = run_dir::file_sha256(model)
+            .with_context(|| format!("merge: merging `shrink {command}` shards evaluates their model"))?;
+        if sha != self.model_sha256 {
+            bail!("merge: `{}` is not the model the shards measured (its content changed)", model.display());
+        }
+        Ok(())
+    }
+
     /// Claims `out_dir` for the whole run `spec` and journals every joined cell there.
     pub fn write_journal(&self, spec: RunSpec, out_dir: &Path, force: bool) -> Result<()> {
         let mut run = RunDir::open_identified(
@@ -207,6 +223,7 @@ pub fn run(a: &MergeArgs) -> Result<()> {
         "sweep quant" => crate::cmd::sweep_quant::merge(&joined, &a.out_dir, a.force),
         "sweep prune" => crate::cmd::sweep::merge_prune(&joined, &a.out_dir, a.force),
         "sensitivity" => crate::cmd::sensitivity::merge(&joined, &a.out_dir, a.force),
+        "mixed" => crate::cmd::mixed::merge(&joined, &a.out_dir, a.force),
         other => bail!("merge: `shrink {other}` runs cannot be merged"),
     }
 }
