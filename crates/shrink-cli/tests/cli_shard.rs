@@ -102,6 +102,10 @@ fn sweep_quant_as_three_shards_merges_byte_identical_to_the_whole_run() {
     assert!(stderr(&o).contains("resuming: 18 of 18 cells done"), "{}", stderr(&o));
     ok(o);
     assert_same_files(&whole, &out, &files);
+    // Merging again into the same directory: the same files, no cell journaled twice.
+    ok(merge(&shards, &out));
+    assert_same_files(&whole, &out, &files);
+    assert_eq!(journal_keys(&out).len(), 19);
 
     // Shard sets that are not one finished run: one line naming what is wrong, nothing written.
     let bad = tmp.path().join("bad");

@@ -114,7 +114,8 @@ impl Joined {
         Ok(())
     }
 
-    /// Claims `out_dir` for the whole run `spec` and journals every joined cell there.
+    /// Claims `out_dir` for the whole run `spec` and journals every joined cell there (those
+    /// it does not hold yet).
     pub fn write_journal(&self, spec: RunSpec, out_dir: &Path, force: bool) -> Result<()> {
         let mut run = RunDir::open_identified(
             "--out-dir",
@@ -125,7 +126,10 @@ impl Joined {
             force,
         )?;
         for (key, value) in &self.entries {
-            run.record_raw(key, value)?;
+            // A merge re-run into its own output finds the cells already there.
+            if run.done::<Value>(key).is_none() {
+                run.record_raw(key, value)?;
+            }
         }
         Ok(())
     }
