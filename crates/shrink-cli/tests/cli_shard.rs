@@ -113,7 +113,7 @@ fn sweep_quant_as_three_shards_merges_byte_identical_to_the_whole_run() {
     assert_one_line_error(&e, "missing shard 1/3");
     let e = merge(&[shards[0].clone(), shards[1].clone(), shards[1].clone(), shards[2].clone()], &bad);
     assert_one_line_error(&e, "shard 1/3 is given twice");
-    let e = merge(&[whole.clone()], &bad);
+    let e = merge(std::slice::from_ref(&whole), &bad);
     assert_one_line_error(&e, "not a shard");
     // Shard 1 of another grid (other bit widths).
     let other_args = [
