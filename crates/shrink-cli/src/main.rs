@@ -3,6 +3,7 @@
 mod cmd;
 mod common;
 mod run_dir;
+mod shard;
 mod signals;
 
 use clap::{Parser, Subcommand};
@@ -56,6 +57,8 @@ enum Command {
     Bench(cmd::bench::BenchArgs),
     /// Latency, MACs, params (and accuracy) of an original and a compressed model side by side.
     Compare(cmd::compare::CompareArgs),
+    /// Join the shards (--shard I/N) of a sweep, sensitivity scan or mixed search into the whole run's outputs.
+    Merge(cmd::merge::MergeArgs),
 }
 
 fn main() -> ExitCode {
@@ -88,6 +91,7 @@ fn main() -> ExitCode {
         Command::Sweep(a) => cmd::sweep::run(a),
         Command::Sensitivity(a) => cmd::sensitivity::run(a),
         Command::Sparseopt(a) => cmd::sparseopt::run(a),
+        Command::Merge(a) => cmd::merge::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -98,11 +98,24 @@ impl RunDir {
     /// Claims `dir` for the run `spec` (see the module doc); `flag` names the directory's flag
     /// in errors. Prints `resuming: ...` nowhere: callers know the cell count.
     pub fn open(flag: &str, dir: &Path, spec: RunSpec, force: bool) -> Result<RunDir> {
-        std::fs::create_dir_all(dir).with_context(|| format!("{flag}: cannot create `{}`", dir.display()))?;
-        shrink_io::atomic::sweep_stale_in(dir);
         let model_sha256 = sha256_file(spec.model)?;
         let data = std::fs::canonicalize(spec.data).unwrap_or_else(|_| spec.data.to_path_buf());
         let data = data.display().to_string();
+        Self::open_identified(flag, dir, spec, model_sha256, data, force)
+    }
+
+    /// [`RunDir::open`] with the model's hash and the data path already known (as another
+    /// run's `run.json` records them): `spec.model` and `spec.data` are not read.
+    pub fn open_identified(
+        flag: &str,
+        dir: &Path,
+        spec: RunSpec,
+        model_sha256: String,
+        data: String,
+        force: bool,
+    ) -> Result<RunDir> {
+        std::fs::create_dir_all(dir).with_context(|| format!("{flag}: cannot create `{}`", dir.display()))?;
+        shrink_io::atomic::sweep_stale_in(dir);
         let fingerprint = {
             use sha2::Digest;
             let id = serde_json::json!([spec.command, model_sha256, data, spec.params, spec.files]);
@@ -306,6 +319,67 @@ fn sha256_file(path: &Path) -> Result<String> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What another run's `run.json` says about it (for `shrink merge`).
+pub struct RunInfo {
+    /// `sweep quant`, `sensitivity`, ...
+    pub command: String,
+    pub model_sha256: String,
+    /// The dataset path as recorded (canonical where it existed).
+    pub data: String,
+    /// The flags that affect the results.
+    pub params: Value,
+}
+
+/// Reads `dir/run.json`; `flag` names the directory in errors.
+pub fn read_run_info(flag: &str, dir: &Path) -> Result<RunInfo> {
+    let path = dir.join(RUN_FILE);
+    let bytes = std::fs::read(&path).map_err(|e| shrink_io::IoError::file(&path, e)).with_context(|| {
+        format!("{flag} `{}` is not a run directory (no readable {RUN_FILE})", dir.display())
+    })?;
+    let run: RunFile = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{flag}: `{}` is not a shrink run description", path.display()))?;
+    Ok(RunInfo { command: run.command, model_sha256: run.model_sha256, data: run.data, params: run.params })
+}
+
+/// The finished cells journaled in `dir`, in journal order, with their values as recorded
+/// (read back with [`decode_value`]); a torn last line is ignored, the file is not changed.
+pub fn read_journal(dir: &Path) -> Result<Vec<(String, Value)>> {
+    let path = dir.join(JOURNAL_FILE);
+    let text = std::fs::read(&path).map_err(|e| shrink_io::IoError::file(&path, e))?;
+    let complete = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let mut out = Vec::new();
+    for (i, line) in text[..complete].split(|&b| b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let entry: Value = serde_json::from_slice(line)
+            .ok()
+            .filter(|v: &Value| v["cell"].is_string())
+            .with_context(|| format!("{}: line {} is not a journal entry", path.display(), i + 1))?;
+        if let (Some(key), Some(value)) = (entry["cell"].as_str(), entry.get("value")) {
+            out.push((key.to_string(), value.clone()));
+        }
+    }
+    Ok(out)
+}
+
+/// SHA-256 (hex) of a file's content, as `run.json` records the model's.
+pub fn file_sha256(path: &Path) -> Result<String> {
+    sha256_file(path)
+}
+
+/// A journaled value as its type (`None` if it is not one).
+pub fn decode_value<T: DeserializeOwned>(v: &Value) -> Option<T> {
+    serde_json::from_value(decode(v.clone())).ok()
+}
+
+impl RunDir {
+    /// Appends a cell whose value is already in journal form (read by [`read_journal`]).
+    pub fn record_raw(&mut self, key: &str, value: &Value) -> Result<()> {
+        self.record(key, &decode(value.clone()))
+    }
 }
 
 #[cfg(test)]

@@ -17,9 +17,16 @@
 //! `--out-dir` ([`crate::run_dir`]): an interrupted search re-run with the same model, data and
 //! flags measures only the missing ones, and its reports are byte-identical to an uninterrupted
 //! run's (wall times go to `timings.json`).
+//!
+//! `--shard I/N` measures only every N-th candidate of the sensitivity sweep ([`crate::shard`])
+//! and stops there: the allocation needs every candidate. [`merge`] journals the joined
+//! candidates in the merge's output directory and runs the search there, which finds the whole
+//! sweep done and allocates and compares (so merging needs the model and data, at the paths
+//! the shards were given).
 use crate::cmd::quantize::SchemeArg;
 use crate::common::{check_fit, load_data, normalization};
 use crate::run_dir::{self, RunDir, RunSpec};
+use crate::shard::{self, Shard};
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 use clap::{Args, ValueEnum};
@@ -32,7 +39,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// What the sensitivity sweep measures as a tensor's cost at a bit width (both are recorded).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Metric {
     /// Validation cross-entropy increase over fp32.
@@ -45,7 +52,7 @@ pub enum Metric {
 /// Default candidate bit widths.
 pub const DEFAULT_CANDIDATES: &str = "2,3,4,5,6,8";
 
-#[derive(Args, Serialize)]
+#[derive(Args, Serialize, Deserialize)]
 pub struct MixedArgs {
     /// Model file (.safetensors, .onnx or .pt), full precision.
     pub model: PathBuf,
@@ -54,7 +61,7 @@ pub struct MixedArgs {
     pub data: PathBuf,
     /// Quantizer: clip, symmetric or asymmetric.
     #[arg(long, value_enum)]
-    #[serde(skip)] // in the run fingerprint by name
+    #[serde(skip, default = "default_scheme")] // in the run fingerprint by name
     pub scheme: SchemeArg,
     /// Average bits per quantized weight: the budget is `Σ bits_i · n_i ≤ avg-bits · Σ n_i`.
     /// A comma list (e.g. 2.5,3,4) allocates for each budget from one sensitivity sweep.
@@ -116,7 +123,54 @@ pub struct MixedArgs {
     #[arg(long)]
     #[serde(skip)]
     pub force: bool,
+    /// Measure only shard I of N (0-based) of the sensitivity sweep: candidate k (tensors ×
+    /// bit widths) goes to shard k mod N. The shard journals its candidates in --out-dir and
+    /// stops before the allocation; `shrink merge` joins the shards and allocates.
+    #[arg(long, value_name = "I/N", allow_hyphen_values = true)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
 }
+
+/// Placeholder while reading a run's flags back; [`merge`] sets the scheme from its name.
+fn default_scheme() -> SchemeArg {
+    SchemeArg::Clip
+}
+
+/// The run's identity (the scheme by name; a shard writes no reports).
+fn spec(a: &MixedArgs, scheme: Scheme) -> Result<RunSpec<'_>> {
+    let mut params = serde_json::to_value(a)?;
+    params["scheme"] = scheme.name().into();
+    let files = ["mixed.md", "sensitivity.csv", "comparison.csv", "mixed.json", "timings.json"];
+    let files = if a.shard.is_some() { Vec::new() } else { files.map(String::from).into() };
+    Ok(RunSpec { command: "mixed", model: &a.model, data: &a.data, params, files })
+}
+
+/// `shrink merge` of `mixed` shards: the joined candidates are journaled in `out_dir`, then the
+/// search runs there as a whole run (every candidate done: allocation and comparison only).
+pub fn merge(joined: &crate::cmd::merge::Joined, out_dir: &Path, force: bool) -> Result<()> {
+    let mut a: MixedArgs = joined.args()?;
+    let name = joined.param_str("scheme");
+    a.scheme = <SchemeArg as ValueEnum>::from_str(&name, true)
+        .map_err(|_| anyhow::anyhow!("merge: the shards' run.json names an unknown scheme `{name}`"))?;
+    a.out_dir = out_dir.to_path_buf();
+    let scheme: Scheme = a.scheme.into();
+    let candidates = parse_candidates(&a.candidates, scheme)?;
+    parse_avg_bits(&a.avg_bits, &candidates)?;
+    // The tensor list is in the shards' journals (merging needs no model for it).
+    joined.check_complete(&[TENSORS], &[])?;
+    let tensors: Vec<String> = joined.get(TENSORS)?;
+    let keys: Vec<String> =
+        tensors.iter().flat_map(|t| candidates.iter().map(move |&b| format!("{t} {b}"))).collect();
+    joined.check_complete(&[], &keys)?;
+    joined.check_model(&a.model, "mixed")?;
+    joined.write_journal(spec(&a, scheme)?, out_dir, force)?;
+    // `--force` was spent claiming the directory: the search must resume the journal.
+    a.force = false;
+    run(&a)
+}
+
+/// The journal key of the quantized tensors' names (shards record it for [`merge`]).
+const TENSORS: &str = "tensors";
 
 /// One finished candidate of the sensitivity sweep as journaled.
 #[derive(Serialize, Deserialize)]
@@ -236,6 +290,10 @@ pub fn run(a: &MixedArgs) -> Result<()> {
     let scheme: Scheme = a.scheme.into();
     let candidates = parse_candidates(&a.candidates, scheme)?;
     let budgets = parse_avg_bits(&a.avg_bits, &candidates)?;
+    let shard = Shard::parse_flag(a.shard.as_deref())?;
+    if shard.is_some() && a.output.is_some() {
+        bail!("--shard: a shard writes no model (-o); pass -o to the whole run after `shrink merge`");
+    }
     let range = RangeMethod::parse(&a.range).context("--range")?;
     let include = Include::parse(&a.include).context("--include")?;
     if a.batch_size == 0 {
@@ -278,31 +336,32 @@ pub fn run(a: &MixedArgs) -> Result<()> {
             bail!("--per-channel: `{}` has shape {:?} (no output channels)", s.name, s.dims);
         }
     }
-    let mut params = serde_json::to_value(a)?;
-    params["scheme"] = scheme.name().into();
-    let files = ["mixed.md", "sensitivity.csv", "comparison.csv", "mixed.json", "timings.json"];
-    let spec = RunSpec {
-        command: "mixed",
-        model: &a.model,
-        data: &a.data,
-        params,
-        files: files.map(String::from).into(),
-    };
-    let mut run = RunDir::open("--out-dir", &a.out_dir, spec, a.force)?;
+    let mut run = RunDir::open("--out-dir", &a.out_dir, spec(a, scheme)?, a.force)?;
     let key = |src: &Source, b: u32| format!("{} {b}", src.name);
     let keys: Vec<String> = sources.iter().flat_map(|s| candidates.iter().map(move |&b| key(s, b))).collect();
-    run_dir::report_resume(run.count_done(&keys), keys.len());
+    let mine: Vec<bool> = (0..keys.len()).map(|k| shard::mine(shard, k)).collect();
+    let my_count = mine.iter().filter(|&&m| m).count();
+    let my_keys: Vec<String> = keys.iter().zip(&mine).filter(|(_, &m)| m).map(|(k, _)| k.clone()).collect();
+    run_dir::report_resume(run.count_done(&my_keys), my_count);
+    if shard.is_some() && run.done::<Vec<String>>(TENSORS).is_none() {
+        run.record(TENSORS, &sources.iter().map(|s| s.name.clone()).collect::<Vec<_>>())?;
+    }
 
     // 1. Sensitivity on the validation subset.
     let mut sensitivity_seconds = 0.0;
-    let pb = progress((sources.len() * candidates.len() + 1) as u64);
+    let pb = progress((my_count + 1) as u64);
     pb.set_message("fp32");
     let base = ValOutputs::measure(&model, &val, &norm, a.batch_size)?;
     pb.inc(1);
     let mut layers = Vec::with_capacity(sources.len());
+    let mut k = 0;
     for src in &sources {
         let (mut loss_increase, mut kl, mut accuracy) = (Vec::new(), Vec::new(), Vec::new());
         for &b in &candidates {
+            k += 1;
+            if !mine[k - 1] {
+                continue;
+            }
             let c = match run.done::<Candidate>(&key(src, b)) {
                 Some(c) => c,
                 None => {
@@ -338,6 +397,10 @@ pub fn run(a: &MixedArgs) -> Result<()> {
         });
     }
     pb.finish_and_clear();
+    if let Some(shard) = shard {
+        shard::report_done(shard, my_count, &a.out_dir);
+        return Ok(());
+    }
 
     // 2. Allocation, per budget.
     let options: Vec<LayerOptions> = layers

@@ -5,6 +5,7 @@ pub mod eval;
 pub mod export;
 pub mod histogram;
 pub mod info;
+pub mod merge;
 pub mod mixed;
 pub mod prune;
 pub mod quantize;

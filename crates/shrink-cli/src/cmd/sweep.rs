@@ -4,9 +4,15 @@
 //! Each finished cell is journaled in `--out-dir` ([`crate::run_dir`]): an interrupted sweep
 //! re-run with the same model, data and flags computes only the missing cells. (Inference times
 //! are measured, so only the journal makes two runs' tables agree: a resumed run reuses them.)
+//!
+//! `sweep prune --shard I/N` measures only every N-th ratio ([`crate::shard`]) and the dense
+//! model; [`merge_prune`] writes the tables and figures from the joined journals. Inference
+//! times (and speed-ups, against the dense time of the shard that measured the cell) are
+//! measured where each shard ran; every other column equals a whole run's.
 use crate::cmd::prune::{prune_model, PruneArgs};
 use crate::common::{check_fit, load_data, normalization, parse_ratios, parse_split};
 use crate::run_dir::{self, RunDir, RunSpec};
+use crate::shard::{self, Shard};
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
@@ -29,7 +35,7 @@ pub struct SweepArgs {
     pub command: SweepCommand,
 }
 
-#[derive(Args, Serialize)]
+#[derive(Args, Serialize, Deserialize)]
 pub struct SweepPruneArgs {
     /// Model file (.safetensors, .onnx or bit-packed).
     pub model: PathBuf,
@@ -86,6 +92,43 @@ pub struct SweepPruneArgs {
     #[arg(long)]
     #[serde(skip)]
     pub force: bool,
+    /// Measure only shard I of N (0-based): ratio k goes to shard k mod N. The shard journals
+    /// its cells in --out-dir and writes no tables; `shrink merge` joins the shards.
+    #[arg(long, value_name = "I/N", allow_hyphen_values = true)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+}
+
+fn ratio_key(ratio: f64) -> String {
+    format!("ratio {ratio:?}")
+}
+
+/// The run's identity; a shard writes no tables or figures.
+fn prune_spec(a: &SweepPruneArgs) -> Result<RunSpec<'_>> {
+    let mut files: Vec<String> = Vec::new();
+    if a.shard.is_none() {
+        files = ["table.md", "table.csv", "table.json"].map(String::from).into();
+        files.extend(FIGURES.iter().map(|f| format!("{f}.{}", a.format)));
+    }
+    Ok(RunSpec {
+        command: "sweep prune",
+        model: &a.model,
+        data: &a.data,
+        params: serde_json::to_value(a)?,
+        files,
+    })
+}
+
+/// Parses `--ratios` and checks `--batch-size` and `--format`.
+fn parse_prune_grid(a: &SweepPruneArgs) -> Result<Vec<f64>> {
+    let ratios = parse_ratios("--ratios", &a.ratios)?;
+    if a.batch_size == 0 {
+        anyhow::bail!("--batch-size must be positive");
+    }
+    if a.format != "png" && a.format != "svg" {
+        anyhow::bail!("--format must be png or svg, got `{}`", a.format);
+    }
+    Ok(ratios)
 }
 
 /// One cell of the pruning sweep.
@@ -116,29 +159,17 @@ pub fn run(a: &SweepArgs) -> Result<()> {
 }
 
 fn run_prune(a: &SweepPruneArgs) -> Result<()> {
-    let ratios = parse_ratios("--ratios", &a.ratios)?;
-    if a.batch_size == 0 {
-        anyhow::bail!("--batch-size must be positive");
-    }
-    if a.format != "png" && a.format != "svg" {
-        anyhow::bail!("--format must be png or svg, got `{}`", a.format);
-    }
+    let ratios = parse_prune_grid(a)?;
+    let shard = Shard::parse_flag(a.shard.as_deref())?;
     run_dir::check_out_dir("--out-dir", &a.out_dir)?;
     let model = shrink_io::load_model(&a.model, a.arch.as_deref())?;
     let norm = normalization(&model, a.mean.as_deref(), a.std.as_deref())?;
     let ds = load_data(&a.data, parse_split(&a.split)?)?;
     check_fit(&model, &ds, &a.model.display().to_string())?;
-    let mut files: Vec<String> = ["table.md", "table.csv", "table.json"].map(String::from).into();
-    files.extend(FIGURES.iter().map(|f| format!("{f}.{}", a.format)));
-    let spec = RunSpec {
-        command: "sweep prune",
-        model: &a.model,
-        data: &a.data,
-        params: serde_json::to_value(a)?,
-        files,
-    };
-    let mut run = RunDir::open("--out-dir", &a.out_dir, spec, a.force)?;
-    let key = |ratio: f64| format!("ratio {ratio:?}");
+    let mut run = RunDir::open("--out-dir", &a.out_dir, prune_spec(a)?, a.force)?;
+    let key = ratio_key;
+    let ratios: Vec<f64> =
+        ratios.into_iter().enumerate().filter(|&(k, _)| shard::mine(shard, k)).map(|(_, r)| r).collect();
     let keys: Vec<String> = ratios.iter().map(|&r| key(r)).collect();
     run_dir::report_resume(run.count_done(&keys), keys.len());
     let pb = crate::common::progress(ratios.len() as u64 + 1, true, "sweep prune");
@@ -204,11 +235,36 @@ fn run_prune(a: &SweepPruneArgs) -> Result<()> {
         pb.inc(1);
     }
     pb.finish_and_clear();
-    write_tables(&a.out_dir, &cells)?;
-    write_figures(&a.out_dir, &a.format, &cells[1..])?;
-    print!("{}", markdown(&cells));
-    eprintln!("wrote {}/table.{{md,csv,json}} and {} figures", a.out_dir.display(), FIGURES.len());
+    if let Some(shard) = shard {
+        shard::report_done(shard, ratios.len(), &a.out_dir);
+        return Ok(());
+    }
+    write_prune_outputs(&a.out_dir, &a.format, &cells)
+}
+
+/// Writes the tables and figures of a finished sweep (`cells`: the dense model, then the
+/// ratios in order) and prints the table: the end of a whole run and of [`merge_prune`].
+fn write_prune_outputs(dir: &Path, format: &str, cells: &[PruneCell]) -> Result<()> {
+    write_tables(dir, cells)?;
+    write_figures(dir, format, &cells[1..])?;
+    print!("{}", markdown(cells));
+    eprintln!("wrote {}/table.{{md,csv,json}} and {} figures", dir.display(), FIGURES.len());
     Ok(())
+}
+
+/// `shrink merge` of `sweep prune` shards: the whole sweep's files from the joined journals.
+pub fn merge_prune(joined: &crate::cmd::merge::Joined, out_dir: &Path, force: bool) -> Result<()> {
+    let mut a: SweepPruneArgs = joined.args()?;
+    a.out_dir = out_dir.to_path_buf();
+    a.force = force;
+    let keys: Vec<String> = parse_prune_grid(&a)?.into_iter().map(ratio_key).collect();
+    joined.check_complete(&["dense"], &keys)?;
+    let mut cells = vec![joined.get::<PruneCell>("dense")?];
+    for key in &keys {
+        cells.push(joined.get(key)?);
+    }
+    joined.write_journal(prune_spec(&a)?, out_dir, force)?;
+    write_prune_outputs(out_dir, &a.format, &cells)
 }
 
 /// Training split, validation split and configuration for the per-cell fine-tuning.

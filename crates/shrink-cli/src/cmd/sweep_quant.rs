@@ -12,8 +12,12 @@
 //! Each finished cell is journaled in `--out-dir` ([`crate::run_dir`]): an interrupted sweep
 //! re-run with the same model, data and flags computes only the missing cells, and its tables
 //! and figures are byte-identical to an uninterrupted run's (wall times go to `timings.json`).
+//!
+//! `--shard I/N` computes only every N-th cell of the grid ([`crate::shard`]) and writes no
+//! tables; [`merge`] writes them from the joined shard journals with the same writers.
 use crate::common::{check_fit, load_data, normalization, parse_split};
 use crate::run_dir::{self, RunDir, RunSpec};
+use crate::shard::{self, Shard};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde::{Deserialize, Serialize};
@@ -26,7 +30,7 @@ use std::time::Instant;
 pub const LAB_BITS: &str = "2,4,8,12,16";
 pub const LAB_Q: &str = "0.5,0.8,1,1.2,1.5,1.7,2";
 
-#[derive(Args, Serialize)]
+#[derive(Args, Serialize, Deserialize)]
 pub struct SweepQuantArgs {
     /// Model file (.safetensors).
     pub model: PathBuf,
@@ -83,6 +87,11 @@ pub struct SweepQuantArgs {
     #[arg(long)]
     #[serde(skip)]
     pub force: bool,
+    /// Compute only shard I of N (0-based) of the grid: cell k goes to shard k mod N. The shard
+    /// journals its cells in --out-dir and writes no tables; `shrink merge` joins the shards.
+    #[arg(long, value_name = "I/N", allow_hyphen_values = true)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
 }
 
 /// One range of the grid: its text (as in the table) and the parsed method.
@@ -133,6 +142,52 @@ struct Baseline {
     accuracy: f64,
     loss: f64,
     samples: usize,
+    /// The dataset's source (for the report; tables of merged shards need it).
+    #[serde(default)]
+    source: String,
+}
+
+/// The grid of a sweep: quantizers × ranges × bit widths, in that (the tables') order.
+struct Grid {
+    schemes: Vec<Scheme>,
+    bits: Vec<u32>,
+    ranges: Vec<RangeSpec>,
+}
+
+impl Grid {
+    /// Parses `--method`, `--bits` and `--range`.
+    fn parse(a: &SweepQuantArgs) -> Result<Grid> {
+        let schemes = nonempty("--method", parse_methods(&a.method)?)?;
+        let bits = nonempty("--bits", parse_bits(&a.bits, &schemes)?)?;
+        let ranges = nonempty("--range", parse_ranges(&a.range)?)?;
+        Ok(Grid { schemes, bits, ranges })
+    }
+
+    /// Every cell in the fixed order (the journal keys; cell k belongs to shard k mod N).
+    fn cells(&self) -> Vec<(Scheme, &RangeSpec, u32, String)> {
+        let mut out = Vec::new();
+        for &scheme in &self.schemes {
+            for r in &self.ranges {
+                for &b in &self.bits {
+                    out.push((scheme, r, b, format!("{scheme}/{b}/{}", r.label)));
+                }
+            }
+        }
+        out
+    }
+
+    /// The run's identity (for `run.json`).
+    fn spec<'a>(&self, a: &'a SweepQuantArgs) -> Result<RunSpec<'a>> {
+        let files =
+            if a.shard.is_some() { Vec::new() } else { output_files(&self.schemes, &self.ranges, &a.format) };
+        Ok(RunSpec {
+            command: "sweep quant",
+            model: &a.model,
+            data: &a.data,
+            params: serde_json::to_value(a)?,
+            files,
+        })
+    }
 }
 
 /// The whole sweep as written to `table.json`.
@@ -189,9 +244,8 @@ fn nonempty<T>(flag: &str, v: Vec<T>) -> Result<Vec<T>> {
 
 pub fn run(a: &SweepQuantArgs) -> Result<()> {
     // Every flag is checked before anything is loaded or written.
-    let schemes = nonempty("--method", parse_methods(&a.method)?)?;
-    let bits = nonempty("--bits", parse_bits(&a.bits, &schemes)?)?;
-    let ranges = nonempty("--range", parse_ranges(&a.range)?)?;
+    let grid = Grid::parse(a)?;
+    let shard = Shard::parse_flag(a.shard.as_deref())?;
     let include = Include::parse(&a.include).context("--include")?;
     if a.batch_size == 0 {
         bail!("--batch-size must be positive");
@@ -220,31 +274,30 @@ pub fn run(a: &SweepQuantArgs) -> Result<()> {
     // `--fake-quant` keeps pristine copies and attaches quantizer slots instead.
     let sources = if a.fake_quant { quant::sources(&model, include)? } else { Vec::new() };
     let sweep = if a.fake_quant { None } else { Some(quant::WeightSweep::new(&model, include)?) };
-    let spec = RunSpec {
-        command: "sweep quant",
-        model: &a.model,
-        data: &a.data,
-        params: serde_json::to_value(a)?,
-        files: output_files(&schemes, &ranges, &a.format),
-    };
-    let mut run = RunDir::open("--out-dir", &a.out_dir, spec, a.force)?;
-    let key = |scheme: Scheme, b: u32, r: &RangeSpec| format!("{scheme}/{b}/{}", r.label);
-    let mut keys = Vec::new();
-    for &scheme in &schemes {
-        for r in &ranges {
-            keys.extend(bits.iter().map(|&b| key(scheme, b, r)));
-        }
-    }
+    let mut run = RunDir::open("--out-dir", &a.out_dir, grid.spec(a)?, a.force)?;
+    let grid_cells: Vec<_> = grid
+        .cells()
+        .into_iter()
+        .enumerate()
+        .filter(|&(k, _)| shard::mine(shard, k))
+        .map(|(_, c)| c)
+        .collect();
+    let keys: Vec<String> = grid_cells.iter().map(|c| c.3.clone()).collect();
     run_dir::report_resume(run.count_done(&keys), keys.len());
 
-    let n = schemes.len() * bits.len() * ranges.len();
+    let n = grid_cells.len();
     let pb = progress(n as u64 + 1);
     pb.set_message("fp32");
     let base = match run.done::<Baseline>("fp32") {
         Some(b) => b,
         None => {
             let e = shrink_train::evaluate(&model, &ds, &norm, a.batch_size, None)?;
-            let b = Baseline { accuracy: e.accuracy, loss: e.loss, samples: e.samples };
+            let b = Baseline {
+                accuracy: e.accuracy,
+                loss: e.loss,
+                samples: e.samples,
+                source: ds.source.clone(),
+            };
             run.record("fp32", &b)?;
             b
         }
@@ -254,59 +307,72 @@ pub fn run(a: &SweepQuantArgs) -> Result<()> {
 
     let mut cells = Vec::with_capacity(n);
     let mut timings = Vec::with_capacity(n);
-    for &scheme in &schemes {
-        for r in &ranges {
-            for &b in &bits {
-                let key = key(scheme, b, r);
-                if let Some(done) = run.done::<Finished>(&key) {
-                    cells.push(done.cell);
-                    timings.push(done.seconds);
-                    pb.inc(1);
-                    continue;
-                }
-                pb.set_message(format!("{scheme} {b} bits q={}", r.label));
-                let start = Instant::now();
-                let cfg =
-                    QuantConfig { scheme, bits: b, range: r.method, per_channel: a.per_channel, include };
-                let e = match &sweep {
-                    Some(sweep) => {
-                        let prepared = sweep.prepare(&mut model, &cfg, DEFAULT_MAX_DENSITY)?;
-                        shrink_train::evaluate_prepared(&model, &ds, &norm, a.batch_size, None, &prepared)?
-                    }
-                    None => {
-                        for src in &sources {
-                            let q = quant::quantize_source(src, &cfg)?;
-                            quant::apply(&mut model, std::slice::from_ref(&q))?;
-                        }
-                        shrink_train::evaluate(&model, &ds, &norm, a.batch_size, None)?
-                    }
-                };
-                let done = Finished {
-                    cell: QuantCell {
-                        method: scheme.name().to_string(),
-                        bits: b,
-                        q: r.label.clone(),
-                        q_value: r.value(),
-                        accuracy: e.accuracy,
-                        correct: (e.accuracy * samples as f64).round() as usize,
-                        loss: e.loss,
-                        delta_pp: 100.0 * (e.accuracy - base.accuracy),
-                    },
-                    seconds: start.elapsed().as_secs_f64(),
-                };
-                run.record(&key, &done)?;
-                cells.push(done.cell);
-                timings.push(done.seconds);
-                pb.inc(1);
-            }
+    for (scheme, r, b, key) in grid_cells {
+        if let Some(done) = run.done::<Finished>(&key) {
+            cells.push(done.cell);
+            timings.push(done.seconds);
+            pb.inc(1);
+            continue;
         }
+        pb.set_message(format!("{scheme} {b} bits q={}", r.label));
+        let start = Instant::now();
+        let cfg = QuantConfig { scheme, bits: b, range: r.method, per_channel: a.per_channel, include };
+        let e = match &sweep {
+            Some(sweep) => {
+                let prepared = sweep.prepare(&mut model, &cfg, DEFAULT_MAX_DENSITY)?;
+                shrink_train::evaluate_prepared(&model, &ds, &norm, a.batch_size, None, &prepared)?
+            }
+            None => {
+                for src in &sources {
+                    let q = quant::quantize_source(src, &cfg)?;
+                    quant::apply(&mut model, std::slice::from_ref(&q))?;
+                }
+                shrink_train::evaluate(&model, &ds, &norm, a.batch_size, None)?
+            }
+        };
+        let done = Finished {
+            cell: QuantCell {
+                method: scheme.name().to_string(),
+                bits: b,
+                q: r.label.clone(),
+                q_value: r.value(),
+                accuracy: e.accuracy,
+                correct: (e.accuracy * samples as f64).round() as usize,
+                loss: e.loss,
+                delta_pp: 100.0 * (e.accuracy - base.accuracy),
+            },
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        run.record(&key, &done)?;
+        cells.push(done.cell);
+        timings.push(done.seconds);
+        pb.inc(1);
     }
-    let grid_seconds: f64 = timings.iter().sum();
     pb.finish_and_clear();
+    if let Some(shard) = shard {
+        shard::report_done(shard, n, &a.out_dir);
+        return Ok(());
+    }
     // The tables and figures need none of these: free the model and data before plotting.
     let data_source = ds.source.clone();
     drop((sweep, sources, model, ds));
+    write_outputs(a, &grid, &base, data_source, &cells, &timings)
+}
 
+/// Writes the tables, `timings.json` and the figures of the finished sweep `cells` (in the
+/// grid's order) and prints the Markdown table: the end of a whole run and of [`merge`].
+fn write_outputs(
+    a: &SweepQuantArgs,
+    grid: &Grid,
+    base: &Baseline,
+    data_source: String,
+    cells: &[QuantCell],
+    timings: &[f64],
+) -> Result<()> {
+    let Grid { schemes, bits, ranges } = grid;
+    let n = cells.len();
+    let grid_seconds: f64 = timings.iter().sum();
+    let samples = base.samples.max(1);
     let report = Report {
         model: a.model.display().to_string(),
         data: data_source,
@@ -317,12 +383,12 @@ pub fn run(a: &SweepQuantArgs) -> Result<()> {
         fp32_accuracy: base.accuracy,
         fp32_correct: (base.accuracy * samples as f64).round() as usize,
         fp32_loss: base.loss,
-        cells: &cells,
+        cells,
     };
-    let md = markdown(&report, &schemes, &bits, &ranges);
+    let md = markdown(&report, schemes, bits, ranges);
     write_tables(&a.out_dir, &report, &md)?;
-    write_timings(&a.out_dir, &cells, &timings)?;
-    let figures = write_figures(&a.out_dir, &a.format, &report, &schemes, &bits, &ranges)?;
+    write_timings(&a.out_dir, cells, timings)?;
+    let figures = write_figures(&a.out_dir, &a.format, &report, schemes, bits, ranges)?;
     print!("{md}");
     eprintln!(
         "{n} cells in {grid_seconds:.1} s ({:.2} s per cell); wrote {}/table.{{md,csv,json}}, timings.json and {figures} figures",
@@ -330,6 +396,28 @@ pub fn run(a: &SweepQuantArgs) -> Result<()> {
         a.out_dir.display()
     );
     Ok(())
+}
+
+/// `shrink merge` of `sweep quant` shards: the whole sweep's files from the joined journals.
+pub fn merge(joined: &crate::cmd::merge::Joined, out_dir: &Path, force: bool) -> Result<()> {
+    let mut a: SweepQuantArgs = joined.args()?;
+    a.out_dir = out_dir.to_path_buf();
+    a.force = force;
+    let grid = Grid::parse(&a)?;
+    let cells = grid.cells();
+    let keys: Vec<String> = cells.iter().map(|c| c.3.clone()).collect();
+    joined.check_complete(&["fp32"], &keys)?;
+    let base: Baseline = joined.get("fp32")?;
+    let mut done = Vec::with_capacity(keys.len());
+    let mut timings = Vec::with_capacity(keys.len());
+    for key in &keys {
+        let f: Finished = joined.get(key)?;
+        done.push(f.cell);
+        timings.push(f.seconds);
+    }
+    joined.write_journal(grid.spec(&a)?, out_dir, force)?;
+    let source = base.source.clone();
+    write_outputs(&a, &grid, &base, source, &done, &timings)
 }
 
 /// The files a sweep writes in its directory (for `run.json`).
