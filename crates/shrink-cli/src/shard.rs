@@ -66,6 +66,22 @@ pub fn report_done(shard: Shard, cells: usize, out_dir: &std::path::Path) {
     );
 }
 
+/// The flags every resumable, shardable command (sweep quant/prune, sensitivity, mixed) shares.
+#[derive(clap::Args, Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct RunFlags {
+    /// Write into an --out-dir that holds another run's results or other files: the previous
+    /// run's files are removed (other files are kept) and the run starts over.
+    #[arg(long)]
+    #[serde(skip)]
+    pub force: bool,
+    /// Compute only shard I of N (0-based): cell k of the full grid goes to shard k mod N. The
+    /// shard journals its cells in --out-dir and writes no results (mixed: the bit allocation
+    /// waits for the merge); `shrink merge` joins the shards.
+    #[arg(long, value_name = "I/N", allow_hyphen_values = true)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

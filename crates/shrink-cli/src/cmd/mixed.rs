@@ -118,17 +118,9 @@ pub struct MixedArgs {
     #[arg(long)]
     #[serde(skip)]
     pub json: bool,
-    /// Write into an --out-dir that holds another run's results or other files: the previous
-    /// run's files are removed (other files are kept) and the search starts over.
-    #[arg(long)]
-    #[serde(skip)]
-    pub force: bool,
-    /// Measure only shard I of N (0-based) of the sensitivity sweep: candidate k (tensors ×
-    /// bit widths) goes to shard k mod N. The shard journals its candidates in --out-dir and
-    /// stops before the allocation; `shrink merge` joins the shards and allocates.
-    #[arg(long, value_name = "I/N", allow_hyphen_values = true)]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shard: Option<String>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub run: crate::shard::RunFlags,
 }
 
 /// Placeholder while reading a run's flags back; [`merge`] sets the scheme from its name.
@@ -141,7 +133,7 @@ fn spec(a: &MixedArgs, scheme: Scheme) -> Result<RunSpec<'_>> {
     let mut params = serde_json::to_value(a)?;
     params["scheme"] = scheme.name().into();
     let files = ["mixed.md", "sensitivity.csv", "comparison.csv", "mixed.json", "timings.json"];
-    let files = if a.shard.is_some() { Vec::new() } else { files.map(String::from).into() };
+    let files = if a.run.shard.is_some() { Vec::new() } else { files.map(String::from).into() };
     Ok(RunSpec { command: "mixed", model: &a.model, data: &a.data, params, files })
 }
 
@@ -165,7 +157,7 @@ pub fn merge(joined: &crate::cmd::merge::Joined, out_dir: &Path, force: bool) ->
     joined.check_model(&a.model, "mixed")?;
     joined.write_journal(spec(&a, scheme)?, out_dir, force)?;
     // `--force` was spent claiming the directory: the search must resume the journal.
-    a.force = false;
+    a.run.force = false;
     run(&a)
 }
 
@@ -290,7 +282,7 @@ pub fn run(a: &MixedArgs) -> Result<()> {
     let scheme: Scheme = a.scheme.into();
     let candidates = parse_candidates(&a.candidates, scheme)?;
     let budgets = parse_avg_bits(&a.avg_bits, &candidates)?;
-    let shard = Shard::parse_flag(a.shard.as_deref())?;
+    let shard = Shard::parse_flag(a.run.shard.as_deref())?;
     if shard.is_some() && a.output.is_some() {
         bail!("--shard: a shard writes no model (-o); pass -o to the whole run after `shrink merge`");
     }
@@ -336,7 +328,7 @@ pub fn run(a: &MixedArgs) -> Result<()> {
             bail!("--per-channel: `{}` has shape {:?} (no output channels)", s.name, s.dims);
         }
     }
-    let mut run = RunDir::open("--out-dir", &a.out_dir, spec(a, scheme)?, a.force)?;
+    let mut run = RunDir::open("--out-dir", &a.out_dir, spec(a, scheme)?, a.run.force)?;
     let key = |src: &Source, b: u32| format!("{} {b}", src.name);
     let keys: Vec<String> = sources.iter().flat_map(|s| candidates.iter().map(move |&b| key(s, b))).collect();
     let mine: Vec<bool> = (0..keys.len()).map(|k| shard::mine(shard, k)).collect();

@@ -58,17 +58,9 @@ pub struct SensitivityArgs {
     #[arg(long, default_value = "runs/sensitivity")]
     #[serde(skip)]
     pub out_dir: PathBuf,
-    /// Write into an --out-dir that holds another run's results or other files: the previous
-    /// run's files are removed (other files are kept) and the scan starts over.
-    #[arg(long)]
-    #[serde(skip)]
-    pub force: bool,
-    /// Scan only shard I of N (0-based): evaluation k (layers × sparsities) goes to shard k mod
-    /// N. The shard journals its evaluations in --out-dir and writes no results; `shrink merge`
-    /// joins the shards.
-    #[arg(long, value_name = "I/N", allow_hyphen_values = true)]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shard: Option<String>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub run: crate::shard::RunFlags,
 }
 
 /// The journal key of the layer list (shards record it: merging needs it without the model).
@@ -81,7 +73,7 @@ fn key(w: &str, s: f64) -> String {
 /// The run's identity; a shard writes no result files.
 fn spec(a: &SensitivityArgs) -> Result<RunSpec<'_>> {
     let mut files: Vec<String> = Vec::new();
-    if a.shard.is_none() {
+    if a.run.shard.is_none() {
         files = vec!["sensitivity.png".into(), "sensitivity.json".into()];
         if a.target.is_some() {
             files.push("plan.json".into());
@@ -98,7 +90,7 @@ fn spec(a: &SensitivityArgs) -> Result<RunSpec<'_>> {
 
 pub fn run(a: &SensitivityArgs) -> Result<()> {
     let (levels, rule) = parse_grid(a)?;
-    let shard = Shard::parse_flag(a.shard.as_deref())?;
+    let shard = Shard::parse_flag(a.run.shard.as_deref())?;
     if a.batch_size == 0 {
         bail!("--batch-size must be positive");
     }
@@ -111,7 +103,7 @@ pub fn run(a: &SensitivityArgs) -> Result<()> {
         let idx: Vec<usize> = (0..n.min(ds.len())).collect();
         ds = ds.subset(&idx);
     }
-    let mut run = RunDir::open("--out-dir", &a.out_dir, spec(a)?, a.force)?;
+    let mut run = RunDir::open("--out-dir", &a.out_dir, spec(a)?, a.run.force)?;
     let weights = unstructured::prunable_weights(&model);
     let keys: Vec<String> = weights.iter().flat_map(|w| levels.iter().map(move |&s| key(w, s))).collect();
     let mine: Vec<bool> = (0..keys.len()).map(|k| shard::mine(shard, k)).collect();
@@ -258,7 +250,7 @@ fn write_outputs(
 pub fn merge(joined: &crate::cmd::merge::Joined, out_dir: &Path, force: bool) -> Result<()> {
     let mut a: SensitivityArgs = joined.args()?;
     a.out_dir = out_dir.to_path_buf();
-    a.force = force;
+    a.run.force = force;
     let (levels, _) = parse_grid(&a)?;
     joined.check_complete(&[LAYERS, "dense"], &[])?;
     let layers: Vec<(String, usize)> = joined.get(LAYERS)?;

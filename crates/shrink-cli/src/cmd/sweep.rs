@@ -87,16 +87,9 @@ pub struct SweepPruneArgs {
     /// Seed of the fine-tuning (data order, validation split).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Write into an --out-dir that holds another run's results or other files: the previous
-    /// run's files are removed (other files are kept) and the sweep starts over.
-    #[arg(long)]
-    #[serde(skip)]
-    pub force: bool,
-    /// Measure only shard I of N (0-based): ratio k goes to shard k mod N. The shard journals
-    /// its cells in --out-dir and writes no tables; `shrink merge` joins the shards.
-    #[arg(long, value_name = "I/N", allow_hyphen_values = true)]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shard: Option<String>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub run: crate::shard::RunFlags,
 }
 
 fn ratio_key(ratio: f64) -> String {
@@ -106,7 +99,7 @@ fn ratio_key(ratio: f64) -> String {
 /// The run's identity; a shard writes no tables or figures.
 fn prune_spec(a: &SweepPruneArgs) -> Result<RunSpec<'_>> {
     let mut files: Vec<String> = Vec::new();
-    if a.shard.is_none() {
+    if a.run.shard.is_none() {
         files = ["table.md", "table.csv", "table.json"].map(String::from).into();
         files.extend(FIGURES.iter().map(|f| format!("{f}.{}", a.format)));
     }
@@ -160,13 +153,13 @@ pub fn run(a: &SweepArgs) -> Result<()> {
 
 fn run_prune(a: &SweepPruneArgs) -> Result<()> {
     let ratios = parse_prune_grid(a)?;
-    let shard = Shard::parse_flag(a.shard.as_deref())?;
+    let shard = Shard::parse_flag(a.run.shard.as_deref())?;
     run_dir::check_out_dir("--out-dir", &a.out_dir)?;
     let model = shrink_io::load_model(&a.model, a.arch.as_deref())?;
     let norm = normalization(&model, a.mean.as_deref(), a.std.as_deref())?;
     let ds = load_data(&a.data, parse_split(&a.split)?)?;
     check_fit(&model, &ds, &a.model.display().to_string())?;
-    let mut run = RunDir::open("--out-dir", &a.out_dir, prune_spec(a)?, a.force)?;
+    let mut run = RunDir::open("--out-dir", &a.out_dir, prune_spec(a)?, a.run.force)?;
     let key = ratio_key;
     let ratios: Vec<f64> =
         ratios.into_iter().enumerate().filter(|&(k, _)| shard::mine(shard, k)).map(|(_, r)| r).collect();
@@ -256,7 +249,7 @@ fn write_prune_outputs(dir: &Path, format: &str, cells: &[PruneCell]) -> Result<
 pub fn merge_prune(joined: &crate::cmd::merge::Joined, out_dir: &Path, force: bool) -> Result<()> {
     let mut a: SweepPruneArgs = joined.args()?;
     a.out_dir = out_dir.to_path_buf();
-    a.force = force;
+    a.run.force = force;
     let keys: Vec<String> = parse_prune_grid(&a)?.into_iter().map(ratio_key).collect();
     joined.check_complete(&["dense"], &keys)?;
     let mut cells = vec![joined.get::<PruneCell>("dense")?];

@@ -82,16 +82,9 @@ pub struct SweepQuantArgs {
     /// does on a quantized file) instead of the baked values: slower, for checking.
     #[arg(long)]
     pub fake_quant: bool,
-    /// Write into an --out-dir that holds another run's results or other files: the previous
-    /// run's files are removed (other files are kept) and the sweep starts over.
-    #[arg(long)]
-    #[serde(skip)]
-    pub force: bool,
-    /// Compute only shard I of N (0-based) of the grid: cell k goes to shard k mod N. The shard
-    /// journals its cells in --out-dir and writes no tables; `shrink merge` joins the shards.
-    #[arg(long, value_name = "I/N", allow_hyphen_values = true)]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shard: Option<String>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub run: crate::shard::RunFlags,
 }
 
 /// One range of the grid: its text (as in the table) and the parsed method.
@@ -178,8 +171,11 @@ impl Grid {
 
     /// The run's identity (for `run.json`).
     fn spec<'a>(&self, a: &'a SweepQuantArgs) -> Result<RunSpec<'a>> {
-        let files =
-            if a.shard.is_some() { Vec::new() } else { output_files(&self.schemes, &self.ranges, &a.format) };
+        let files = if a.run.shard.is_some() {
+            Vec::new()
+        } else {
+            output_files(&self.schemes, &self.ranges, &a.format)
+        };
         Ok(RunSpec {
             command: "sweep quant",
             model: &a.model,
@@ -245,7 +241,7 @@ fn nonempty<T>(flag: &str, v: Vec<T>) -> Result<Vec<T>> {
 pub fn run(a: &SweepQuantArgs) -> Result<()> {
     // Every flag is checked before anything is loaded or written.
     let grid = Grid::parse(a)?;
-    let shard = Shard::parse_flag(a.shard.as_deref())?;
+    let shard = Shard::parse_flag(a.run.shard.as_deref())?;
     let include = Include::parse(&a.include).context("--include")?;
     if a.batch_size == 0 {
         bail!("--batch-size must be positive");
@@ -274,7 +270,7 @@ pub fn run(a: &SweepQuantArgs) -> Result<()> {
     // `--fake-quant` keeps pristine copies and attaches quantizer slots instead.
     let sources = if a.fake_quant { quant::sources(&model, include)? } else { Vec::new() };
     let sweep = if a.fake_quant { None } else { Some(quant::WeightSweep::new(&model, include)?) };
-    let mut run = RunDir::open("--out-dir", &a.out_dir, grid.spec(a)?, a.force)?;
+    let mut run = RunDir::open("--out-dir", &a.out_dir, grid.spec(a)?, a.run.force)?;
     let grid_cells: Vec<_> = grid
         .cells()
         .into_iter()
@@ -402,7 +398,7 @@ fn write_outputs(
 pub fn merge(joined: &crate::cmd::merge::Joined, out_dir: &Path, force: bool) -> Result<()> {
     let mut a: SweepQuantArgs = joined.args()?;
     a.out_dir = out_dir.to_path_buf();
-    a.force = force;
+    a.run.force = force;
     let grid = Grid::parse(&a)?;
     let cells = grid.cells();
     let keys: Vec<String> = cells.iter().map(|c| c.3.clone()).collect();
