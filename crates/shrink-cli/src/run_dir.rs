@@ -258,25 +258,10 @@ fn open_journal(path: &Path) -> Result<(std::fs::File, HashMap<String, Value>)> 
         f.set_len(complete as u64).map_err(io)?;
         f.seek(std::io::SeekFrom::End(0)).map_err(io)?;
     }
-    let mut done = HashMap::new();
-    for (i, line) in text[..complete].split(|&b| b == b'\n').enumerate() {
-        if line.is_empty() {
-            continue;
-        }
-        let entry: Value = serde_json::from_slice(line)
-            .ok()
-            .filter(|v: &Value| v["cell"].is_string())
-            .with_context(|| {
-                format!(
-                    "{}: line {} is not a journal entry; pass --force to start over",
-                    path.display(),
-                    i + 1
-                )
-            })?;
-        if let (Some(key), Some(value)) = (entry["cell"].as_str(), entry.get("value")) {
-            done.insert(key.to_string(), value.clone());
-        }
-    }
+    let done = journal_entries(&text[..complete], path)
+        .map_err(|e| anyhow::anyhow!("{e:#}; pass --force to start over"))?
+        .into_iter()
+        .collect::<HashMap<_, _>>();
     Ok((f, done))
 }
 
@@ -349,8 +334,14 @@ pub fn read_journal(dir: &Path) -> Result<Vec<(String, Value)>> {
     let path = dir.join(JOURNAL_FILE);
     let text = std::fs::read(&path).map_err(|e| shrink_io::IoError::file(&path, e))?;
     let complete = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    journal_entries(&text[..complete], &path)
+}
+
+/// The `(cell, value)` entries of complete journal lines, in order; a line that is not an entry
+/// is an error naming the journal and the line.
+fn journal_entries(lines: &[u8], path: &Path) -> Result<Vec<(String, Value)>> {
     let mut out = Vec::new();
-    for (i, line) in text[..complete].split(|&b| b == b'\n').enumerate() {
+    for (i, line) in lines.split(|&b| b == b'\n').enumerate() {
         if line.is_empty() {
             continue;
         }
