@@ -7,22 +7,9 @@ use common::{assert_one_line_error, ok, shrink, stderr};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-/// A lenet-300-100 init model (`train --epochs 0`) in `dir`.
+/// A freshly initialized `arch` model in `dir`.
 fn init_model(dir: &Path, arch: &str) -> PathBuf {
-    let out = dir.join(format!("{arch}.safetensors"));
-    let data = common::mnist_dir();
-    ok(shrink(&[
-        "train",
-        "--arch",
-        arch,
-        "--data",
-        data.to_str().unwrap(),
-        "--epochs",
-        "0",
-        "-o",
-        out.to_str().unwrap(),
-    ]));
-    out
+    common::init_model_on(dir, arch, &common::mnist_dir())
 }
 
 /// The argument lists of prune, quantize and export writing `model` to `out`.

@@ -8,19 +8,7 @@ fn init_model(dir: &Path, arch: &str) -> String {
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
     tiny_mnist(&data, 200, 200);
-    let out = dir.join(format!("{arch}.safetensors"));
-    ok(shrink(&[
-        "train",
-        "--arch",
-        arch,
-        "--data",
-        data.to_str().unwrap(),
-        "--epochs",
-        "0",
-        "-o",
-        out.to_str().unwrap(),
-    ]));
-    out.to_str().unwrap().to_string()
+    init_model_on(dir, arch, &data).to_str().unwrap().to_string()
 }
 
 fn eval_json(model: &str, data: &Path) -> Value {

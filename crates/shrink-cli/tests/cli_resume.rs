@@ -19,14 +19,6 @@ fn journal_lines(dir: &Path) -> usize {
     std::fs::read_to_string(dir.join("journal.jsonl")).unwrap().lines().count()
 }
 
-fn assert_same_files(a: &Path, b: &Path, files: &[&str]) {
-    for f in files {
-        let (x, y) = (std::fs::read(a.join(f)), std::fs::read(b.join(f)));
-        let (x, y) = (x.unwrap_or_else(|e| panic!("{f}: {e}")), y.unwrap_or_else(|e| panic!("{f}: {e}")));
-        assert!(x == y, "{f} differs between the uninterrupted and the resumed run");
-    }
-}
-
 /// `args` followed by `--out-dir dir`.
 fn with_dir<'a>(args: &[&'a str], dir: &'a Path) -> Vec<&'a str> {
     [args, &["--out-dir", dir.to_str().unwrap()]].concat()
@@ -54,7 +46,7 @@ fn check_resume(args: &[&str], dirs: [&Path; 2], stop: usize, total: usize, base
     let want = format!("resuming: {} of {} cells done", stop - baseline, total - baseline);
     assert!(err.contains(&want), "expected {want:?} in {err}");
     assert_eq!(journal_lines(resumed), total, "finished cells were computed again");
-    assert_same_files(reference, resumed, files);
+    assert_same_files(reference, resumed, files, "the uninterrupted and the resumed run");
     // stdout names the directory (`wrote DIR/plan.json`): the same text otherwise.
     let (r, d) = (reference.to_str().unwrap(), resumed.to_str().unwrap());
     assert_eq!(stdout.replace(d, r), stdout_ref);
@@ -97,7 +89,12 @@ fn an_interrupted_sweep_quant_resumes_byte_identical() {
     let run = tmp.path().join("run");
     let o = shrink(&with_dir(&args, &run));
     assert!(stderr(&o).contains("resuming: 8 of 8 cells done"), "{}", stderr(&o));
-    assert_same_files(&tmp.path().join("ref"), &tmp.path().join("run"), &files);
+    assert_same_files(
+        &tmp.path().join("ref"),
+        &tmp.path().join("run"),
+        &files,
+        "the uninterrupted and the resumed run",
+    );
 }
 
 #[test]

@@ -33,14 +33,6 @@ fn merge(dirs: &[std::path::PathBuf], out: &Path) -> std::process::Output {
     shrink(&args)
 }
 
-fn assert_same_files(a: &Path, b: &Path, files: &[&str]) {
-    for f in files {
-        let (x, y) = (std::fs::read(a.join(f)), std::fs::read(b.join(f)));
-        let (x, y) = (x.unwrap_or_else(|e| panic!("{f}: {e}")), y.unwrap_or_else(|e| panic!("{f}: {e}")));
-        assert!(x == y, "{f} differs between the whole run and the merged shards");
-    }
-}
-
 fn journal_keys(dir: &Path) -> Vec<String> {
     std::fs::read_to_string(dir.join("journal.jsonl"))
         .unwrap()
@@ -93,7 +85,7 @@ fn sweep_quant_as_three_shards_merges_byte_identical_to_the_whole_run() {
         // The merged directory is the whole run's: the same fingerprint and file list.
         "run.json",
     ];
-    assert_same_files(&whole, &out, &files);
+    assert_same_files(&whole, &out, &files, "the whole run and the merged shards");
     let t: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("timings.json")).unwrap()).unwrap();
     assert_eq!(t["cells"].as_array().unwrap().len(), 18, "every cell's wall time, from its shard");
@@ -101,10 +93,10 @@ fn sweep_quant_as_three_shards_merges_byte_identical_to_the_whole_run() {
     let o = shrink(&with_dir(&args, &out, &[]));
     assert!(stderr(&o).contains("resuming: 18 of 18 cells done"), "{}", stderr(&o));
     ok(o);
-    assert_same_files(&whole, &out, &files);
+    assert_same_files(&whole, &out, &files, "the whole run and the merged shards");
     // Merging again into the same directory: the same files, no cell journaled twice.
     ok(merge(&shards, &out));
-    assert_same_files(&whole, &out, &files);
+    assert_same_files(&whole, &out, &files, "the whole run and the merged shards");
     assert_eq!(journal_keys(&out).len(), 19);
 
     // Shard sets that are not one finished run: one line naming what is wrong, nothing written.
@@ -170,7 +162,12 @@ fn sensitivity_and_sweep_prune_as_three_shards_merge_to_the_whole_run() {
     let out = tmp.path().join("s-merged");
     let stdout = ok(merge(&shards, &out));
     assert!(stdout.contains("accuracy not measured when merging shards"), "{stdout}");
-    assert_same_files(&whole, &out, &["sensitivity.json", "sensitivity.png", "plan.json", "run.json"]);
+    assert_same_files(
+        &whole,
+        &out,
+        &["sensitivity.json", "sensitivity.png", "plan.json", "run.json"],
+        "the whole run and the merged shards",
+    );
 
     // sweep prune: every column but the measured inference times (and speed-ups) is the same.
     let args = ["sweep", "prune", m, "--data", d, "--ratios", "0.2,0.4,0.6,0.8", "--format", "svg"];
@@ -194,6 +191,7 @@ fn sensitivity_and_sweep_prune_as_three_shards_merge_to_the_whole_run() {
         &whole,
         &out,
         &["params-vs-accuracy.svg", "ratio-vs-accuracy.svg", "ratio-vs-params.svg", "run.json"],
+        "the whole run and the merged shards",
     );
 }
 
@@ -226,7 +224,7 @@ fn a_mixed_search_as_three_shards_allocates_at_the_merge_like_the_whole_run() {
     let stdout_merged = ok(merge(&shards, &out));
     assert_eq!(stdout_merged.replace("merged", "whole"), stdout_whole);
     let files = ["mixed.md", "mixed.json", "sensitivity.csv", "comparison.csv", "run.json"];
-    assert_same_files(&whole, &out, &files);
+    assert_same_files(&whole, &out, &files, "the whole run and the merged shards");
     // A shard writes no model.
     let o = shrink(&with_dir(&args, &tmp.path().join("x"), &["--shard", "0/3", "-o", "m.safetensors"]));
     assert_one_line_error(&o, "--shard");

@@ -95,3 +95,30 @@ pub fn assert_usage_error(o: &Output, needle: &str) {
     assert!(!err.contains("panicked"), "panic: {err}");
     assert!(err.contains(needle), "error {err:?} should mention {needle:?}");
 }
+
+/// A freshly initialized `arch` model (`train --epochs 0` on `data`) written to `dir/ARCH.safetensors`.
+pub fn init_model_on(dir: &Path, arch: &str, data: &Path) -> PathBuf {
+    let out = dir.join(format!("{arch}.safetensors"));
+    ok(shrink(&[
+        "train",
+        "--arch",
+        arch,
+        "--data",
+        data.to_str().unwrap(),
+        "--epochs",
+        "0",
+        "-o",
+        out.to_str().unwrap(),
+    ]));
+    out
+}
+
+/// Asserts that every file of `files` has the same bytes under `a` and `b` (`what` names the
+/// two runs in the failure).
+pub fn assert_same_files(a: &Path, b: &Path, files: &[&str], what: &str) {
+    for f in files {
+        let (x, y) = (std::fs::read(a.join(f)), std::fs::read(b.join(f)));
+        let (x, y) = (x.unwrap_or_else(|e| panic!("{f}: {e}")), y.unwrap_or_else(|e| panic!("{f}: {e}")));
+        assert!(x == y, "{f} differs between {what}");
+    }
+}
