@@ -131,13 +131,16 @@ pub fn read_safetensors_streaming(path: &Path) -> Result<RawTensors> {
     stream_safetensors(path, |_| Ok(())).map_err(|e| e.in_file(path))
 }
 
-/// [`read_safetensors_streaming`], calling `check` on the metadata before any tensor is read.
-fn stream_safetensors(
-    path: &Path,
-    check: impl FnOnce(&BTreeMap<String, String>) -> Result<()>,
-) -> Result<RawTensors> {
-    use std::io::{Read, Seek, SeekFrom};
+/// The metadata of a safetensors file (shrink's keys unpacked), read from its header alone.
+pub fn read_safetensors_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
     let mut file = std::fs::File::open(path).map_err(|e| IoError::file(path, e))?;
+    let (header, _, _) = read_header(&mut file, path).map_err(|e| e.in_file(path))?;
+    shrink_metadata(&header).map_err(|e| e.in_file(path))
+}
+
+/// Reads the header of an open safetensors file: (header, data start offset, file length).
+fn read_header(file: &mut std::fs::File, path: &Path) -> Result<(safetensors::tensor::Metadata, u64, u64)> {
+    use std::io::Read;
     let file_len = file.metadata().map_err(|e| IoError::file(path, e))?.len();
     let truncated = || IoError::Format("truncated safetensors file".into());
     let mut len8 = [0u8; 8];
@@ -151,7 +154,18 @@ fn stream_safetensors(
     file.read_exact(&mut head).map_err(|_| truncated())?;
     let header: safetensors::tensor::Metadata =
         serde_json::from_slice(&head).map_err(|e| IoError::Format(format!("bad safetensors header: {e}")))?;
-    let data_start = 8 + header_len;
+    Ok((header, 8 + header_len, file_len))
+}
+
+/// [`read_safetensors_streaming`], calling `check` on the metadata before any tensor is read.
+fn stream_safetensors(
+    path: &Path,
+    check: impl FnOnce(&BTreeMap<String, String>) -> Result<()>,
+) -> Result<RawTensors> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).map_err(|e| IoError::file(path, e))?;
+    let (header, data_start, file_len) = read_header(&mut file, path)?;
+    let truncated = || IoError::Format("truncated safetensors file".into());
     // The tensors must tile the data section exactly, each as long as its shape and dtype say.
     let mut infos: Vec<(String, &safetensors::tensor::TensorInfo)> = header.tensors().into_iter().collect();
     infos.sort_by_key(|(_, info)| info.data_offsets);

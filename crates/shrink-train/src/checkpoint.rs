@@ -15,7 +15,7 @@ use std::path::Path;
 const OPT_PREFIX: &str = "__optimizer__.";
 const BEST_PREFIX: &str = "__best__.";
 /// Metadata key of the loop state; its presence is what makes a file a training checkpoint.
-pub const TRAIN_STATE_KEY: &str = "shrink.train_state";
+pub use shrink_io::model_file::TRAIN_STATE_KEY;
 
 /// Loop state stored beside the weights.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -139,28 +139,14 @@ fn not_a_checkpoint(path: &Path, why: &str) -> TrainError {
 
 /// Reads only the loop state of a checkpoint (its header), to check a resume before any work.
 pub fn read_loop_state(path: &Path) -> Result<LoopState> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path).map_err(|e| shrink_io::IoError::file(path, e))?;
-    let file_len = file.metadata().map_err(|e| shrink_io::IoError::file(path, e))?.len();
-    let mut len8 = [0u8; 8];
-    file.read_exact(&mut len8).map_err(|_| not_a_checkpoint(path, "too short"))?;
-    let header_len = u64::from_le_bytes(len8);
-    if header_len > 100_000_000 || 8 + header_len > file_len {
-        return Err(not_a_checkpoint(path, "no safetensors header"));
-    }
-    let mut head = vec![0u8; header_len as usize];
-    file.read_exact(&mut head).map_err(|_| not_a_checkpoint(path, "truncated header"))?;
-    let header: serde_json::Value =
-        serde_json::from_slice(&head).map_err(|_| not_a_checkpoint(path, "no safetensors header"))?;
-    // shrink packs its metadata as one JSON string under `__metadata__.shrink`.
-    let state = header
-        .get("__metadata__")
-        .and_then(|m| m.get("shrink"))
-        .and_then(|s| s.as_str())
-        .and_then(|s| serde_json::from_str::<BTreeMap<String, String>>(s).ok())
-        .and_then(|m| m.get(TRAIN_STATE_KEY).cloned())
+    let metadata = shrink_io::model_file::read_safetensors_metadata(path).map_err(|e| match e {
+        e @ shrink_io::IoError::File { .. } => TrainError::from(e),
+        _ => not_a_checkpoint(path, "no safetensors header"),
+    })?;
+    let state = metadata
+        .get(TRAIN_STATE_KEY)
         .ok_or_else(|| not_a_checkpoint(path, "a model file without training state"))?;
-    serde_json::from_str(&state)
+    serde_json::from_str(state)
         .map_err(|e| TrainError::Config(format!("{}: bad training state: {e}", path.display())))
 }
 
