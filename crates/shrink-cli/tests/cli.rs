@@ -75,10 +75,7 @@ fn os_errors_are_printed_once() {
 /// seed gives another model than `--augment off`; an unknown value names the flag.
 #[test]
 fn augment_shift_is_applied_and_bad_values_name_the_flag() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("mnist");
-    std::fs::create_dir(&data).unwrap();
-    tiny_mnist(&data, 256, 32);
+    let (tmp, data) = tiny_mnist_dir(256, 32);
     let run = |augment: &str, name: &str| {
         let out = tmp.path().join(name);
         let o = shrink(&[
@@ -118,10 +115,7 @@ fn unknown_arch_is_reported() {
 
 #[test]
 fn truncated_idx_file_names_the_file() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("mnist");
-    std::fs::create_dir(&data).unwrap();
-    tiny_mnist(&data, 64, 32);
+    let (tmp, data) = tiny_mnist_dir(64, 32);
     let f = data.join("train-images-idx3-ubyte");
     let bytes = std::fs::read(&f).unwrap();
     std::fs::write(&f, &bytes[..bytes.len() - 100]).unwrap();
@@ -240,10 +234,7 @@ fn wrong_image_size_in_folder_is_named() {
 
 #[test]
 fn eval_json_has_the_contract_fields() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("mnist");
-    std::fs::create_dir(&data).unwrap();
-    tiny_mnist(&data, 32, 50);
+    let (tmp, data) = tiny_mnist_dir(32, 50);
     let m = tmp.path().join("m.safetensors");
     let o = shrink(&[
         "train",
@@ -281,10 +272,7 @@ fn eval_json_has_the_contract_fields() {
 
 #[test]
 fn same_seed_gives_identical_files_and_training_learns() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("mnist");
-    std::fs::create_dir(&data).unwrap();
-    tiny_mnist(&data, 1200, 500);
+    let (tmp, data) = tiny_mnist_dir(1200, 500);
     let run = |name: &str, seed: &str| {
         let out = tmp.path().join(name);
         let o = shrink(&[
@@ -325,10 +313,7 @@ fn same_seed_gives_identical_files_and_training_learns() {
 
 #[test]
 fn resume_continues_to_the_same_result() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("mnist");
-    std::fs::create_dir(&data).unwrap();
-    tiny_mnist(&data, 600, 100);
+    let (tmp, data) = tiny_mnist_dir(600, 100);
     let d = data.to_str().unwrap();
     let train = |epochs: &str, extra: &[&str], out: &Path| {
         let mut args = vec![
@@ -432,10 +417,7 @@ fn train_noisy(data: &str, epochs: &str, extra: &[&str], out: &Path) -> std::pro
 
 #[test]
 fn resume_keeps_the_best_epoch_and_refuses_contradicting_flags() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("mnist");
-    std::fs::create_dir(&data).unwrap();
-    tiny_mnist(&data, 600, 100);
+    let (tmp, data) = tiny_mnist_dir(600, 100);
     let d = data.to_str().unwrap();
     let full = tmp.path().join("full.safetensors");
     ok(train_noisy(d, "6", &[], &full));
@@ -504,10 +486,7 @@ fn resume_keeps_the_best_epoch_and_refuses_contradicting_flags() {
 /// `cosine-epoch` changes the rate only between epochs, so one epoch equals the constant run.
 #[test]
 fn cosine_anneals_within_an_epoch() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("mnist");
-    std::fs::create_dir(&data).unwrap();
-    tiny_mnist(&data, 300, 50);
+    let (tmp, data) = tiny_mnist_dir(300, 50);
     let run = |schedule: &str, extra: &[&str]| -> Vec<u8> {
         let out = tmp.path().join(format!("{schedule}{}.safetensors", extra.len()));
         let mut args = vec![

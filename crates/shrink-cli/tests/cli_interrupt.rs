@@ -18,10 +18,7 @@ fn temp_files(dir: &Path) -> Vec<String> {
 
 #[test]
 fn sigterm_during_a_write_removes_the_temp_file_and_exits_143() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    tiny_mnist(&data, 512, 64);
+    let (tmp, data) = tiny_mnist_dir(512, 64);
     let out = tmp.path().join("out");
     std::fs::create_dir(&out).unwrap();
     let model = out.join("m.safetensors");

@@ -122,3 +122,12 @@ pub fn assert_same_files(a: &Path, b: &Path, files: &[&str], what: &str) {
         assert!(x == y, "{f} differs between {what}");
     }
 }
+
+/// A temp dir holding a tiny MNIST copy (`n_train`/`n_test` images) in `mnist/`; returns both.
+pub fn tiny_mnist_dir(n_train: usize, n_test: usize) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("mnist");
+    std::fs::create_dir(&data).unwrap();
+    tiny_mnist(&data, n_train, n_test);
+    (tmp, data)
+}
