@@ -1,12 +1,16 @@
-//! Deployment runtime for compressed models: bit-packed storage of integer quantization codes
+//! Deployment runtime for compressed models: an executor of `shrink-graph` graphs ([`exec`],
+//! one evaluation per operator in [`eval`]), bit-packed storage of integer quantization codes
 //! ([`pack`], [`unpack`], [`PackedTensor`]) and sparse fully-connected kernels ([`Csr`]).
 //!
-//! Only dependency: rayon. Model files glue this to the IR in `shrink-io` (`shrink_io::packed`),
-//! and the IR's eval forward runs sparse layers through [`Csr::matmul_t`].
+//! No candle, image, tar or protobuf dependency: a deployed program links only this crate and
+//! the IR.
+pub mod eval;
+pub mod exec;
 pub mod pack;
 pub mod sparse;
 pub mod sparse_input;
 
+pub use exec::{run, EvalError};
 pub use pack::{pack, packed_len, unpack, PackError, PackedTensor};
 pub use sparse::Csr;
 pub use sparse_input::SparseActs;

@@ -1,0 +1,182 @@
+//! Value types: element type and shape with symbolic dimensions.
+
+use crate::error::{OpError, OpResult};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Element type of a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DType {
+    F32,
+    I64,
+    Bool,
+}
+
+impl DType {
+    /// The ONNX `TensorProto.DataType` code.
+    pub fn onnx_code(self) -> i64 {
+        match self {
+            DType::F32 => 1,
+            DType::I64 => 7,
+            DType::Bool => 9,
+        }
+    }
+}
+
+/// One dimension: a number, or a symbol bound when the graph runs (the batch `N`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Dim {
+    Fixed(usize),
+    Sym(String),
+}
+
+impl Dim {
+    /// The size when it is a number.
+    pub fn fixed(&self) -> Option<usize> {
+        match self {
+            Dim::Fixed(n) => Some(*n),
+            Dim::Sym(_) => None,
+        }
+    }
+
+    /// The size, or an error naming the symbol.
+    pub fn to_usize(&self) -> OpResult<usize> {
+        match self {
+            Dim::Fixed(n) => Ok(*n),
+            Dim::Sym(s) => Err(OpError::Symbolic(s.clone())),
+        }
+    }
+}
+
+impl From<usize> for Dim {
+    fn from(n: usize) -> Self {
+        Dim::Fixed(n)
+    }
+}
+
+impl fmt::Display for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Dim::Fixed(n) => write!(f, "{n}"),
+            Dim::Sym(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+/// What is known about a value before it runs: its dtype and shape.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Fact {
+    pub dtype: DType,
+    pub shape: Vec<Dim>,
+}
+
+impl Fact {
+    /// A fact with fixed dimensions.
+    pub fn new(dtype: DType, shape: &[usize]) -> Self {
+        Fact { dtype, shape: shape.iter().map(|&d| Dim::Fixed(d)).collect() }
+    }
+
+    /// A fact with the given dimensions.
+    pub fn dims(dtype: DType, shape: Vec<Dim>) -> Self {
+        Fact { dtype, shape }
+    }
+
+    /// Number of axes.
+    pub fn rank(&self) -> usize {
+        self.shape.len()
+    }
+
+    /// The shape as numbers, or an error naming a symbolic dimension.
+    pub fn fixed_shape(&self) -> OpResult<Vec<usize>> {
+        self.shape.iter().map(Dim::to_usize).collect()
+    }
+
+    /// Element count when every dimension is fixed.
+    pub fn volume(&self) -> Option<usize> {
+        self.shape.iter().map(Dim::fixed).product()
+    }
+
+    /// Resolve a possibly negative axis against this rank.
+    pub fn axis(&self, axis: i64) -> OpResult<usize> {
+        normalize_axis(axis, self.rank())
+    }
+}
+
+impl fmt::Display for Fact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}[", self.dtype)?;
+        for (i, d) in self.shape.iter().enumerate() {
+            if i > 0 {
+                write!(f, ", ")?;
+            }
+            write!(f, "{d}")?;
+        }
+        write!(f, "]")
+    }
+}
+
+/// Resolve a possibly negative axis (`-1` is the last) against `rank`.
+pub fn normalize_axis(axis: i64, rank: usize) -> OpResult<usize> {
+    let r = rank as i64;
+    if axis < -r || axis >= r.max(1) {
+        return Err(OpError::Shape(format!("axis {axis} is out of range for rank {rank}")));
+    }
+    Ok(if axis < 0 { (axis + r) as usize } else { axis as usize })
+}
+
+/// NumPy-style broadcast of several shapes (right-aligned; 1 stretches).
+pub fn broadcast_shapes(shapes: &[&[Dim]]) -> OpResult<Vec<Dim>> {
+    let rank = shapes.iter().map(|s| s.len()).max().unwrap_or(0);
+    let mut out = Vec::with_capacity(rank);
+    for i in 0..rank {
+        let mut dim = Dim::Fixed(1);
+        for s in shapes {
+            let Some(k) = (i + s.len()).checked_sub(rank) else { continue };
+            let d = &s[k];
+            dim = match (&dim, d) {
+                (_, Dim::Fixed(1)) => dim,
+                (Dim::Fixed(1), _) => d.clone(),
+                (a, b) if a == b => dim,
+                (a, b) => {
+                    return Err(OpError::Shape(format!(
+                        "shapes {} cannot be broadcast (axis {i}: {a} vs {b})",
+                        shapes.iter().map(|s| fmt_shape(s)).collect::<Vec<_>>().join(" and ")
+                    )))
+                }
+            };
+        }
+        out.push(dim);
+    }
+    Ok(out)
+}
+
+/// `[a, b, N]` formatting for error messages.
+pub fn fmt_shape(shape: &[Dim]) -> String {
+    let parts: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(v: &[usize]) -> Vec<Dim> {
+        v.iter().map(|&x| Dim::Fixed(x)).collect()
+    }
+
+    #[test]
+    fn broadcast_follows_numpy() {
+        let n = vec![Dim::Sym("N".into()), Dim::Fixed(3), Dim::Fixed(1)];
+        let out = broadcast_shapes(&[&n, &d(&[1, 5])]).unwrap();
+        assert_eq!(out, vec![Dim::Sym("N".into()), Dim::Fixed(3), Dim::Fixed(5)]);
+        assert!(broadcast_shapes(&[&d(&[2, 3]), &d(&[4, 3])]).is_err());
+        assert_eq!(broadcast_shapes(&[&d(&[]), &d(&[2])]).unwrap(), d(&[2]));
+    }
+
+    #[test]
+    fn negative_axes_resolve() {
+        assert_eq!(normalize_axis(-1, 4).unwrap(), 3);
+        assert!(normalize_axis(4, 4).is_err());
+        assert!(normalize_axis(-5, 4).is_err());
+    }
+}
