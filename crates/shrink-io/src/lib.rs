@@ -8,6 +8,7 @@ pub mod data;
 pub mod error;
 pub mod format;
 pub mod masks;
+pub mod npy;
 pub mod model_file;
 pub mod onnx;
 pub mod packed;

@@ -10,6 +10,7 @@ pub mod ops;
 pub mod params;
 pub mod prepared;
 pub mod stats;
+pub mod to_graph;
 pub mod view;
 pub mod zoo;
 

@@ -22,6 +22,11 @@ pub struct EvalResult {
     /// Predicted class of every example, in dataset order.
     #[serde(skip)]
     pub predictions: Vec<u32>,
+    /// Outputs of every example (`samples × outputs`, dataset order).
+    #[serde(skip)]
+    pub logits: Vec<f32>,
+    /// Outputs per example.
+    pub outputs: usize,
 }
 
 /// Cross-entropy loss and correct-prediction count of `logits` against `labels`.
@@ -75,6 +80,8 @@ pub fn evaluate_prepared(
     let (mut loss_sum, mut correct, mut forward_secs, mut batches) = (0.0f64, 0usize, 0.0f64, 0usize);
     let mut buf = Vec::new();
     let mut predictions = Vec::with_capacity(ds.len());
+    let mut all_logits = Vec::new();
+    let mut outputs = 0;
     let indices: Vec<usize> = (0..ds.len()).collect();
     for chunk in indices.chunks(batch_size) {
         let labels = make_batch(ds, chunk, norm, None, &mut buf);
@@ -86,6 +93,8 @@ pub fn evaluate_prepared(
         forward_secs += start.elapsed().as_secs_f64();
         let (loss, ok) = loss_and_correct(&logits, &y)?;
         predictions.extend(logits.argmax(1)?.to_vec1::<u32>()?);
+        outputs = logits.dim(1)?;
+        all_logits.extend(logits.flatten_all()?.to_vec1::<f32>()?);
         loss_sum += loss.to_scalar::<f32>()? as f64 * chunk.len() as f64;
         correct += ok;
         batches += 1;
@@ -102,5 +111,7 @@ pub fn evaluate_prepared(
         throughput: ds.len() as f64 / forward_secs.max(1e-12),
         batch_size,
         predictions,
+        logits: all_logits,
+        outputs,
     })
 }

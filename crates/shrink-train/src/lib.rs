@@ -3,6 +3,7 @@
 //! resumable checkpoints and progress bars.
 pub mod checkpoint;
 pub mod eval;
+pub mod graph_eval;
 pub mod optim;
 pub mod schedule;
 pub mod sparsity;

@@ -4,7 +4,16 @@ use anyhow::Result;
 use clap::Args;
 use serde_json::json;
 use shrink_ir::stats::model_stats;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+#[path = "eval_graph.rs"]
+mod eval_graph;
+
+/// Whether the file's content is ONNX (the layer importer may refuse it where the graph IR
+/// takes it).
+fn is_onnx_file(path: &Path) -> bool {
+    std::fs::read(path).map(|b| shrink_io::onnx::is_onnx(&b)).unwrap_or(false)
+}
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -31,6 +40,14 @@ pub struct EvalArgs {
     /// Write the predicted class of every example (a JSON array, dataset order) to this file.
     #[arg(long)]
     pub predictions: Option<PathBuf>,
+    /// Write every example's outputs (float32 `[N, outputs]`, dataset order) as a NumPy `.npy`
+    /// file, to compare with PyTorch or onnxruntime.
+    #[arg(long, value_name = "OUT.npy")]
+    pub logits: Option<PathBuf>,
+    /// Which engine runs the model: `auto` (zoo layers when the model fits them, else the graph
+    /// runtime), `layers`, or `graph` (the open graph IR on shrink-runtime; ONNX files only).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "layers", "graph"])]
+    pub engine: String,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -40,7 +57,21 @@ pub fn run(a: &EvalArgs) -> Result<()> {
     if a.batch_size == 0 {
         anyhow::bail!("--batch-size must be positive");
     }
-    let model = shrink_io::load_model(&a.model, a.arch.as_deref())?;
+    if let Some(path) = &a.logits {
+        crate::common::check_output("--logits", path, &[&a.model], false)?;
+    }
+    let model = match a.engine.as_str() {
+        "graph" => return eval_graph::run(a),
+        "layers" => shrink_io::load_model(&a.model, a.arch.as_deref())?,
+        _ => match shrink_io::load_model(&a.model, a.arch.as_deref()) {
+            Ok(m) => m,
+            Err(e) if is_onnx_file(&a.model) => {
+                let _ = e;
+                return eval_graph::run(a);
+            }
+            Err(e) => return Err(e.into()),
+        },
+    };
     let norm = normalization(&model, a.mean.as_deref(), a.std.as_deref())?;
     let ds = load_data(&a.data, parse_split(&a.split)?)?;
     check_fit(&model, &ds, &a.model.display().to_string())?;
@@ -49,6 +80,9 @@ pub fn run(a: &EvalArgs) -> Result<()> {
     pb.finish_and_clear();
     if let Some(path) = &a.predictions {
         shrink_io::atomic::write_atomic(path, serde_json::to_string(&r.predictions)?.as_bytes())?;
+    }
+    if let Some(path) = &a.logits {
+        shrink_io::npy::write_npy(path, &[r.samples, r.outputs], &r.logits)?;
     }
     let s = model_stats(&model)?;
     // The file as stored (bit-packed, pruned, ...) beside what the weights take as dense fp32.
