@@ -11,7 +11,7 @@ mod eval_graph;
 
 /// Whether the file's content is ONNX (the layer importer may refuse it where the graph IR
 /// takes it).
-fn is_onnx_file(path: &Path) -> bool {
+pub fn is_onnx_file(path: &Path) -> bool {
     std::fs::read(path).map(|b| shrink_io::onnx::is_onnx(&b)).unwrap_or(false)
 }
 

@@ -8,6 +8,9 @@ use shrink_ir::{stats::model_stats, Model};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+#[path = "prune_graph.rs"]
+mod prune_graph;
+
 /// Pruning methods `--method` accepts.
 pub const METHODS: &str = "magnitude, global-magnitude, exact, neuron-l2, filter-ln, channel, zero-groups";
 
@@ -46,6 +49,17 @@ pub struct PruneArgs {
     /// Architecture override for plain state_dicts.
     #[arg(long)]
     pub arch: Option<String>,
+    /// Which engine prunes: `auto` (zoo layers when the model fits them, else the graph IR),
+    /// `layers`, or `graph` (any ONNX model: channels coupled through every op's axes mapping;
+    /// filter-ln only; writes ONNX).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "layers", "graph"])]
+    pub engine: String,
+    /// Graph engine: save the prune plan (every removed index of every coupled axis) as JSON.
+    #[arg(long, value_name = "PLAN.json")]
+    pub plan_out: Option<PathBuf>,
+    /// Graph engine: apply this saved plan instead of selecting channels.
+    #[arg(long, value_name = "PLAN.json")]
+    pub plan: Option<PathBuf>,
     /// Print a JSON summary on stdout.
     #[arg(long)]
     pub json: bool,
@@ -173,9 +187,23 @@ fn check_flags(a: &PruneArgs) -> Result<()> {
 }
 
 pub fn run(a: &PruneArgs) -> Result<()> {
-    check_flags(a)?;
+    if a.plan.is_none() || a.method != "filter-ln" {
+        check_flags(a)?;
+    }
     crate::common::check_output("--output", &a.output, &[&a.model], a.force)?;
-    let model = shrink_io::load_model(&a.model, a.arch.as_deref())?;
+    if let Some(p) = &a.plan_out {
+        crate::common::check_output("--plan-out", p, &[&a.model, &a.output], a.force)?;
+    }
+    let use_graph = a.engine == "graph" || a.plan.is_some() || a.plan_out.is_some();
+    let model = match shrink_io::load_model(&a.model, a.arch.as_deref()) {
+        _ if use_graph => return prune_graph::run(a),
+        Ok(m) => m,
+        Err(e) if a.engine == "auto" && super::eval::is_onnx_file(&a.model) => {
+            let _ = e;
+            return prune_graph::run(a);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let before = model_stats(&model)?;
     let (pruned, changes) = prune_model(&model, a)?;
     let after = model_stats(&pruned)?;

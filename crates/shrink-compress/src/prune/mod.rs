@@ -2,6 +2,7 @@
 //! filters and channels with residual-aware dependency groups ([`deps`], [`structured`]).
 //! Every numeric rule is a small pure function in [`select`] matching the seeds' PyTorch/NumPy.
 pub mod deps;
+pub mod graph;
 pub mod select;
 pub mod sensitivity;
 pub mod structured;

@@ -6,6 +6,7 @@
 //! [`decode`] and folding shape subgraphs with [`import_const`].
 pub mod decode;
 pub mod export;
+pub mod graph_export;
 pub mod graph_import;
 pub mod import;
 pub mod import_const;
