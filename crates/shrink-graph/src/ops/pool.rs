@@ -57,8 +57,10 @@ pub enum NearestMode {
     Legacy,
 }
 
-/// Nearest-neighbour resize; `scales` per axis, output size `floor(in · scale)` unless `sizes`
-/// (a symbolic size must be the input's own dimension: an unchanged batch).
+/// Nearest-neighbour resize. `scales` (one per axis) map output to input coordinates; the output
+/// size is `floor(in · scale)` unless `sizes` is given (then the importer sets `scales` to
+/// `size / in`, or to what `keep_aspect_ratio_policy` chose). A symbolic size must be the
+/// input's own dimension (an unchanged batch).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Resize {
     pub scales: Vec<f32>,
@@ -155,6 +157,18 @@ impl OpDef for GlobalPool {
 impl Resize {
     /// Output size of each axis of `x`.
     pub fn out_shape(&self, x: &[Dim]) -> OpResult<Vec<Dim>> {
+        if self.scales.len() != x.len() {
+            return Err(OpError::Attr {
+                name: "scales",
+                msg: format!("has {} entries, x {} has rank {}", self.scales.len(), fmt_shape(x), x.len()),
+            });
+        }
+        if let Some(s) = self.scales.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            return Err(OpError::Attr {
+                name: "scales",
+                msg: format!("{s} in {:?} is not positive", self.scales),
+            });
+        }
         if let Some(sizes) = &self.sizes {
             if sizes.len() != x.len() {
                 return Err(OpError::Attr {
@@ -178,21 +192,9 @@ impl Resize {
             }
             return Ok(sizes.clone());
         }
-        if self.scales.len() != x.len() {
-            return Err(OpError::Attr {
-                name: "scales",
-                msg: format!("has {} entries, x {} has rank {}", self.scales.len(), fmt_shape(x), x.len()),
-            });
-        }
         x.iter()
             .zip(&self.scales)
             .map(|(d, &s)| {
-                if !(s.is_finite() && s > 0.0) {
-                    return Err(OpError::Attr {
-                        name: "scales",
-                        msg: format!("{:?} must be positive", self.scales),
-                    });
-                }
                 if s == 1.0 {
                     return Ok(d.clone());
                 }

@@ -156,6 +156,10 @@ mod tests {
         assert_eq!(o.shape, vec![2, 1, 3]);
         close(&o.as_f32().unwrap()[..3], &naive(&av[..12], v.as_f32().unwrap(), 3, 4, 1));
         assert!(MatMul {}.eval(&[&a, &a], &EvalCtx::default()).is_err());
+        let dot = MatMul {}.eval(&[&v, &v], &EvalCtx::default()).unwrap().remove(0);
+        let vv = v.as_f32().unwrap();
+        assert!(dot.shape.is_empty());
+        assert!((dot.as_f32().unwrap()[0] - vv.iter().map(|x| x * x).sum::<f32>()).abs() < 1e-5);
     }
 
     #[test]

@@ -186,7 +186,7 @@ impl Eval for Resize {
         let maps: Vec<Vec<usize>> = (0..rank)
             .map(|a| {
                 let (li, lo) = (in_shape[a], out_shape[a]);
-                let scale = if op.sizes.is_some() { lo as f32 / li as f32 } else { op.scales[a] };
+                let scale = op.scales[a];
                 (0..lo)
                     .map(|o| nearest_index(op.nearest, source_coord(op.coord, o, scale, li, lo), scale, li))
                     .collect()
@@ -268,7 +268,11 @@ mod tests {
         let hp = Resize { coord: CoordMode::HalfPixel, nearest: NearestMode::RoundPreferCeil, ..op.clone() };
         // Half pixel: coordinates −0.25, 0.25, 0.75, 1.25, 1.75, 2.25.
         assert_eq!(hp.eval(&[&x], &ctx()).unwrap()[0].as_f32().unwrap(), &[1.0, 1.0, 2.0, 2.0, 3.0, 3.0]);
-        let sized = Resize { sizes: Some(vec![Dim::Sym("N".into()), Dim::Fixed(2)]), ..op };
+        let sized = Resize {
+            sizes: Some(vec![Dim::Sym("N".into()), Dim::Fixed(2)]),
+            scales: vec![1.0, 2.0 / 3.0],
+            ..op
+        };
         let mut c = ctx();
         c.syms.insert("N".into(), 1);
         assert_eq!(sized.eval(&[&x], &c).unwrap()[0].as_f32().unwrap(), &[1.0, 2.0]);
