@@ -41,7 +41,7 @@ pub(crate) fn check_spatial_attr(name: &'static str, v: &[usize], n: usize, nonz
             ),
         });
     }
-    if nonzero && v.iter().any(|&s| s == 0) {
+    if nonzero && v.contains(&0) {
         return Err(OpError::Attr { name, msg: format!("{v:?} has a zero entry") });
     }
     Ok(())
