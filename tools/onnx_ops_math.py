@@ -198,6 +198,7 @@ def binary_cases():
     ib[ib == 0] = 3
     for op in ["Add", "Sub", "Mul", "Div", "Max", "Min"]:
         single(f"{op.lower()}_i64", op, 13, [I, I], I, [[3, 4], [4]], [ia, ib])
+    single("pow_i64_float_exponent_opset15", "Pow", 15, [I, F], I, [[2, 4], [4]], [rand([2, 4], I, 1, 5), np.array([0.5, 1.5, 2.0, -1.0], np.float32)])
     single("pow_i64", "Pow", 15, [I, I], I, [[3, 4], [4]], [rand([3, 4], I, -4, 4), np.array([0, 1, 2, 3], np.int64)])
     ka, kb = rand([2, 3, 4], F, -2, 2).round(), rand([3, 1], F, -2, 2).round()
     for op, opset in [("Equal", 11), ("Less", 9), ("Greater", 9), ("LessOrEqual", 12), ("GreaterOrEqual", 12)]:

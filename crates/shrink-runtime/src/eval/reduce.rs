@@ -30,9 +30,9 @@ fn fold<T: Copy, A: Copy>(
     kept: &[usize],
     init: A,
     f: impl Fn(A, T) -> A,
-) -> Vec<A> {
+) -> Result<Vec<A>, EvalError> {
     let mut acc = vec![init; kept.iter().product()];
-    let bc = Broadcast::new([shape, kept]).expect("kept shape broadcasts to the input");
+    let bc = Broadcast::new([shape, kept])?;
     let mut pos = 0;
     bc.for_each_row(|[_, o], len, [_, so]| {
         let row = &x[pos..pos + len];
@@ -48,29 +48,32 @@ fn fold<T: Copy, A: Copy>(
         }
         pos += len;
     });
-    acc
+    Ok(acc)
 }
 
-fn reduce_f32(kind: ReduceKind, x: &[f32], shape: &[usize], kept: &[usize], count: usize) -> Vec<f32> {
-    match kind {
-        ReduceKind::Sum => {
-            fold(x, shape, kept, 0f64, |a, v| a + v as f64).into_iter().map(|a| a as f32).collect()
+fn reduce_f32(
+    kind: ReduceKind,
+    x: &[f32],
+    shape: &[usize],
+    kept: &[usize],
+    count: usize,
+) -> Result<Vec<f32>, EvalError> {
+    let narrow = |v: Vec<f64>| v.into_iter().map(|a| a as f32).collect();
+    Ok(match kind {
+        ReduceKind::Sum => narrow(fold(x, shape, kept, 0f64, |a, v| a + v as f64)?),
+        ReduceKind::Mean => {
+            let n = count as f64;
+            fold(x, shape, kept, 0f64, |a, v| a + v as f64)?.into_iter().map(|a| (a / n) as f32).collect()
         }
-        ReduceKind::Mean => fold(x, shape, kept, 0f64, |a, v| a + v as f64)
-            .into_iter()
-            .map(|a| (a / count as f64) as f32)
-            .collect(),
-        ReduceKind::Prod => {
-            fold(x, shape, kept, 1f64, |a, v| a * v as f64).into_iter().map(|a| a as f32).collect()
-        }
+        ReduceKind::Prod => narrow(fold(x, shape, kept, 1f64, |a, v| a * v as f64)?),
         // NaN propagates; an empty reduction gives -inf (Max) or +inf (Min) as ONNX.
         ReduceKind::Max => {
-            fold(x, shape, kept, f32::NEG_INFINITY, |a, v| if a >= v || a.is_nan() { a } else { v })
+            fold(x, shape, kept, f32::NEG_INFINITY, |a, v| if a >= v || a.is_nan() { a } else { v })?
         }
         ReduceKind::Min => {
-            fold(x, shape, kept, f32::INFINITY, |a, v| if a <= v || a.is_nan() { a } else { v })
+            fold(x, shape, kept, f32::INFINITY, |a, v| if a <= v || a.is_nan() { a } else { v })?
         }
-    }
+    })
 }
 
 fn reduce_i64(
@@ -81,16 +84,17 @@ fn reduce_i64(
     count: usize,
 ) -> Result<Vec<i64>, EvalError> {
     Ok(match kind {
-        ReduceKind::Sum => fold(x, shape, kept, 0i64, i64::wrapping_add),
+        ReduceKind::Sum => fold(x, shape, kept, 0i64, i64::wrapping_add)?,
         ReduceKind::Mean => {
             if count == 0 {
                 return Err(EvalError::op("integer mean of an empty axis"));
             }
-            fold(x, shape, kept, 0i64, i64::wrapping_add).into_iter().map(|a| a / count as i64).collect()
+            // Truncates toward zero.
+            fold(x, shape, kept, 0i64, i64::wrapping_add)?.into_iter().map(|a| a / count as i64).collect()
         }
-        ReduceKind::Prod => fold(x, shape, kept, 1i64, i64::wrapping_mul),
-        ReduceKind::Max => fold(x, shape, kept, i64::MIN, i64::max),
-        ReduceKind::Min => fold(x, shape, kept, i64::MAX, i64::min),
+        ReduceKind::Prod => fold(x, shape, kept, 1i64, i64::wrapping_mul)?,
+        ReduceKind::Max => fold(x, shape, kept, i64::MIN, i64::max)?,
+        ReduceKind::Min => fold(x, shape, kept, i64::MAX, i64::min)?,
     })
 }
 
@@ -99,7 +103,7 @@ impl Eval for Reduce {
         let [x] = ins else { return Err(EvalError::op(format!("expects 1 input, got {}", ins.len()))) };
         let (kept, out, count) = shapes(self, &x.shape)?;
         let t = match &x.data {
-            TensorData::F32(v) => Tensor::f32(out, reduce_f32(self.kind, v, &x.shape, &kept, count)),
+            TensorData::F32(v) => Tensor::f32(out, reduce_f32(self.kind, v, &x.shape, &kept, count)?),
             TensorData::I64(v) => Tensor::i64(out, reduce_i64(self.kind, v, &x.shape, &kept, count)?),
             TensorData::Bool(_) => {
                 return Err(EvalError::op(format!("{:?} is not defined on Bool values", self.kind)))

@@ -228,11 +228,18 @@ fn binary(ctx: &mut Ctx, node: &NodeProto) -> R<()> {
     }
     let a = ctx.req(node, 0)?;
     let mut b = ctx.req(node, 1)?;
-    // Pow's exponent may have another type (opset 12+): cast it to the base's.
+    // Pow's exponent may have another type (opset 12+): an integer exponent of a float base is
+    // cast to f32; an integer base with a float exponent is raised in f32, then truncated.
     let (ta, tb) = (ctx.fact(a).dtype, ctx.fact(b).dtype);
     if kind == BinaryKind::Pow && ta != tb && ta != DType::Bool && tb != DType::Bool {
-        let name = format!("{}.exponent", output_name(node, 0)?);
-        b = ctx.add_internal(&name, Cast { to: ta }, &[b])?;
+        let base = output_name(node, 0)?.to_string();
+        b = ctx.add_internal(&format!("{base}.exponent"), Cast { to: DType::F32 }, &[b])?;
+        if ta == DType::I64 {
+            let af = ctx.add_internal(&format!("{base}.base"), Cast { to: DType::F32 }, &[a])?;
+            let p = ctx.add_internal(&format!("{base}.f32"), Binary { kind }, &[af, b])?;
+            ctx.add(node, Cast { to: DType::I64 }, &[p])?;
+            return Ok(());
+        }
     }
     ctx.add(node, Binary { kind }, &[a, b])?;
     Ok(())
