@@ -149,8 +149,19 @@ fn select<T: Copy>(
 ) -> Result<(Vec<usize>, Vec<T>), EvalError> {
     let bc = Broadcast::new([&c.shape[..], &a.shape[..], &b.shape[..]])?;
     let mut out = Vec::with_capacity(bc.len());
-    bc.for_each_row(|[oc, oa, ob], len, [sc, sa, sb]| {
-        out.extend((0..len).map(|i| if cond[oc + i * sc] { av[oa + i * sa] } else { bv[ob + i * sb] }));
+    bc.for_each_row(|[oc, oa, ob], len, st| match st {
+        [1, 1, 1] => {
+            out.extend(
+                cond[oc..oc + len]
+                    .iter()
+                    .zip(&av[oa..oa + len])
+                    .zip(&bv[ob..ob + len])
+                    .map(|((&c, &x), &y)| if c { x } else { y }),
+            )
+        }
+        [sc, sa, sb] => {
+            out.extend((0..len).map(|i| if cond[oc + i * sc] { av[oa + i * sa] } else { bv[ob + i * sb] }))
+        }
     });
     Ok((bc.out_shape, out))
 }
