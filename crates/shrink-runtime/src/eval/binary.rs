@@ -422,6 +422,11 @@ mod tests {
             &EvalCtx::default(),
         );
         assert_eq!(w.unwrap()[0].as_f32().unwrap(), &[1.0, 9.0, 2.0, 9.0]);
+        let same = Where {}.eval(
+            &[&t, &Tensor::i64(vec![2], vec![1, 2]), &Tensor::i64(vec![2], vec![3, 4])],
+            &EvalCtx::default(),
+        );
+        assert_eq!(same.unwrap()[0].as_i64().unwrap(), &[1, 4]);
         let c =
             Cast { to: DType::I64 }.eval(&[&Tensor::f32(vec![3], vec![2.7, -2.7, 0.0])], &EvalCtx::default());
         assert_eq!(c.unwrap()[0].as_i64().unwrap(), &[2, -2, 0]);
