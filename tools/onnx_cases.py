@@ -19,7 +19,7 @@ def write_safetensors(path, tensors):
     """Write a dict name -> np.ndarray (float32, int64 or bool) as safetensors."""
     header, blobs, offset = {}, [], 0
     for name, arr in tensors.items():
-        arr = np.ascontiguousarray(arr)
+        arr = np.asarray(arr, order="C")  # keeps 0-d scalars 0-d (ascontiguousarray makes them 1-d)
         if arr.dtype == np.float64:
             arr = arr.astype(np.float32)
         if arr.dtype == np.int32:

@@ -77,7 +77,10 @@ pub fn cases(dir: &Path) -> Vec<String> {
         .expect("fixture dir")
         .filter_map(|e| {
             let p = e.ok()?.path();
-            (p.extension()? == "onnx").then(|| p.file_stem().map(|s| s.to_string_lossy().into_owned()))?
+            if p.extension()? != "onnx" {
+                return None;
+            }
+            Some(p.file_stem()?.to_string_lossy().into_owned())
         })
         .collect();
     v.sort();

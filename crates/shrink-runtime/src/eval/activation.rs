@@ -1,55 +1,147 @@
 //! Evaluation of activations, Softmax and LogSoftmax.
 
-use super::{Eval, EvalCtx};
+use super::{f32_input, Eval, EvalCtx};
 use crate::exec::EvalError;
 use shrink_graph::ops::activation::*;
-use shrink_graph::Tensor;
+use shrink_graph::{Tensor, TensorData};
+
+/// Apply `f` to every element of the one f32 input.
+fn map_f32(ins: &[&Tensor], f: impl Fn(f32) -> f32) -> Result<Vec<Tensor>, EvalError> {
+    if ins.len() != 1 {
+        return Err(EvalError::op(format!("expects 1 input, got {}", ins.len())));
+    }
+    let x = f32_input(ins, 0)?;
+    Ok(vec![Tensor::f32(ins[0].shape.clone(), x.iter().map(|&v| f(v)).collect())])
+}
 
 impl Eval for LeakyRelu {
-    fn eval(&self, _ins: &[&Tensor], _ctx: &EvalCtx) -> Result<Vec<Tensor>, EvalError> {
-        Err(EvalError::op("TODO(helper): eval"))
+    fn eval(&self, ins: &[&Tensor], _ctx: &EvalCtx) -> Result<Vec<Tensor>, EvalError> {
+        let a = self.alpha;
+        map_f32(ins, |v| if v < 0.0 { a * v } else { v })
     }
 }
 
 impl Eval for HardSigmoid {
-    fn eval(&self, _ins: &[&Tensor], _ctx: &EvalCtx) -> Result<Vec<Tensor>, EvalError> {
-        Err(EvalError::op("TODO(helper): eval"))
+    fn eval(&self, ins: &[&Tensor], _ctx: &EvalCtx) -> Result<Vec<Tensor>, EvalError> {
+        let (a, b) = (self.alpha, self.beta);
+        map_f32(ins, |v| (a * v + b).clamp(0.0, 1.0))
     }
 }
 
 impl Eval for Elu {
-    fn eval(&self, _ins: &[&Tensor], _ctx: &EvalCtx) -> Result<Vec<Tensor>, EvalError> {
-        Err(EvalError::op("TODO(helper): eval"))
+    fn eval(&self, ins: &[&Tensor], _ctx: &EvalCtx) -> Result<Vec<Tensor>, EvalError> {
+        let a = self.alpha;
+        map_f32(ins, |v| if v < 0.0 { a * v.exp_m1() } else { v })
     }
 }
 
 impl Eval for Gelu {
-    fn eval(&self, _ins: &[&Tensor], _ctx: &EvalCtx) -> Result<Vec<Tensor>, EvalError> {
-        Err(EvalError::op("TODO(helper): eval"))
+    fn eval(&self, ins: &[&Tensor], _ctx: &EvalCtx) -> Result<Vec<Tensor>, EvalError> {
+        if self.tanh {
+            // sqrt(2/pi)
+            const K: f32 = 0.797_884_6;
+            map_f32(ins, |v| 0.5 * v * (1.0 + (K * (v + 0.044_715 * v * v * v)).tanh()))
+        } else {
+            map_f32(ins, |v| 0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2)))
+        }
     }
 }
 
 impl Eval for Clip {
-    fn eval(&self, _ins: &[&Tensor], _ctx: &EvalCtx) -> Result<Vec<Tensor>, EvalError> {
-        Err(EvalError::op("TODO(helper): eval"))
+    fn eval(&self, ins: &[&Tensor], _ctx: &EvalCtx) -> Result<Vec<Tensor>, EvalError> {
+        let [x] = ins else { return Err(EvalError::op(format!("expects 1 input, got {}", ins.len()))) };
+        let (lo, hi) = (self.min.unwrap_or(f32::NEG_INFINITY), self.max.unwrap_or(f32::INFINITY));
+        match &x.data {
+            // min(max(x, lo), hi) as ONNX (hi wins when lo > hi); NaN stays NaN.
+            TensorData::F32(v) => Ok(vec![Tensor::f32(
+                x.shape.clone(),
+                v.iter().map(|&a| if a.is_nan() { a } else { a.max(lo).min(hi) }).collect(),
+            )]),
+            TensorData::I64(v) => {
+                let lo = self.min.map_or(i64::MIN, |m| m.ceil() as i64);
+                let hi = self.max.map_or(i64::MAX, |m| m.floor() as i64);
+                Ok(vec![Tensor::i64(x.shape.clone(), v.iter().map(|&a| a.max(lo).min(hi)).collect())])
+            }
+            TensorData::Bool(_) => Err(EvalError::op("Clip is not defined on Bool values")),
+        }
     }
 }
 
+/// Softmax or log-softmax over `axis` (with `flatten`, over every axis from `axis` on).
+fn softmax(ins: &[&Tensor], axis: i64, flatten: bool, log: bool) -> Result<Vec<Tensor>, EvalError> {
+    if ins.len() != 1 {
+        return Err(EvalError::op(format!("expects 1 input, got {}", ins.len())));
+    }
+    let x = f32_input(ins, 0)?;
+    let shape = &ins[0].shape;
+    if shape.is_empty() {
+        return Err(EvalError::op("needs an input of rank 1 or more, got a scalar"));
+    }
+    let a =
+        shrink_graph::fact::normalize_axis(axis, shape.len()).map_err(|e| EvalError::op(e.to_string()))?;
+    let outer: usize = shape[..a].iter().product();
+    let (n, inner): (usize, usize) = if flatten {
+        (shape[a..].iter().product(), 1)
+    } else {
+        (shape.get(a).copied().unwrap_or(1), shape[a + 1..].iter().product())
+    };
+    let mut out = vec![0f32; x.len()];
+    let mut max = vec![0f32; inner];
+    let mut sum = vec![0f32; inner];
+    let block = n * inner;
+    if block == 0 {
+        return Ok(vec![Tensor::f32(shape.clone(), out)]);
+    }
+    for (xb, ob) in x.chunks_exact(block).zip(out.chunks_exact_mut(block)).take(outer) {
+        // Row by row along the axis: each row holds `inner` independent lanes.
+        max.copy_from_slice(&xb[..inner]);
+        for row in xb.chunks_exact(inner).skip(1) {
+            for (m, &v) in max.iter_mut().zip(row) {
+                *m = m.max(v);
+            }
+        }
+        sum.fill(0.0);
+        for (row, orow) in xb.chunks_exact(inner).zip(ob.chunks_exact_mut(inner)) {
+            for ((o, &v), (s, &m)) in orow.iter_mut().zip(row).zip(sum.iter_mut().zip(&max)) {
+                *o = (v - m).exp();
+                *s += *o;
+            }
+        }
+        if log {
+            for s in sum.iter_mut() {
+                *s = s.ln();
+            }
+            for (row, orow) in xb.chunks_exact(inner).zip(ob.chunks_exact_mut(inner)) {
+                for ((o, &v), (&s, &m)) in orow.iter_mut().zip(row).zip(sum.iter().zip(&max)) {
+                    *o = v - m - s;
+                }
+            }
+        } else {
+            for orow in ob.chunks_exact_mut(inner) {
+                for (o, &s) in orow.iter_mut().zip(&sum) {
+                    *o /= s;
+                }
+            }
+        }
+    }
+    Ok(vec![Tensor::f32(shape.clone(), out)])
+}
+
 impl Eval for Softmax {
-    fn eval(&self, _ins: &[&Tensor], _ctx: &EvalCtx) -> Result<Vec<Tensor>, EvalError> {
-        Err(EvalError::op("TODO(helper): eval"))
+    fn eval(&self, ins: &[&Tensor], _ctx: &EvalCtx) -> Result<Vec<Tensor>, EvalError> {
+        softmax(ins, self.axis, self.flatten, false)
     }
 }
 
 impl Eval for LogSoftmax {
-    fn eval(&self, _ins: &[&Tensor], _ctx: &EvalCtx) -> Result<Vec<Tensor>, EvalError> {
-        Err(EvalError::op("TODO(helper): eval"))
+    fn eval(&self, ins: &[&Tensor], _ctx: &EvalCtx) -> Result<Vec<Tensor>, EvalError> {
+        softmax(ins, self.axis, self.flatten, true)
     }
 }
 
 impl Eval for Unary {
     fn eval(&self, ins: &[&Tensor], _ctx: &EvalCtx) -> Result<Vec<Tensor>, EvalError> {
-        let x = ins[0];
+        let [x] = ins else { return Err(EvalError::op(format!("expects 1 input, got {}", ins.len()))) };
         if self.kind == UnaryKind::Not {
             let v = x.as_bool().ok_or_else(|| EvalError::op("Not needs bool values"))?;
             return Ok(vec![Tensor::bool(x.shape.clone(), v.iter().map(|b| !b).collect())]);
@@ -136,6 +228,55 @@ fn erf_f64(x: f64) -> f64 {
 mod tests {
     use super::*;
 
+    fn run1(op: &dyn Eval, x: Tensor) -> Vec<f32> {
+        op.eval(&[&x], &EvalCtx::default()).unwrap()[0].as_f32().unwrap().to_vec()
+    }
+
+    #[test]
+    fn softmax_normalizes_the_axis_and_the_flattened_tail() {
+        let x = Tensor::f32(vec![2, 3, 2], (0..12).map(|v| v as f32 * 0.3 - 1.0).collect());
+        let y = run1(&Softmax { axis: 1, flatten: false }, x.clone());
+        for o in 0..2 {
+            for i in 0..2 {
+                let s: f32 = (0..3).map(|j| y[o * 6 + j * 2 + i]).sum();
+                assert!((s - 1.0).abs() < 1e-6);
+            }
+        }
+        let y = run1(&Softmax { axis: 1, flatten: true }, x.clone());
+        let s: f32 = y[..6].iter().sum();
+        assert!((s - 1.0).abs() < 1e-6);
+        assert!((y[1] / y[0] - 0.3f32.exp()).abs() < 1e-5);
+        let l = run1(&LogSoftmax { axis: -1, flatten: false }, x.clone());
+        let p = run1(&Softmax { axis: -1, flatten: false }, x);
+        for (a, b) in l.iter().zip(&p) {
+            assert!((a - b.ln()).abs() < 1e-6);
+        }
+        let e = Softmax { axis: 3, flatten: false }
+            .eval(&[&Tensor::f32(vec![2], vec![0.0; 2])], &EvalCtx::default());
+        assert!(e.is_err());
+    }
+
+    #[test]
+    fn pointwise_activations() {
+        let x = Tensor::f32(vec![4], vec![-2.0, -0.5, 0.0, 3.0]);
+        assert_eq!(run1(&LeakyRelu { alpha: 0.1 }, x.clone()), vec![-0.2, -0.05, 0.0, 3.0]);
+        let h = run1(&HardSigmoid { alpha: 0.2, beta: 0.5 }, x.clone());
+        assert!(h.iter().zip([0.1, 0.4, 0.5, 1.0]).all(|(a, b)| (a - b).abs() < 1e-7), "{h:?}");
+        assert_eq!(run1(&Clip { min: Some(-1.0), max: None }, x.clone()), vec![-1.0, -0.5, 0.0, 3.0]);
+        let e = run1(&Elu { alpha: 1.0 }, x.clone());
+        assert!((e[0] - ((-2f32).exp() - 1.0)).abs() < 1e-7 && e[3] == 3.0);
+        let g = run1(&Gelu { tanh: false }, x.clone());
+        assert!((g[1] - -0.154_268_5).abs() < 1e-6, "{g:?}");
+        let t = run1(&Gelu { tanh: true }, x);
+        assert!((t[1] - -0.154_286).abs() < 1e-5, "{t:?}");
+        let c = Clip { min: Some(0.0), max: Some(6.0) }
+            .eval(&[&Tensor::i64(vec![3], vec![-3, 4, 9])], &EvalCtx::default());
+        assert_eq!(c.unwrap()[0].as_i64().unwrap(), &[0, 4, 6]);
+        let r = Unary { kind: UnaryKind::Round }
+            .eval(&[&Tensor::f32(vec![3], vec![0.5, 1.5, -2.5])], &EvalCtx::default());
+        assert_eq!(r.unwrap()[0].as_f32().unwrap(), &[0.0, 2.0, -2.0]);
+    }
+
     #[test]
     fn erf_matches_known_values() {
         // Reference values from scipy.special.erf.
@@ -145,7 +286,7 @@ mod tests {
             (1.0, 0.842_700_8),
             (2.0, 0.995_322_3),
             (-1.5, -0.966_105_2),
-            (3.5, 0.999_999_26),
+            (3.5, 0.999_999_3),
         ] {
             assert!((erf(x) - e).abs() < 1e-6, "erf({x}) = {} want {e}", erf(x));
         }
