@@ -111,12 +111,12 @@ pub fn resolve_reshape(input: &[Dim], spec: &[ShapeSpec]) -> OpResult<Vec<Dim>> 
     for (k, s) in spec.iter().enumerate() {
         match s {
             ShapeSpec::Dim(d) => out.push(d.clone()),
-            ShapeSpec::Copy => out.push(
-                input
-                    .get(k)
-                    .cloned()
-                    .ok_or_else(|| OpError::Shape(format!("shape element {k} is 0 (copy) but the input has rank {}", input.len())))?,
-            ),
+            ShapeSpec::Copy => out.push(input.get(k).cloned().ok_or_else(|| {
+                OpError::Shape(format!(
+                    "shape element {k} is 0 (copy) but the input has rank {}",
+                    input.len()
+                ))
+            })?),
             ShapeSpec::Infer => {
                 if infer_at.replace(k).is_some() {
                     return Err(OpError::Shape("the shape has more than one -1".into()));
@@ -138,7 +138,7 @@ pub fn resolve_reshape(input: &[Dim], spec: &[ShapeSpec]) -> OpResult<Vec<Dim>> 
             };
             rest.remove(p);
         }
-        if vout.fixed == 0 || vin.fixed % vout.fixed != 0 {
+        if vout.fixed == 0 || !vin.fixed.is_multiple_of(vout.fixed) {
             return Err(OpError::Shape(format!(
                 "cannot reshape {} to {}: -1 has no integer size",
                 fmt_shape(input),
@@ -147,7 +147,10 @@ pub fn resolve_reshape(input: &[Dim], spec: &[ShapeSpec]) -> OpResult<Vec<Dim>> 
         }
         let q = vin.fixed / vout.fixed;
         out[k] = match rest.as_slice() {
-            [] => Dim::Fixed(usize::try_from(q).map_err(|_| OpError::Shape("the inferred dimension is too large".into()))?),
+            [] => Dim::Fixed(
+                usize::try_from(q)
+                    .map_err(|_| OpError::Shape("the inferred dimension is too large".into()))?,
+            ),
             [s] if q == 1 => Dim::Sym(s.clone()),
             _ => {
                 return Err(OpError::Shape(format!(
@@ -234,13 +237,13 @@ pub fn reshape_axes(input: &[Dim], output: &[Dim]) -> AxesMapping {
         }
     }
     // Whatever could not be grouped has its indices mixed.
-    for a in i..input.len() {
-        if input[a] != one {
+    for (a, d) in input.iter().enumerate().skip(i) {
+        if *d != one {
             m.rels.push(AxisRel::Pinned(Port::input(0, a)));
         }
     }
-    for a in j..output.len() {
-        if output[a] != one {
+    for (a, d) in output.iter().enumerate().skip(j) {
+        if *d != one {
             m.rels.push(AxisRel::Pinned(Port::output(0, a)));
         }
     }
@@ -292,7 +295,10 @@ impl Flatten {
     pub fn out_shape(&self, input: &[Dim]) -> OpResult<Vec<Dim>> {
         let r = input.len() as i64;
         if self.axis < -r || self.axis > r {
-            return Err(OpError::Attr { name: "axis", msg: format!("{} is out of range for rank {r}", self.axis) });
+            return Err(OpError::Attr {
+                name: "axis",
+                msg: format!("{} is out of range for rank {r}", self.axis),
+            });
         }
         let k = if self.axis < 0 { self.axis + r } else { self.axis } as usize;
         Ok(vec![merge_dims(&input[..k])?, merge_dims(&input[k..])?])
@@ -324,7 +330,10 @@ impl Transpose {
         }
         for &p in &self.perm {
             if p >= rank || std::mem::replace(&mut seen[p], true) {
-                return Err(OpError::Attr { name: "perm", msg: format!("{:?} is not a permutation of 0..{rank}", self.perm) });
+                return Err(OpError::Attr {
+                    name: "perm",
+                    msg: format!("{:?} is not a permutation of 0..{rank}", self.perm),
+                });
             }
         }
         Ok(())
@@ -411,7 +420,13 @@ impl OpDef for Unsqueeze {
         let ins_axes = self.inserted(f.rank())?;
         let mut src = f.shape.iter();
         let shape = (0..f.rank() + ins_axes.len())
-            .map(|k| if ins_axes.contains(&k) { Dim::Fixed(1) } else { src.next().cloned().unwrap_or(Dim::Fixed(1)) })
+            .map(|k| {
+                if ins_axes.contains(&k) {
+                    Dim::Fixed(1)
+                } else {
+                    src.next().cloned().unwrap_or(Dim::Fixed(1))
+                }
+            })
             .collect();
         Ok(vec![Fact::dims(f.dtype, shape)])
     }
@@ -518,7 +533,10 @@ mod tests {
             m.rels,
             vec![
                 AxisRel::Same(Port::input(0, 0), Port::output(0, 0)),
-                AxisRel::Reshape { merged: Port::input(0, 1), split: vec![Port::output(0, 1), Port::output(0, 2)] },
+                AxisRel::Reshape {
+                    merged: Port::input(0, 1),
+                    split: vec![Port::output(0, 1), Port::output(0, 2)]
+                },
                 AxisRel::Same(Port::input(0, 2), Port::output(0, 3)),
             ]
         );
@@ -528,7 +546,13 @@ mod tests {
         let y = infer(&op, x.clone()).unwrap();
         assert_eq!(y[0].shape, vec![n(), f(16)]);
         let m = op.axes(&[&x], &[&y[0]]);
-        assert_eq!(m.rels[1], AxisRel::Reshape { merged: Port::output(0, 1), split: (1..4).map(|a| Port::input(0, a)).collect() });
+        assert_eq!(
+            m.rels[1],
+            AxisRel::Reshape {
+                merged: Port::output(0, 1),
+                split: (1..4).map(|a| Port::input(0, a)).collect()
+            }
+        );
         // [6, 4] -> [4, 6]: indices mixed.
         let m = reshape_axes(&[f(6), f(4)], &[f(4), f(6)]);
         assert!(m.rels.iter().all(|r| matches!(r, AxisRel::Pinned(_))), "{m:?}");
@@ -567,7 +591,13 @@ mod tests {
         assert_eq!(y[0].shape, vec![f(1), n(), f(3), f(1)]);
         assert!(infer(&Unsqueeze { axes: vec![1, 1] }, x).is_err());
         let m = u.axes(&[&Fact::dims(DType::F32, vec![n(), f(3)])], &[&y[0]]);
-        assert_eq!(m.rels, vec![AxisRel::Same(Port::input(0, 0), Port::output(0, 1)), AxisRel::Same(Port::input(0, 1), Port::output(0, 2))]);
+        assert_eq!(
+            m.rels,
+            vec![
+                AxisRel::Same(Port::input(0, 0), Port::output(0, 1)),
+                AxisRel::Same(Port::input(0, 1), Port::output(0, 2))
+            ]
+        );
     }
 
     #[test]

@@ -17,8 +17,12 @@ fn to_tensor(v: safetensors::tensor::TensorView) -> Tensor {
     let shape = v.shape().to_vec();
     let b = v.data();
     match v.dtype() {
-        Dtype::F32 => Tensor::f32(shape, b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()),
-        Dtype::I64 => Tensor::i64(shape, b.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect()),
+        Dtype::F32 => {
+            Tensor::f32(shape, b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())
+        }
+        Dtype::I64 => {
+            Tensor::i64(shape, b.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect())
+        }
         Dtype::BOOL => Tensor::bool(shape, b.iter().map(|&x| x != 0).collect()),
         d => panic!("unsupported fixture dtype {d:?}"),
     }
@@ -44,7 +48,9 @@ pub fn max_rel_err(what: &str, got: &Tensor, want: &Tensor) -> f32 {
     assert_eq!(got.shape, want.shape, "{what}: shape");
     assert_eq!(got.dtype(), want.dtype(), "{what}: dtype");
     match (got.as_f32(), want.as_f32()) {
-        (Some(g), Some(w)) => g.iter().zip(w).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0, f32::max),
+        (Some(g), Some(w)) => {
+            g.iter().zip(w).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0, f32::max)
+        }
         _ => {
             assert_eq!(got.data, want.data, "{what}: values");
             0.0
@@ -55,7 +61,8 @@ pub fn max_rel_err(what: &str, got: &Tensor, want: &Tensor) -> f32 {
 /// Import, run and compare case `name`: every output within `tol` (relative to max(|x|, 1)).
 pub fn check(dir: &Path, name: &str, tol: f32) {
     let case = load(dir, name);
-    let graph = shrink_io::onnx::graph_import::load_graph(&case.onnx).unwrap_or_else(|e| panic!("{name}: import: {e}"));
+    let graph = shrink_io::onnx::graph_import::load_graph(&case.onnx)
+        .unwrap_or_else(|e| panic!("{name}: import: {e}"));
     let got = shrink_runtime::run(&graph, &case.inputs).unwrap_or_else(|e| panic!("{name}: run: {e}"));
     assert_eq!(got.len(), case.expected.len(), "{name}: output count");
     for (k, (g, w)) in got.iter().zip(&case.expected).enumerate() {
@@ -70,7 +77,7 @@ pub fn cases(dir: &Path) -> Vec<String> {
         .expect("fixture dir")
         .filter_map(|e| {
             let p = e.ok()?.path();
-            (p.extension()? == "onnx").then(|| p.file_stem()?.to_string_lossy().into_owned())
+            (p.extension()? == "onnx").then_some(p.file_stem()?.to_string_lossy().into_owned())
         })
         .collect();
     v.sort();

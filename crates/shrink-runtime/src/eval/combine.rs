@@ -154,7 +154,7 @@ fn pad<T: Elem>(x: &Tensor, op: &Pad) -> Result<Tensor, EvalError> {
         // Input offset of this output row, or None when a padded outer index reads the constant.
         let base = (0..r - 1).try_fold(0isize, |acc, a| maps[a][idx[a]].map(|i| acc + i as isize * st[a]));
         match base {
-            None => out.extend(std::iter::repeat(value).take(shape[r - 1])),
+            None => out.extend(std::iter::repeat_n(value, shape[r - 1])),
             Some(b) => out.extend(last.iter().map(|m| m.map_or(value, |i| src[b as usize + i]))),
         }
         let mut k = r - 1;
@@ -181,7 +181,8 @@ impl Eval for Pad {
 
 fn gather<T: Elem>(data: &Tensor, idx: &Tensor, axis: usize) -> Result<Tensor, EvalError> {
     let src = elems::<T>(data)?;
-    let ids = idx.as_i64().ok_or_else(|| EvalError::op(format!("indices must be i64, got {:?}", idx.dtype())))?;
+    let ids =
+        idx.as_i64().ok_or_else(|| EvalError::op(format!("indices must be i64, got {:?}", idx.dtype())))?;
     let d = data.shape[axis];
     let outer: usize = data.shape[..axis].iter().product();
     let inner: usize = data.shape[axis + 1..].iter().product();
@@ -249,7 +250,8 @@ mod tests {
     #[test]
     fn slice_with_negative_steps() {
         let x = t(&[2, 5]);
-        let op = Slice { starts: vec![-1, 4], ends: vec![i64::MIN, 0], axes: vec![0, 1], steps: vec![-1, -2] };
+        let op =
+            Slice { starts: vec![-1, 4], ends: vec![i64::MIN, 0], axes: vec![0, 1], steps: vec![-1, -2] };
         let y = run(&op, &[&x]).remove(0);
         assert_eq!(y.shape, vec![2, 2]);
         assert_eq!(y.as_f32().unwrap(), &[9., 7., 4., 2.]);
@@ -284,7 +286,9 @@ mod tests {
         assert_eq!(y.as_f32().unwrap(), &[6., 7., 2., 3.]);
         let y = run(&Gather { axis: 1 }, &[&table, &Tensor::i64(vec![], vec![0])]).remove(0);
         assert_eq!(y.as_f32().unwrap(), &[0., 2., 4., 6.]);
-        let err = Gather { axis: 0 }.eval(&[&table, &Tensor::i64(vec![1], vec![4])], &EvalCtx::default()).unwrap_err();
+        let err = Gather { axis: 0 }
+            .eval(&[&table, &Tensor::i64(vec![1], vec![4])], &EvalCtx::default())
+            .unwrap_err();
         assert!(err.to_string().contains("out of range"), "{err}");
     }
 }

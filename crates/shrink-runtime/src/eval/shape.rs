@@ -200,7 +200,8 @@ impl Eval for Transpose {
         let x = input(ins, 0)?;
         let r = x.shape.len();
         let mut seen = vec![false; r];
-        if self.perm.len() != r || self.perm.iter().any(|&p| p >= r || std::mem::replace(&mut seen[p], true)) {
+        if self.perm.len() != r || self.perm.iter().any(|&p| p >= r || std::mem::replace(&mut seen[p], true))
+        {
             return Err(EvalError::op(format!("perm {:?} does not fit shape {:?}", self.perm, x.shape)));
         }
         Ok(vec![per_dtype!(x, transpose(x, &self.perm))?])
@@ -241,7 +242,9 @@ pub(crate) fn broadcast(a: &[usize], b: &[usize]) -> Result<Vec<usize>, EvalErro
             match (get(a), get(b)) {
                 (x, y) if x == y || y == 1 => Ok(x),
                 (1, y) => Ok(y),
-                (x, y) => Err(EvalError::op(format!("shapes {a:?} and {b:?} cannot be broadcast ({x} vs {y})"))),
+                (x, y) => {
+                    Err(EvalError::op(format!("shapes {a:?} and {b:?} cannot be broadcast ({x} vs {y})")))
+                }
             }
         })
         .collect()
@@ -266,7 +269,9 @@ impl Eval for Expand {
             Some(s) => s
                 .to_i64_vec()
                 .into_iter()
-                .map(|v| usize::try_from(v).map_err(|_| EvalError::op(format!("shape element {v} is negative"))))
+                .map(|v| {
+                    usize::try_from(v).map_err(|_| EvalError::op(format!("shape element {v} is negative")))
+                })
                 .collect::<Result<_, _>>()?,
             None => ctx.dims(&self.shape)?,
         };
