@@ -301,6 +301,10 @@ def error_cases():
                [const("s", np.array([1, 2], np.int64))], outputs=("y0", "y1"))
     error_case("transpose_bad_perm", [N("Transpose", ["x"], ["y"], perm=[0, 1, 1, 2])], [x], 13)
     error_case("reshape_bad_volume", [N("Reshape", ["x", "s"], ["y"])], [x], 13, [const("s", np.array([5, -1], np.int64))])
+    error_case("constant_string", [N("Constant", [], ["c"], value_string="hi"), N("Identity", ["x"], ["y"])], [x], 13)
+    error_case("range_symbolic", [N("Shape", ["x"], ["s"]), N("Gather", ["s", "i"], ["n"]),
+                                  N("Range", ["z", "n", "o"], ["y"])], [vi("x", F, ["N", 3])], 13,
+               [const("i", np.array(0, np.int64)), const("z", np.array(0, np.int64)), const("o", np.array(1, np.int64))])
     error_case("constant_of_shape_symbolic", [N("Shape", ["x"], ["s"]), N("ConstantOfShape", ["s"], ["y"])],
                [vi("x", F, ["N", 3])], 13)
 

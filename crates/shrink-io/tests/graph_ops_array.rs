@@ -123,3 +123,13 @@ fn shape_of_a_fixed_input_folds_to_a_constant() {
     assert_eq!(out.shape, vec![2, 3]);
     assert!(out.as_f32().unwrap().iter().all(|&v| v == 2.5));
 }
+
+#[test]
+fn a_string_constant_is_an_error() {
+    assert_error("constant_string", "c", "Constant", "attribute `value_string` is not supported");
+}
+
+#[test]
+fn a_range_over_a_symbolic_size_is_an_error() {
+    assert_error("range_symbolic", "y", "Range", "input 1 must be a constant");
+}

@@ -178,6 +178,9 @@ pub struct AxisRange {
 
 /// ONNX Slice clamping of one axis of size `d`.
 pub fn slice_axis(d: usize, start: i64, end: i64, step: i64) -> (usize, usize) {
+    if d == 0 {
+        return (0, 0);
+    }
     let d = d as i64;
     let fix = |v: i64| if v < 0 { v.saturating_add(d) } else { v };
     let (s, e) = if step > 0 {
@@ -454,7 +457,14 @@ mod tests {
         assert_eq!(y[1].shape, vec![n(), f(4)]);
         let err = infer(&Split { axis: 1, sizes: vec![2, 3] }, std::slice::from_ref(&x)).unwrap_err();
         assert!(err.to_string().contains("do not add up to 6"), "{err}");
-        assert!(infer(&Split { axis: 0, sizes: vec![1] }, &[x]).is_err());
+        assert!(infer(&Split { axis: 0, sizes: vec![1] }, std::slice::from_ref(&x)).is_err());
+        let outs = infer(&Split { axis: 1, sizes: vec![2, 4] }, std::slice::from_ref(&x)).unwrap();
+        let m = Split { axis: 1, sizes: vec![2, 4] }.axes(&[&x], &[&outs[0], &outs[1]]);
+        assert_eq!(
+            m.rels[0],
+            AxisRel::Concat { whole: Port::input(0, 1), parts: vec![Port::output(0, 1), Port::output(1, 1)] }
+        );
+        assert!(m.rels.contains(&AxisRel::Same(Port::input(0, 0), Port::output(1, 0))));
     }
 
     #[test]
@@ -465,9 +475,14 @@ mod tests {
         assert_eq!(slice_axis(10, 8, 1, -3), (8, 3));
         assert_eq!(slice_axis(10, 5, 2, 1), (5, 0));
         assert_eq!(slice_axis(4, 0, 100, 3), (0, 2));
+        assert_eq!(slice_axis(0, -1, i64::MIN, -1), (0, 0));
         let op = Slice { starts: vec![0, 1], ends: vec![i64::MAX, 3], axes: vec![0, -1], steps: vec![] };
         let y = infer(&op, &[Fact::dims(DType::F32, vec![n(), f(5)])]).unwrap();
         assert_eq!(y[0].shape, vec![n(), f(2)]);
+        let x = Fact::dims(DType::F32, vec![n(), f(5)]);
+        let m = op.axes(&[&x], &[&y[0]]);
+        assert!(m.rels.contains(&AxisRel::Same(Port::input(0, 0), Port::output(0, 0))), "{m:?}");
+        assert!(m.rels.contains(&AxisRel::Pinned(Port::input(0, 1))), "{m:?}");
         let bad = Slice { starts: vec![1], ends: vec![3], axes: vec![0], steps: vec![] };
         assert!(infer(&bad, &[Fact::dims(DType::F32, vec![n(), f(5)])]).is_err());
         let zero = Slice { starts: vec![1], ends: vec![3], axes: vec![1], steps: vec![0] };

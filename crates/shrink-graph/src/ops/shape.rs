@@ -28,7 +28,9 @@ pub struct Transpose {
     pub perm: Vec<usize>,
 }
 
-/// Remove size-1 axes (`axes` empty: every axis of fixed size 1).
+/// Remove size-1 axes. `axes` empty means every axis of size 1 (at inference the fixed ones,
+/// at run time every one); the importer always lists the axes, so a batch that is 1 at run time
+/// is never squeezed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Squeeze {
     pub axes: Vec<i64>,

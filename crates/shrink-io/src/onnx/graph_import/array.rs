@@ -43,6 +43,26 @@ pub fn lookup(op_type: &str) -> Option<ImportFn> {
     })
 }
 
+/// The first output's name (a node without one is malformed).
+fn out0<'n>(node: &'n NodeProto) -> R<&'n str> {
+    match node.outputs.first() {
+        Some(o) if !o.is_empty() => Ok(o),
+        _ => Err("the node has no output".into()),
+    }
+}
+
+/// Most elements a constant made at import (ConstantOfShape, Range, a Dropout mask) may have.
+const MAX_CONST_ELEMS: usize = 1 << 28;
+
+/// Element count of a constant made at import, checked against [`MAX_CONST_ELEMS`].
+fn const_len(shape: &[usize]) -> R<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .filter(|&n| n <= MAX_CONST_ELEMS)
+        .ok_or_else(|| format!("a constant of shape {shape:?} is too large"))
+}
+
 /// Input `k` as shape elements: a constant, or a value computed from shapes.
 fn shape_input(ctx: &Ctx, node: &NodeProto, k: usize) -> R<Option<(ValueId, Vec<SymInt>)>> {
     let Some(id) = ctx.input(node, k)? else { return Ok(None) };
@@ -136,7 +156,7 @@ fn squeeze(ctx: &mut Ctx, node: &NodeProto) -> R<()> {
                 .map(|k| k as i64)
                 .collect();
             if ones.is_empty() {
-                ctx.alias(&node.outputs[0], x);
+                ctx.alias(out0(node)?, x);
                 return Ok(());
             }
             ones
@@ -184,8 +204,8 @@ fn shape(ctx: &mut Ctx, node: &NodeProto) -> R<()> {
     let dims = ctx.fact(x).shape[op.range(ctx.fact(x).rank())].to_vec();
     if dims.iter().all(|d| d.fixed().is_some()) {
         let v: Vec<i64> = dims.iter().map(|d| d.fixed().unwrap_or(0) as i64).collect();
-        let id = ctx.add_const(&node.outputs[0], Tensor::i64(vec![v.len()], v))?;
-        ctx.alias(&node.outputs[0], id);
+        let id = ctx.add_const(out0(node)?, Tensor::i64(vec![v.len()], v))?;
+        ctx.alias(out0(node)?, id);
         return Ok(());
     }
     let out = ctx.add(node, op, &[x])?;
@@ -347,7 +367,7 @@ fn gather(ctx: &mut Ctx, node: &NodeProto) -> R<()> {
 
 fn identity(ctx: &mut Ctx, node: &NodeProto) -> R<()> {
     let x = ctx.req(node, 0)?;
-    ctx.alias(&node.outputs[0], x);
+    ctx.alias(out0(node)?, x);
     Ok(())
 }
 
@@ -366,10 +386,10 @@ fn dropout(ctx: &mut Ctx, node: &NodeProto) -> R<()> {
             }
         }
     }
-    ctx.alias(&node.outputs[0], x);
+    ctx.alias(out0(node)?, x);
     if let Some(mask) = node.outputs.get(1).filter(|m| !m.is_empty()) {
         let shape = ctx.fact(x).fixed_shape().map_err(|e| format!("the mask output: {e}"))?;
-        let n = shape.iter().product();
+        let n = const_len(&shape)?;
         let id = ctx.add_const(mask, Tensor::bool(shape, vec![true; n]))?;
         ctx.alias(mask, id);
     }
@@ -391,8 +411,8 @@ fn constant(ctx: &mut Ctx, node: &NodeProto) -> R<()> {
         let name = node.attributes.first().map(|a| a.name.as_str()).unwrap_or("(none)");
         return Err(format!("attribute `{name}` is not supported (value, value_float(s), value_int(s) are)"));
     };
-    let id = ctx.add_const(&node.outputs[0], t)?;
-    ctx.alias(&node.outputs[0], id);
+    let id = ctx.add_const(out0(node)?, t)?;
+    ctx.alias(out0(node)?, id);
     Ok(())
 }
 
@@ -408,7 +428,7 @@ fn constant_of_shape(ctx: &mut Ctx, node: &NodeProto) -> R<()> {
             }
         })
         .collect::<R<Vec<usize>>>()?;
-    let n: usize = shape.iter().product();
+    let n = const_len(&shape)?;
     let value = attr_t(node, "value")?.unwrap_or_else(|| Tensor::f32(vec![1], vec![0.0]));
     if value.len() != 1 {
         return Err(format!("attribute `value` has {} elements, expected 1", value.len()));
@@ -418,8 +438,8 @@ fn constant_of_shape(ctx: &mut Ctx, node: &NodeProto) -> R<()> {
         DType::I64 => Tensor::i64(shape, vec![value.to_i64_vec()[0]; n]),
         DType::Bool => Tensor::bool(shape, vec![value.to_i64_vec()[0] != 0; n]),
     };
-    let id = ctx.add_const(&node.outputs[0], t)?;
-    ctx.alias(&node.outputs[0], id);
+    let id = ctx.add_const(out0(node)?, t)?;
+    ctx.alias(out0(node)?, id);
     Ok(())
 }
 
@@ -439,19 +459,22 @@ fn range(ctx: &mut Ctx, node: &NodeProto) -> R<()> {
             return Err("start, limit and delta must be finite and delta non-zero".into());
         }
         // As onnxruntime: the count in f32, the values by repeated addition.
-        let n = ((l - s) / d).ceil().max(0.0) as usize;
+        let n = ((l - s) / d).ceil().clamp(0.0, MAX_CONST_ELEMS as f32 + 1.0) as usize;
+        const_len(&[n])?;
         Tensor::f32(vec![n], std::iter::successors(Some(s), |v| Some(v + d)).take(n).collect())
     } else {
         let [s, l, d] = [0, 1, 2].map(|k| vals[k].to_i64_vec()[0]);
         if d == 0 {
             return Err("delta is 0".into());
         }
+        let (s, l, d) = (s as i128, l as i128, d as i128);
         let n =
             if (d > 0 && l > s) || (d < 0 && l < s) { ((l - s).abs() + d.abs() - 1) / d.abs() } else { 0 };
-        Tensor::i64(vec![n as usize], (0..n).map(|i| s + i * d).collect())
+        let n = const_len(&[usize::try_from(n).unwrap_or(usize::MAX)])?;
+        Tensor::i64(vec![n], (0..n as i128).map(|i| (s + i * d) as i64).collect())
     };
-    let id = ctx.add_const(&node.outputs[0], t)?;
-    ctx.alias(&node.outputs[0], id);
+    let id = ctx.add_const(out0(node)?, t)?;
+    ctx.alias(out0(node)?, id);
     Ok(())
 }
 
@@ -475,7 +498,7 @@ fn cast(ctx: &mut Ctx, node: &NodeProto) -> R<()> {
     let shape_value = from == DType::I64 && to == DType::I64 && ctx.sym_ints(x).is_some();
     let lossless = matches!((from, code), (DType::F32, 1 | 11) | (DType::I64, 7) | (DType::Bool, 9));
     if lossless || shape_value {
-        ctx.alias(&node.outputs[0], x);
+        ctx.alias(out0(node)?, x);
         return Ok(());
     }
     ctx.add(node, Cast { to }, &[x])?;
