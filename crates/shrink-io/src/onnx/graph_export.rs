@@ -229,15 +229,31 @@ fn export_node(w: &mut Writer, node: &Node) -> Result<()> {
         }
         Op::Resize(r) => {
             let mut inputs = vec![ins[0].clone(), String::new()];
-            match &r.sizes {
-                Some(s) => {
+            let fixed: Option<Vec<usize>> = r.sizes.as_ref().and_then(|s| s.iter().map(Dim::fixed).collect());
+            match (&r.sizes, fixed) {
+                (Some(_), Some(s)) => {
                     inputs.push(String::new());
-                    inputs.push(w.ints(name, &usizes(s)));
+                    inputs.push(w.ints(name, &usizes(&s)));
                 }
-                None => inputs.push(w.konst(name, Tensor::f32(vec![r.scales.len()], r.scales.clone()))),
+                (Some(sizes), None) => {
+                    // Symbolic target sizes: the same symbol as the input's scales by 1.
+                    let x = in_fact(0);
+                    let scales = sizes
+                        .iter()
+                        .zip(&x.shape)
+                        .map(|(t, i)| match (t, i) {
+                            (a, b) if a == b => Ok(1.0),
+                            (Dim::Fixed(t), Dim::Fixed(i)) if *i > 0 => Ok(*t as f32 / *i as f32),
+                            _ => Err(IoError::Format(format!("node `{name}`: Resize sizes cannot be written in ONNX"))),
+                        })
+                        .collect::<Result<Vec<f32>>>()?;
+                    inputs.push(w.konst(name, Tensor::f32(vec![scales.len()], scales)));
+                }
+                (None, _) => inputs.push(w.konst(name, Tensor::f32(vec![r.scales.len()], r.scales.clone()))),
             }
             let coord = match r.coord {
                 CoordMode::HalfPixel => "half_pixel",
+                CoordMode::HalfPixelSymmetric => "half_pixel_symmetric",
                 CoordMode::PytorchHalfPixel => "pytorch_half_pixel",
                 CoordMode::AlignCorners => "align_corners",
                 CoordMode::Asymmetric => "asymmetric",
@@ -248,6 +264,14 @@ fn export_node(w: &mut Writer, node: &Node) -> Result<()> {
                 NearestMode::RoundPreferCeil => "round_prefer_ceil",
                 NearestMode::Floor => "floor",
                 NearestMode::Ceil => "ceil",
+                // Resize-10 / Upsample: floor when enlarging an axis, ceil when shrinking it.
+                NearestMode::Legacy if r.scales.iter().all(|&s| s >= 1.0) => "floor",
+                NearestMode::Legacy if r.scales.iter().all(|&s| s <= 1.0) => "ceil",
+                NearestMode::Legacy => {
+                    return Err(IoError::Format(format!(
+                        "node `{name}`: an opset-10 Resize that enlarges some axes and shrinks others cannot be written at opset {GRAPH_OPSET}"
+                    )))
+                }
             };
             let attrs =
                 [("mode", Attr::S("nearest")), ("coordinate_transformation_mode", Attr::S(coord)), ("nearest_mode", Attr::S(nearest))];
