@@ -100,7 +100,8 @@ impl OpDef for Gemm {
     }
 }
 
-/// Shapes of a MatMul after 1-D promotion: (a as ≥2-D, b as ≥2-D, output shape).
+/// Output shape of a MatMul: 1-D operands are promoted (a to a row, b to a column) and the
+/// promoted axis is dropped again; batch axes broadcast.
 fn matmul_shapes(a: &[Dim], b: &[Dim]) -> OpResult<Vec<Dim>> {
     if a.is_empty() || b.is_empty() {
         return Err(OpError::Shape(format!("MatMul of scalars ({} and {})", fmt_shape(a), fmt_shape(b))));

@@ -4,6 +4,7 @@
 
 use super::{f32_input, Eval, EvalCtx};
 use crate::exec::EvalError;
+use rayon::prelude::*;
 use shrink_graph::ops::conv::*;
 use shrink_graph::{Fact, InFact, OpDef, Tensor};
 
@@ -181,41 +182,52 @@ fn im2col(g: &Geo, x: &[f32], cg: usize, col: &mut [f32]) {
     }
 }
 
-/// Depthwise-style convolution (one input channel per group): a direct loop per output channel.
+/// Depthwise-style convolution (one input channel per group): a direct loop per output plane
+/// (planes in parallel).
 fn conv_direct(g: &Geo, x: &[f32], w: &[f32], out: &mut [f32]) {
     let (isz, osz, ksz) = (g.in_size(), g.out_size(), g.k_size());
     let mg = g.m / g.groups;
     let [_, ih, iw] = g.inp;
     let [_, oh_n, ow_n] = g.out;
-    for n in 0..g.batch {
-        for oc in 0..g.m {
-            let ic = oc / mg;
-            let xc = &x[(n * g.c + ic) * isz..][..isz];
-            let wc = &w[oc * ksz..][..ksz];
-            let dst = &mut out[(n * g.m + oc) * osz..][..osz];
-            let mut kidx = 0;
-            for kd in 0..g.k[0] {
-                for kh in 0..g.k[1] {
-                    for kw in 0..g.k[2] {
-                        let wv = wc[kidx];
-                        kidx += 1;
-                        // Output columns whose input column is inside: a contiguous range.
-                        let off = kw * g.dil[2];
-                        let lo = g.pad[2].saturating_sub(off).div_ceil(g.stride[2]);
-                        let hi = if iw + g.pad[2] <= off {
-                            0
-                        } else {
-                            ow_n.min((iw + g.pad[2] - off).div_ceil(g.stride[2]))
-                        };
-                        for od in 0..g.out[0] {
-                            let Some(d) = g.src(0, od, kd) else { continue };
-                            for oh in 0..oh_n {
-                                let Some(h) = g.src(1, oh, kh) else { continue };
-                                let row = &xc[(d * ih + h) * iw..][..iw];
-                                let o = &mut dst[(od * oh_n + oh) * ow_n..][..ow_n];
-                                for (ow, ov) in o.iter_mut().enumerate().take(hi).skip(lo) {
-                                    let iw_ = ow * g.stride[2] + kw * g.dil[2] - g.pad[2];
-                                    *ov += wv * row[iw_];
+    if osz == 0 {
+        return;
+    }
+    out.par_chunks_mut(osz).enumerate().for_each(|(plane, dst)| {
+        let (n, oc) = (plane / g.m, plane % g.m);
+        let ic = oc / mg;
+        let xc = &x[(n * g.c + ic) * isz..][..isz];
+        let wc = &w[oc * ksz..][..ksz];
+        let mut kidx = 0;
+        for kd in 0..g.k[0] {
+            for kh in 0..g.k[1] {
+                for kw in 0..g.k[2] {
+                    let wv = wc[kidx];
+                    kidx += 1;
+                    // Output columns whose input column is inside: a contiguous range.
+                    let off = kw * g.dil[2];
+                    let lo = g.pad[2].saturating_sub(off).div_ceil(g.stride[2]);
+                    let hi = if iw + g.pad[2] <= off {
+                        0
+                    } else {
+                        ow_n.min((iw + g.pad[2] - off).div_ceil(g.stride[2]))
+                    };
+                    for od in 0..g.out[0] {
+                        let Some(d) = g.src(0, od, kd) else { continue };
+                        for oh in 0..oh_n {
+                            let Some(h) = g.src(1, oh, kh) else { continue };
+                            let row = &xc[(d * ih + h) * iw..][..iw];
+                            let o = &mut dst[(od * oh_n + oh) * ow_n..][..ow_n];
+                            if lo >= hi {
+                                continue;
+                            }
+                            let (s, start) = (g.stride[2], lo * g.stride[2] + off - g.pad[2]);
+                            if s == 1 {
+                                for (ov, &xv) in o[lo..hi].iter_mut().zip(&row[start..]) {
+                                    *ov += wv * xv;
+                                }
+                            } else {
+                                for (ov, &xv) in o[lo..hi].iter_mut().zip(row[start..].iter().step_by(s)) {
+                                    *ov += wv * xv;
                                 }
                             }
                         }
@@ -223,7 +235,7 @@ fn conv_direct(g: &Geo, x: &[f32], w: &[f32], out: &mut [f32]) {
                 }
             }
         }
-    }
+    });
 }
 
 /// Fill each channel plane of `out` (`[batch, m, plane]`) with its bias, or zero.
@@ -262,20 +274,30 @@ impl Eval for Conv {
             return Ok(vec![Tensor::f32(out_shape, out)]);
         }
         let kk = cg * g.k_size();
-        let mut col = if g.is_pointwise() { Vec::new() } else { vec![0f32; kk * osz] };
-        for n in 0..g.batch {
+        let pointwise = g.is_pointwise();
+        // One example: im2col then one product per group.
+        let example = |n: usize, dst: &mut [f32], col: &mut Vec<f32>| {
             for gi in 0..g.groups {
                 let xg = &x[(n * g.c + gi * cg) * isz..][..cg * isz];
-                let rhs: &[f32] = if g.is_pointwise() {
+                let rhs: &[f32] = if pointwise {
                     xg
                 } else {
-                    im2col(&g, xg, cg, &mut col);
-                    &col
+                    im2col(&g, xg, cg, col);
+                    col
                 };
                 let wg = &w[gi * mg * kk..][..mg * kk];
-                let dst = &mut out[(n * g.m + gi * mg) * osz..][..mg * osz];
-                gemm_strided(mg, osz, kk, dst, wg, (kk, 1), rhs, (osz, 1), 1.0, true);
+                let d = &mut dst[gi * mg * osz..][..mg * osz];
+                gemm_strided(mg, osz, kk, d, wg, (kk, 1), rhs, (osz, 1), 1.0, true);
             }
+        };
+        let col_len = if pointwise { 0 } else { kk * osz };
+        let per_example = g.m * osz;
+        if g.batch > 1 && per_example > 0 {
+            out.par_chunks_mut(per_example)
+                .enumerate()
+                .for_each_init(|| vec![0f32; col_len], |col, (n, dst)| example(n, dst, col));
+        } else if per_example > 0 {
+            example(0, &mut out, &mut vec![0f32; col_len]);
         }
         Ok(vec![Tensor::f32(out_shape, out)])
     }
