@@ -5,6 +5,7 @@
 
 mod graph_support;
 
+use shrink_graph::ops::binary::BinaryKind;
 use shrink_graph::{Op, Tensor};
 use std::path::{Path, PathBuf};
 
@@ -94,6 +95,13 @@ fn imports_map_to_the_expected_ir_ops() {
     }
     let g = graph("clip_max_only_opset13");
     assert!(matches!(&g.nodes[0].op, Op::Clip(c) if c.min.is_none() && c.max == Some(6.0)));
+    // Integer Clip stays exact: Max then Min with the i64 bounds.
+    let g = graph("clip_i64_opset13");
+    let kinds: Vec<_> = g.nodes.iter().map(|n| n.op.clone()).collect();
+    assert!(
+        matches!(&kinds[..], [Op::Binary(a), Op::Binary(b)] if a.kind == BinaryKind::Max && b.kind == BinaryKind::Min),
+        "{kinds:?}"
+    );
     // Variadic Mean of 3: two Adds and a Div.
     assert_eq!(graph("mean_variadic3").nodes.len(), 3);
     // The symbolic batch survives.

@@ -125,8 +125,9 @@ fn gelu(ctx: &mut Ctx, node: &NodeProto) -> R<()> {
     Ok(())
 }
 
-/// Clip: bounds are attributes before opset 11, optional inputs from 11 on. Constant bounds
-/// make one Clip; a computed bound becomes a Max/Min with it.
+/// Clip: bounds are attributes before opset 11, optional inputs from 11 on. Constant bounds of
+/// an f32 input make one Clip; a computed bound, or an i64 input, becomes Max/Min with the
+/// bounds as given.
 fn clip(ctx: &mut Ctx, node: &NodeProto) -> R<()> {
     let x = ctx.req(node, 0)?;
     if ctx.opset < 11 {
@@ -152,11 +153,11 @@ fn clip(ctx: &mut Ctx, node: &NodeProto) -> R<()> {
             None => computed = true,
         }
     }
-    if !computed {
+    if !computed && ctx.fact(x).dtype == DType::F32 {
         ctx.add(node, Clip { min: bounds[0], max: bounds[1] }, &[x])?;
         return Ok(());
     }
-    // A computed bound: Max(x, min) then Min(·, max), each bound as given.
+    // A computed bound, or integers (exact bounds): Max(x, min) then Min(·, max).
     let mut steps = Vec::new();
     for (k, kind) in [(1, BinaryKind::Max), (2, BinaryKind::Min)] {
         if let Some(id) = ctx.input(node, k)? {
