@@ -133,3 +133,11 @@ fn a_string_constant_is_an_error() {
 fn a_range_over_a_symbolic_size_is_an_error() {
     assert_error("range_symbolic", "y", "Range", "input 1 must be a constant");
 }
+
+#[test]
+fn symbolic_elements_flow_through_slice_squeeze_unsqueeze_cast_and_concat() {
+    let g = load_graph(&dir().join("reshape_shape_chain_batch.onnx")).unwrap();
+    assert_eq!(g.nodes.len(), 1, "{:?}", g.nodes.iter().map(|n| n.op.def().name()).collect::<Vec<_>>());
+    let Op::Reshape(r) = &g.nodes[0].op else { panic!("expected Reshape, got {:?}", g.nodes[0].op) };
+    assert_eq!(r.shape, vec![Dim::Sym("N".into()), Dim::Fixed(4), Dim::Fixed(2)]);
+}
