@@ -39,6 +39,39 @@ impl Dim {
         }
     }
 
+    /// The dimension equal to `fixed · Π syms`, in canonical form: symbols sorted, the number
+    /// last (`N*4`); a number alone is [`Dim::Fixed`]. `None` when the number overflows.
+    pub fn product(fixed: u128, mut syms: Vec<String>) -> Option<Dim> {
+        if syms.is_empty() || fixed == 0 {
+            return usize::try_from(fixed).ok().map(Dim::Fixed);
+        }
+        syms.sort();
+        let mut s = syms.join("*");
+        if fixed != 1 {
+            s.push_str(&format!("*{fixed}"));
+        }
+        Some(Dim::Sym(s))
+    }
+
+    /// The number and the symbols whose product this dimension is (`N*4` → (4, [N])).
+    pub fn factors(&self) -> (u128, Vec<String>) {
+        match self {
+            Dim::Fixed(n) => (*n as u128, vec![]),
+            Dim::Sym(s) => {
+                let mut fixed = 1u128;
+                let mut syms = Vec::new();
+                for f in s.split('*') {
+                    match f.parse::<u128>() {
+                        Ok(n) => fixed = fixed.saturating_mul(n),
+                        Err(_) => syms.push(f.to_string()),
+                    }
+                }
+                syms.sort();
+                (fixed, syms)
+            }
+        }
+    }
+
     /// The size, or an error naming the symbol.
     pub fn to_usize(&self) -> OpResult<usize> {
         match self {

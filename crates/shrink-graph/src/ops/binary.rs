@@ -13,6 +13,10 @@ pub enum BinaryKind {
     Sub,
     Mul,
     Div,
+    /// Integer remainder with the divisor's sign (ONNX `Mod`, `fmod=0`; Python `%`).
+    Mod,
+    /// Remainder with the dividend's sign (ONNX `Mod`, `fmod=1`; C `fmod`).
+    Fmod,
     Pow,
     Max,
     Min,
@@ -43,6 +47,7 @@ impl BinaryKind {
         match self {
             BinaryKind::And | BinaryKind::Or => dtype == DType::Bool,
             BinaryKind::Equal => true,
+            BinaryKind::Mod => dtype == DType::I64,
             _ => dtype != DType::Bool,
         }
     }

@@ -79,10 +79,9 @@ struct Vol {
 fn volume(dims: &[Dim]) -> Vol {
     let mut v = Vol { fixed: 1, syms: Vec::new() };
     for d in dims {
-        match d {
-            Dim::Fixed(n) => v.fixed = v.fixed.saturating_mul(*n as u128),
-            Dim::Sym(s) => v.syms.push(s.clone()),
-        }
+        let (n, syms) = d.factors();
+        v.fixed = v.fixed.saturating_mul(n);
+        v.syms.extend(syms);
     }
     v.syms.sort();
     v
@@ -92,16 +91,8 @@ fn volume(dims: &[Dim]) -> Vol {
 /// involving a symbol and another non-1 factor cannot be written as a [`Dim`].
 pub fn merge_dims(dims: &[Dim]) -> OpResult<Dim> {
     let v = volume(dims);
-    match v.syms.as_slice() {
-        [] => usize::try_from(v.fixed)
-            .map(Dim::Fixed)
-            .map_err(|_| OpError::Shape(format!("the product of {} is too large", fmt_shape(dims)))),
-        [s] if v.fixed == 1 => Ok(Dim::Sym(s.clone())),
-        _ => Err(OpError::Shape(format!(
-            "cannot merge {} into one dimension: it would be a product of symbolic dimensions",
-            fmt_shape(dims)
-        ))),
-    }
+    Dim::product(v.fixed, v.syms)
+        .ok_or_else(|| OpError::Shape(format!("the product of {} is too large", fmt_shape(dims))))
 }
 
 /// Resolve an ONNX Reshape target against the input shape: `Copy` takes the input's dimension,
@@ -153,13 +144,8 @@ pub fn resolve_reshape(input: &[Dim], spec: &[ShapeSpec]) -> OpResult<Vec<Dim>> 
                 usize::try_from(q)
                     .map_err(|_| OpError::Shape("the inferred dimension is too large".into()))?,
             ),
-            [s] if q == 1 => Dim::Sym(s.clone()),
-            _ => {
-                return Err(OpError::Shape(format!(
-                    "cannot infer -1 reshaping {}: it would be a product with symbolic dimensions",
-                    fmt_shape(input)
-                )))
-            }
+            _ => Dim::product(q, rest.clone())
+                .ok_or_else(|| OpError::Shape("the inferred dimension is too large".into()))?,
         };
         vout = volume(&out);
     }

@@ -335,6 +335,11 @@ fn export_node(w: &mut Writer, node: &Node) -> Result<()> {
                 BinaryKind::Sub => "Sub",
                 BinaryKind::Mul => "Mul",
                 BinaryKind::Div => "Div",
+                BinaryKind::Mod | BinaryKind::Fmod => {
+                    let fmod = (b.kind == BinaryKind::Fmod) as i64;
+                    w.emit("Mod", name, &ins, &outs, &[("fmod", Attr::I(fmod))]);
+                    return Ok(());
+                }
                 BinaryKind::Pow => "Pow",
                 BinaryKind::Max => "Max",
                 BinaryKind::Min => "Min",

@@ -172,6 +172,7 @@ fn arith_f32(kind: BinaryKind) -> Option<fn(f32, f32) -> f32> {
         BinaryKind::Sub => |x, y| x - y,
         BinaryKind::Mul => |x, y| x * y,
         BinaryKind::Div => |x, y| x / y,
+        BinaryKind::Fmod => |x, y| x % y,
         BinaryKind::Pow => pow_f32,
         // NaN propagates, as onnxruntime's Max/Min.
         BinaryKind::Max => |x, y| if x.is_nan() || y.is_nan() { f32::NAN } else { x.max(y) },
@@ -227,6 +228,18 @@ fn binary_i64(kind: BinaryKind, a: &Tensor, av: &[i64], b: &Tensor, bv: &[i64]) 
         BinaryKind::Pow => pow_i64,
         BinaryKind::Max => i64::max,
         BinaryKind::Min => i64::min,
+        BinaryKind::Mod | BinaryKind::Fmod if bv.contains(&0) => {
+            return Err(EvalError::op("integer modulo by zero"));
+        }
+        BinaryKind::Mod => |x: i64, y: i64| {
+            let r = x.wrapping_rem(y);
+            if r != 0 && ((r < 0) != (y < 0)) {
+                r + y
+            } else {
+                r
+            }
+        },
+        BinaryKind::Fmod => i64::wrapping_rem,
         BinaryKind::Div => {
             if bv.contains(&0) {
                 return Err(EvalError::op("integer division by zero"));

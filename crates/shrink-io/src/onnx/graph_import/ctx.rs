@@ -148,13 +148,71 @@ impl Ctx {
         let facts = self.graph.infer(&node.name, &op, inputs).map_err(|e| strip_node(&e.to_string()))?;
         let onnx_outs: Vec<String> =
             (0..facts.len()).map(|k| node.outputs.get(k).cloned().unwrap_or_default()).collect();
+        // Arithmetic on shape values holding a symbolic dimension (`N * heads`, `C // groups`).
+        let symbolic = inputs.iter().any(|v| self.sym_ints.contains_key(v));
+        if let (true, Some(vals), [fact]) = (symbolic, self.sym_eval(&op, inputs), facts.as_slice()) {
+            if let (true, Ok(shape)) = (vals.iter().all(|v| matches!(v, SymInt::Int(_))), fact.fixed_shape()) {
+                let ints: Vec<i64> = vals.iter().map(|v| if let SymInt::Int(i) = v { *i } else { 0 }).collect();
+                if shape.iter().product::<usize>() == ints.len() {
+                    let t = match fact.dtype {
+                        shrink_graph::DType::Bool => Tensor::bool(shape, ints.iter().map(|&i| i != 0).collect()),
+                        shrink_graph::DType::F32 => Tensor::f32(shape, ints.iter().map(|&i| i as f32).collect()),
+                        shrink_graph::DType::I64 => Tensor::i64(shape, ints),
+                    };
+                    let base = if onnx_outs[0].is_empty() { format!("{}.out", node.name) } else { onnx_outs[0].clone() };
+                    let id = self.add_const(&base, t)?;
+                    if !onnx_outs[0].is_empty() {
+                        self.alias(&onnx_outs[0], id);
+                    }
+                    return Ok(vec![id]);
+                }
+            }
+            let ids = self.add_plain(node, op, inputs, &onnx_outs)?;
+            self.set_sym_ints(ids[0], vals);
+            return Ok(ids);
+        }
+        self.add_plain(node, op, inputs, &onnx_outs)
+    }
+
+    /// The elements of `op` applied to shape values, when every input's elements are known
+    /// (numbers or symbolic dimensions) and the result can be written with them.
+    fn sym_eval(&self, op: &Op, inputs: &[ValueId]) -> Option<Vec<SymInt>> {
+        let vals: Vec<Vec<SymInt>> = inputs.iter().map(|&v| self.sym_ints(v)).collect::<Option<_>>()?;
+        let n = vals.iter().map(Vec::len).max()?;
+        if vals.iter().any(|v| v.len() != n && v.len() != 1) {
+            return None;
+        }
+        let at = |k: usize, i: usize| -> &SymInt {
+            if vals[k].len() == 1 {
+                &vals[k][0]
+            } else {
+                &vals[k][i]
+            }
+        };
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let r = match op {
+                Op::Binary(b) => sym_binary(b.kind, at(0, i), at(1, i))?,
+                Op::Where(_) => match at(0, i) {
+                    SymInt::Int(0) => at(2, i).clone(),
+                    SymInt::Int(_) => at(1, i).clone(),
+                    SymInt::Sym(_) => return None,
+                },
+                _ => return None,
+            };
+            out.push(r);
+        }
+        Some(out)
+    }
+
+    fn add_plain(&mut self, node: &NodeProto, op: Op, inputs: &[ValueId], onnx_outs: &[String]) -> R<Vec<ValueId>> {
         let foldable = !inputs.is_empty() && inputs.iter().all(|&v| self.const_of(v).is_some());
         let ids = if foldable {
             let ins: Vec<&Tensor> = inputs.iter().map(|&v| self.const_of(v).expect("checked")).collect();
             let outs =
                 shrink_runtime::exec::eval_op(&op, &ins, &Default::default()).map_err(|e| e.to_string())?;
             let mut ids = Vec::with_capacity(outs.len());
-            for (t, name) in outs.into_iter().zip(&onnx_outs) {
+            for (t, name) in outs.into_iter().zip(onnx_outs) {
                 let base = if name.is_empty() { format!("{}.out", node.name) } else { name.clone() };
                 ids.push(self.add_const(&base, t)?);
             }
@@ -251,5 +309,69 @@ pub fn to_tensor(c: Const, bool_type: bool) -> Tensor {
         Data::F(v) => Tensor::f32(c.dims, v),
         Data::I(v) if bool_type => Tensor::bool(c.dims, v.into_iter().map(|x| x != 0).collect()),
         Data::I(v) => Tensor::i64(c.dims, v),
+    }
+}
+
+/// The number and symbols whose product a shape element is.
+fn sym_factors(v: &SymInt) -> (i128, Vec<String>) {
+    match v {
+        SymInt::Int(i) => (*i as i128, vec![]),
+        SymInt::Sym(s) => {
+            let (f, syms) = Dim::Sym(s.clone()).factors();
+            (f as i128, syms)
+        }
+    }
+}
+
+/// `fixed · Π syms` as a shape element.
+fn sym_from(f: i128, syms: Vec<String>) -> Option<SymInt> {
+    if syms.is_empty() {
+        return i64::try_from(f).ok().map(SymInt::Int);
+    }
+    match Dim::product(u128::try_from(f).ok()?, syms)? {
+        Dim::Sym(s) => Some(SymInt::Sym(s)),
+        Dim::Fixed(k) => Some(SymInt::Int(k as i64)),
+    }
+}
+
+/// One binary operation on shape elements; `None` when the result has no closed form.
+fn sym_binary(kind: shrink_graph::ops::binary::BinaryKind, x: &SymInt, y: &SymInt) -> Option<SymInt> {
+    use shrink_graph::ops::binary::BinaryKind as K;
+    if let (SymInt::Int(a), SymInt::Int(c)) = (x, y) {
+        let (a, c) = (*a, *c);
+        return Some(SymInt::Int(match kind {
+            K::Add => a.checked_add(c)?,
+            K::Sub => a.checked_sub(c)?,
+            K::Mul => a.checked_mul(c)?,
+            K::Div if c != 0 => a / c,
+            K::Mod if c != 0 => {
+                let r = a % c;
+                if r != 0 && ((r < 0) != (c < 0)) {
+                    r + c
+                } else {
+                    r
+                }
+            }
+            K::Fmod if c != 0 => a % c,
+            K::Max => a.max(c),
+            K::Min => a.min(c),
+            K::Equal => (a == c) as i64,
+            K::Less => (a < c) as i64,
+            K::Greater => (a > c) as i64,
+            K::LessOrEqual => (a <= c) as i64,
+            K::GreaterOrEqual => (a >= c) as i64,
+            _ => return None,
+        }));
+    }
+    let (fx, sx) = sym_factors(x);
+    let (fy, sy) = sym_factors(y);
+    match kind {
+        K::Mul => sym_from(fx.checked_mul(fy)?, [sx, sy].concat()),
+        K::Div if sy.is_empty() && fy > 0 && fx % fy == 0 => sym_from(fx / fy, sx),
+        K::Div if sx == sy && fy > 0 && fx % fy == 0 => Some(SymInt::Int((fx / fy) as i64)),
+        // A symbolic dimension is positive: never equal to a number below 1.
+        K::Equal if (sx.is_empty() && fx < 1) || (sy.is_empty() && fy < 1) => Some(SymInt::Int(0)),
+        K::Equal if sx == sy && fx == fy => Some(SymInt::Int(1)),
+        _ => None,
     }
 }

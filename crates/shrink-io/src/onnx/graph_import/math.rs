@@ -27,7 +27,7 @@ pub fn lookup(op_type: &str) -> Option<ImportFn> {
         "Gelu" => gelu,
         "Clip" => clip,
         "Softmax" | "LogSoftmax" => softmax,
-        "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Equal" | "Less" | "Greater" | "LessOrEqual"
+        "Add" | "Sub" | "Mul" | "Div" | "Mod" | "Pow" | "Equal" | "Less" | "Greater" | "LessOrEqual"
         | "GreaterOrEqual" | "And" | "Or" => binary,
         "Max" | "Min" | "Sum" | "Mean" => variadic,
         "PRelu" => prelu,
@@ -201,12 +201,14 @@ fn softmax(ctx: &mut Ctx, node: &NodeProto) -> R<()> {
     Ok(())
 }
 
-fn binary_kind(op_type: &str) -> R<BinaryKind> {
-    Ok(match op_type {
+fn binary_kind(node: &NodeProto) -> R<BinaryKind> {
+    Ok(match node.op_type.as_str() {
         "Add" | "Sum" | "Mean" => BinaryKind::Add,
         "Sub" => BinaryKind::Sub,
         "Mul" => BinaryKind::Mul,
         "Div" => BinaryKind::Div,
+        "Mod" if attr_i(node, "fmod") == Some(1) => BinaryKind::Fmod,
+        "Mod" => BinaryKind::Mod,
         "Pow" => BinaryKind::Pow,
         "Max" => BinaryKind::Max,
         "Min" => BinaryKind::Min,
@@ -223,7 +225,7 @@ fn binary_kind(op_type: &str) -> R<BinaryKind> {
 
 fn binary(ctx: &mut Ctx, node: &NodeProto) -> R<()> {
     arity(node, 2, 2)?;
-    let kind = binary_kind(&node.op_type)?;
+    let kind = binary_kind(node)?;
     if attr(node, "broadcast").is_some() {
         return Err("attribute `broadcast` (opset < 7) is not supported".into());
     }
@@ -251,7 +253,7 @@ fn variadic(ctx: &mut Ctx, node: &NodeProto) -> R<()> {
     if node.inputs.is_empty() {
         return Err("expects at least 1 input, got 0".into());
     }
-    let kind = binary_kind(&node.op_type)?;
+    let kind = binary_kind(node)?;
     let ins: Vec<ValueId> = (0..node.inputs.len()).map(|k| ctx.req(node, k)).collect::<R<_>>()?;
     let mut steps: Vec<(BinaryKind, ValueId)> = ins[1..].iter().map(|&v| (kind, v)).collect();
     if node.op_type == "Mean" {
