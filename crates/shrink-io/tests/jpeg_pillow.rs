@@ -53,12 +53,12 @@ fn check(prefix: &str) {
     for c in &selected {
         match jpeg::decode(&c.jpeg) {
             Err(e) => failures.push(format!("{}: {e}", c.name)),
-            Ok((w, h, ch, px)) if (w, h, ch) != (c.width, c.height, c.channels) => {
-                failures.push(format!("{}: {w}x{h}x{ch}, Pillow {}x{}x{}", c.name, c.width, c.height, c.channels))
-            }
+            Ok((w, h, ch, _)) if (w, h, ch) != (c.width, c.height, c.channels) => failures
+                .push(format!("{}: {w}x{h}x{ch}, Pillow {}x{}x{}", c.name, c.width, c.height, c.channels)),
             Ok((_, _, _, px)) => {
                 let diff = px.iter().zip(&c.pixels).filter(|(a, b)| a != b).count();
-                let max = px.iter().zip(&c.pixels).map(|(&a, &b)| (a as i32 - b as i32).abs()).max().unwrap_or(0);
+                let max =
+                    px.iter().zip(&c.pixels).map(|(&a, &b)| (a as i32 - b as i32).abs()).max().unwrap_or(0);
                 if diff > 0 || px.len() != c.pixels.len() {
                     failures.push(format!("{}: {diff} of {} bytes differ (max {max})", c.name, px.len()));
                 }
@@ -128,8 +128,8 @@ fn image_folder_loads_pillow_pixels() {
     assert_eq!(ds.image_shape(), [3, 32, 32]);
     let plane = 32 * 32;
     for (i, px) in c.pixels.chunks_exact(3).enumerate() {
-        for ch in 0..3 {
-            assert_eq!(ds.images[ch * plane + i], px[ch], "pixel {i} channel {ch}");
+        for (ch, &want) in px.iter().enumerate() {
+            assert_eq!(ds.images[ch * plane + i], want, "pixel {i} channel {ch}");
         }
     }
 }
@@ -144,7 +144,8 @@ fn assert_one_line(e: &JpegError) {
 /// (the EOI marker), decodes to the same pixels; cutting into the coded data fails.
 #[test]
 fn truncated_files_fail_cleanly() {
-    for name in ["cifar_q75_420_32x32", "restart_blocks_420_40x24", "progressive_420_32x32", "gray_q85_19x11"] {
+    for name in ["cifar_q75_420_32x32", "restart_blocks_420_40x24", "progressive_420_32x32", "gray_q85_19x11"]
+    {
         let c = case(name);
         for len in 0..c.jpeg.len() {
             match jpeg::decode(&c.jpeg[..len]) {
@@ -207,10 +208,16 @@ fn oversized_header_is_refused() {
 
 /// Fixtures covering the decoding paths, for corruption.
 fn corruptible() -> Vec<Vec<u8>> {
-    ["cifar_q75_420_32x32", "restart_blocks_420_40x24", "progressive_restart_420_40x24", "gray_q85_19x11", "q95_422_17x13"]
-        .iter()
-        .map(|n| case(n).jpeg)
-        .collect()
+    [
+        "cifar_q75_420_32x32",
+        "restart_blocks_420_40x24",
+        "progressive_restart_420_40x24",
+        "gray_q85_19x11",
+        "q95_422_17x13",
+    ]
+    .iter()
+    .map(|n| case(n).jpeg)
+    .collect()
 }
 
 proptest! {

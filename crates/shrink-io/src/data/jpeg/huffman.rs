@@ -218,9 +218,9 @@ impl<'a> BitReader<'a> {
                 self.pos = after;
                 Ok(())
             }
-            Some((code, _)) => Err(JpegError::corrupt(format!(
-                "expected restart marker RST{n}, found marker 0x{code:02x}"
-            ))),
+            Some((code, _)) => {
+                Err(JpegError::corrupt(format!("expected restart marker RST{n}, found marker 0x{code:02x}")))
+            }
             None => Err(JpegError::Truncated("entropy-coded data (missing restart marker)")),
         }
     }

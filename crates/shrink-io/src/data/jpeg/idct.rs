@@ -101,7 +101,8 @@ pub(super) fn idct_block(coefs: &[i16; 64], quant: &[i32; 64], out: &mut [u8], s
     let mut ws = [0i32; 64];
     // Pass 1: columns, results scaled up by 2^PASS1_BITS.
     for col in 0..8 {
-        let x: [i32; 8] = std::array::from_fn(|row| (coefs[row * 8 + col] as i32).wrapping_mul(quant[row * 8 + col]));
+        let x: [i32; 8] =
+            std::array::from_fn(|row| (coefs[row * 8 + col] as i32).wrapping_mul(quant[row * 8 + col]));
         if x[1..].iter().all(|&v| v == 0) {
             let dc = x[0].wrapping_shl(PASS1_BITS);
             for row in 0..8 {

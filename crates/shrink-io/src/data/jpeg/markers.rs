@@ -12,9 +12,9 @@ const MAX_COMPONENTS: usize = 4;
 /// entries pointing at the last coefficient so that a corrupt run that overshoots the block
 /// lands there instead of outside it (as libjpeg does).
 pub(super) const ZIGZAG: [usize; 80] = [
-    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20,
-    13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59,
-    52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63, //
+    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7,
+    14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39,
+    46, 53, 60, 61, 54, 47, 55, 62, 63, //
     63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63,
 ];
 
@@ -158,10 +158,8 @@ pub(super) fn read_dht(mut p: &[u8], tables: &mut Tables) -> Result<(), JpegErro
         if id > 3 || class > 1 {
             return Err(JpegError::corrupt(format!("bad Huffman table header 0x{tc_th:02x}")));
         }
-        let counts: &[u8; 16] = rest
-            .get(..16)
-            .and_then(|c| c.try_into().ok())
-            .ok_or(JpegError::Truncated("a Huffman table"))?;
+        let counts: &[u8; 16] =
+            rest.get(..16).and_then(|c| c.try_into().ok()).ok_or(JpegError::Truncated("a Huffman table"))?;
         let n: usize = counts.iter().map(|&c| c as usize).sum();
         let values = rest.get(16..16 + n).ok_or(JpegError::Truncated("a Huffman table"))?;
         let table = HuffTable::new(counts, values, class == 0)?;

@@ -76,13 +76,13 @@ impl<'a> Decoder<'a> {
                     pos = after;
                     continue;
                 }
-                0xD8 | 0xD9 | 0xDA => {
+                0xD8..=0xDA => {
                     return Err(JpegError::corrupt(format!("marker 0x{code:02x} before the frame header")));
                 }
                 _ => markers::segment(data, after, "a marker segment")?,
             };
             match code {
-                0xC0 | 0xC1 | 0xC2 => {
+                0xC0..=0xC2 => {
                     let frame = markers::read_sof(payload, code == 0xC2, data.len())?;
                     return Ok(Decoder { data, pos: next, frame, tables });
                 }
@@ -159,49 +159,24 @@ impl<'a> Decoder<'a> {
     /// Inverse DCT, upsampling and colour conversion of the decoded coefficients.
     fn render(&self, pixels: &mut Vec<u8>) -> Result<(), JpegError> {
         let f = &self.frame;
-        let (width, height) = (f.width, f.height);
-        let mut samples: Vec<Vec<u8>> = Vec::with_capacity(f.comps.len());
-        for c in &f.comps {
-            let stride = c.blocks_w * 8;
-            let mut plane = vec![0u8; stride * c.blocks_h * 8];
-            let quant = c.quant.as_ref().ok_or_else(|| JpegError::corrupt(format!("component {} has no scan", c.id)))?;
-            // Only the blocks covering the component's samples are transformed.
-            let rows = c.ds_height.div_ceil(8);
-            let cols = c.ds_width.div_ceil(8);
-            for by in 0..rows {
-                for bx in 0..cols {
-                    let at = (by * c.blocks_w + bx) * 64;
-                    let block: &[i16; 64] = c.coefs[at..at + 64].try_into().map_err(|_| JpegError::corrupt("block".to_string()))?;
-                    idct::idct_block(block, quant, &mut plane[by * 8 * stride + bx * 8..], stride);
-                }
-            }
-            samples.push(plane);
-        }
-        let mut full: Vec<Vec<u8>> = Vec::with_capacity(f.comps.len());
-        let mut planes: Vec<Plane> = Vec::with_capacity(f.comps.len());
-        for (c, s) in f.comps.iter().zip(&samples) {
-            if f.hmax % c.h != 0 || f.vmax % c.v != 0 {
-                return Err(JpegError::unsupported(format!(
-                    "fractional sampling factors ({}x{} against {}x{})",
-                    c.h, c.v, f.hmax, f.vmax
-                )));
-            }
-            let (hf, vf) = (f.hmax / c.h, f.vmax / c.v);
-            if hf == 1 && vf == 1 {
-                full.push(Vec::new());
-                continue;
-            }
-            let mut out = Vec::new();
-            upsample::upsample(Plane { data: s, stride: c.blocks_w * 8 }, c.ds_width, c.ds_height, hf, vf, width, height, &mut out);
-            full.push(out);
-        }
-        for ((c, s), u) in f.comps.iter().zip(&samples).zip(&full) {
-            planes.push(if u.is_empty() { Plane { data: s, stride: c.blocks_w * 8 } } else { Plane { data: u, stride: width } });
-        }
+        let width = f.width;
+        let samples = f.comps.iter().map(idct_plane).collect::<Result<Vec<_>, _>>()?;
+        let upsampled =
+            f.comps.iter().zip(&samples).map(|(c, s)| full_size(f, c, s)).collect::<Result<Vec<_>, _>>()?;
+        let planes: Vec<Plane> = f
+            .comps
+            .iter()
+            .zip(&samples)
+            .zip(&upsampled)
+            .map(|((c, s), u)| match u {
+                Some(u) => Plane { data: u, stride: width },
+                None => Plane { data: s, stride: c.blocks_w * 8 },
+            })
+            .collect();
         let channels = self.channels();
-        pixels.clear();
-        pixels.resize(width * height * channels, 0);
         let rgb = self.is_rgb();
+        pixels.clear();
+        pixels.resize(width * f.height * channels, 0);
         for (y, dst) in pixels.chunks_exact_mut(width * channels).enumerate() {
             match planes.as_slice() {
                 [gray] => dst.copy_from_slice(gray.row(y, width)),
@@ -238,13 +213,51 @@ pub fn decode(data: &[u8]) -> Result<(u32, u32, usize, Vec<u8>), JpegError> {
     Ok((w, h, c, pixels))
 }
 
+/// The samples of a component (its whole block grid, `blocks_w * 8` per row): the inverse DCT
+/// of the blocks that cover its samples.
+fn idct_plane(c: &markers::Component) -> Result<Vec<u8>, JpegError> {
+    let stride = c.blocks_w * 8;
+    let mut plane = vec![0u8; stride * c.blocks_h * 8];
+    let quant =
+        c.quant.as_ref().ok_or_else(|| JpegError::corrupt(format!("component {} has no scan", c.id)))?;
+    for by in 0..c.height_in_blocks {
+        for bx in 0..c.width_in_blocks {
+            let at = (by * c.blocks_w + bx) * 64;
+            let block: &[i16; 64] =
+                c.coefs[at..at + 64].try_into().map_err(|_| JpegError::corrupt(String::new()))?;
+            idct::idct_block(block, quant, &mut plane[by * 8 * stride + bx * 8..], stride);
+        }
+    }
+    Ok(plane)
+}
+
+/// A subsampled component brought to the image size (`width` per row); `None` for a component
+/// already at full size.
+fn full_size(f: &Frame, c: &markers::Component, samples: &[u8]) -> Result<Option<Vec<u8>>, JpegError> {
+    if !f.hmax.is_multiple_of(c.h) || !f.vmax.is_multiple_of(c.v) {
+        return Err(JpegError::unsupported(format!(
+            "fractional sampling factors ({}x{} against {}x{})",
+            c.h, c.v, f.hmax, f.vmax
+        )));
+    }
+    let (hf, vf) = (f.hmax / c.h, f.vmax / c.v);
+    if hf == 1 && vf == 1 {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    let input = Plane { data: samples, stride: c.blocks_w * 8 };
+    upsample::upsample(input, c.ds_width, c.ds_height, hf, vf, f.width, f.height, &mut out);
+    Ok(Some(out))
+}
+
 /// Keeps the quantization table a component uses as it is when the component first appears in
 /// a scan (libjpeg latches it then).
 fn latch_quant(frame: &mut Frame, tables: &Tables, index: usize) -> Result<(), JpegError> {
     let c = &mut frame.comps[index];
     if c.quant.is_none() {
-        let table = tables.quant[c.tq]
-            .ok_or_else(|| JpegError::corrupt(format!("component {} uses undefined quantization table {}", c.id, c.tq)))?;
+        let table = tables.quant[c.tq].ok_or_else(|| {
+            JpegError::corrupt(format!("component {} uses undefined quantization table {}", c.id, c.tq))
+        })?;
         // libjpeg keeps its multipliers as 16-bit signed integers.
         c.quant = Some(table.map(|q| q as i16 as i32));
     }

@@ -35,6 +35,7 @@ pub(super) fn upsample(
     out.resize(width * height, 0);
     let last_row = ds_height - 1;
     let fancy = ds_width > 2 || (hf == 1 && vf == 2);
+    let mut sums = Vec::with_capacity(ds_width);
     for (y, dst) in out.chunks_exact_mut(width).enumerate() {
         let i = y / vf;
         let near = input.row(i, ds_width);
@@ -42,14 +43,15 @@ pub(super) fn upsample(
             (2, 1, true) => h2v1_row(near, dst),
             (1, 2, true) | (2, 2, true) => {
                 // The farther row is the one above for even output rows, below for odd ones.
-                let (far, bias) = if y % 2 == 0 { (i.saturating_sub(1), 1) } else { ((i + 1).min(last_row), 2) };
+                let (far, bias) =
+                    if y % 2 == 0 { (i.saturating_sub(1), 1) } else { ((i + 1).min(last_row), 2) };
                 let far = input.row(far, ds_width);
                 if hf == 1 {
                     for ((d, &n), &f) in dst.iter_mut().zip(near).zip(far) {
                         *d = ((3 * n as u32 + f as u32 + bias) >> 2) as u8;
                     }
                 } else {
-                    h2v2_row(near, far, dst);
+                    h2v2_row(near, far, &mut sums, dst);
                 }
             }
             _ => {
@@ -65,29 +67,26 @@ pub(super) fn upsample(
 /// replicated; `out` may be one sample short of `2 * v.len()`.
 fn h2v1_row(v: &[u8], out: &mut [u8]) {
     let n = v.len();
-    for (x, d) in out.iter_mut().enumerate() {
-        let i = x / 2;
+    for (i, pair) in out.chunks_mut(2).enumerate() {
         let this = 3 * v[i] as u32;
-        *d = if x % 2 == 0 {
-            ((this + v[i.saturating_sub(1)] as u32 + 1) >> 2) as u8
-        } else {
-            ((this + v[(i + 1).min(n - 1)] as u32 + 2) >> 2) as u8
-        };
+        pair[0] = ((this + v[i.saturating_sub(1)] as u32 + 1) >> 2) as u8;
+        if let Some(odd) = pair.get_mut(1) {
+            *odd = ((this + v[(i + 1).min(n - 1)] as u32 + 2) >> 2) as u8;
+        }
     }
 }
 
-/// The h2v2 triangle filter on column sums `3 near + far`: `out[2i] = (3 c[i] + c[i-1] + 8) / 16`,
-/// `out[2i+1] = (3 c[i] + c[i+1] + 7) / 16`, edges replicated.
-fn h2v2_row(near: &[u8], far: &[u8], out: &mut [u8]) {
-    let n = near.len();
-    let sum = |i: usize| 3 * near[i] as u32 + far[i] as u32;
-    for (x, d) in out.iter_mut().enumerate() {
-        let i = x / 2;
-        let this = 3 * sum(i);
-        *d = if x % 2 == 0 {
-            ((this + sum(i.saturating_sub(1)) + 8) >> 4) as u8
-        } else {
-            ((this + sum((i + 1).min(n - 1)) + 7) >> 4) as u8
-        };
+/// The h2v2 triangle filter on column sums `c = 3 near + far`: `out[2i] = (3 c[i] + c[i-1] + 8)
+/// / 16`, `out[2i+1] = (3 c[i] + c[i+1] + 7) / 16`, edges replicated. `sums` is scratch.
+fn h2v2_row(near: &[u8], far: &[u8], sums: &mut Vec<u32>, out: &mut [u8]) {
+    sums.clear();
+    sums.extend(near.iter().zip(far).map(|(&n, &f)| 3 * n as u32 + f as u32));
+    let n = sums.len();
+    for (i, pair) in out.chunks_mut(2).enumerate() {
+        let this = 3 * sums[i];
+        pair[0] = ((this + sums[i.saturating_sub(1)] + 8) >> 4) as u8;
+        if let Some(odd) = pair.get_mut(1) {
+            *odd = ((this + sums[(i + 1).min(n - 1)] + 7) >> 4) as u8;
+        }
     }
 }
