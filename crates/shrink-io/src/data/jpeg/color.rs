@@ -58,3 +58,30 @@ pub(super) fn rgb_row(r: &[u8], g: &[u8], b: &[u8], out: &mut [u8]) {
         px[2] = b;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn convert(y: u8, cb: u8, cr: u8) -> [u8; 3] {
+        let mut out = [0u8; 3];
+        ycc_row_to_rgb(&[y], &[cb], &[cr], &mut out);
+        out
+    }
+
+    #[test]
+    fn neutral_chroma_is_gray() {
+        for y in [0, 1, 127, 128, 254, 255] {
+            assert_eq!(convert(y, 128, 128), [y; 3]);
+        }
+    }
+
+    #[test]
+    fn fixed_point_values_and_clamping() {
+        // R = 0 + round(1.402 * 127) = 178; G = 0 - 0.71414 * 127 < 0 → 0; B = 0.
+        assert_eq!(convert(0, 128, 255), [178, 0, 0]);
+        // B = 255 + 1.772 * 127 → clamped; R = 255 - 1.402 * 128 = 75.544 → 76 (rounded table).
+        assert_eq!(convert(255, 255, 0), [76, 255, 255]);
+        assert_eq!(convert(100, 100, 150), [131, 94, 50]);
+    }
+}

@@ -225,3 +225,80 @@ impl<'a> BitReader<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Codes: `0` → 5, `10` → 7, `110` → 9.
+    fn table() -> HuffTable {
+        let mut counts = [0u8; 16];
+        counts[..3].copy_from_slice(&[1, 1, 1]);
+        HuffTable::new(&counts, &[5, 7, 9], true).unwrap()
+    }
+
+    #[test]
+    fn decodes_codes_and_unstuffs_ff00() {
+        // 0 | 10 | 110 | 0 + pad, then FF 00 (a data byte FF), then EOI.
+        let data = [0b0101_1000, 0xFF, 0x00, 0xFF, 0xD9];
+        let mut r = BitReader::new(&data, 0);
+        let t = table();
+        assert_eq!([r.decode(&t).unwrap(), r.decode(&t).unwrap(), r.decode(&t).unwrap()], [5, 7, 9]);
+        assert_eq!(r.bits(2), 0);
+        assert_eq!(r.bits(8), 0xFF);
+        r.check().unwrap();
+        // The marker ends the data: the next bits are padding, and using them is an error.
+        assert_eq!(r.bits(4), 0);
+        assert_eq!(r.check(), Err(JpegError::Truncated("entropy-coded data")));
+        assert_eq!(r.finish().unwrap_err(), JpegError::Truncated("entropy-coded data"));
+    }
+
+    #[test]
+    fn restart_needs_the_expected_marker() {
+        let data = [0xAA, 0xFF, 0xD0, 0x55, 0xFF, 0xD2];
+        let mut r = BitReader::new(&data, 0);
+        assert_eq!(r.bits(8), 0xAA);
+        r.restart(0).unwrap();
+        assert_eq!(r.bits(8), 0x55);
+        assert!(r.restart(1).unwrap_err().to_string().contains("RST1"));
+    }
+
+    #[test]
+    fn receive_extend_gives_signed_values() {
+        let data = [0b0111_1000];
+        let mut r = BitReader::new(&data, 0);
+        assert_eq!(r.receive_extend(3), -4); // 011
+        assert_eq!(r.receive_extend(2), 3); // 11
+    }
+
+    #[test]
+    fn bad_tables_are_refused() {
+        let mut three_of_one_bit = [0u8; 16];
+        three_of_one_bit[0] = 3;
+        assert!(HuffTable::new(&three_of_one_bit, &[1, 2, 3], false).is_err());
+        // Two 1-bit codes would use the all-ones code.
+        let mut two = [0u8; 16];
+        two[0] = 2;
+        assert!(HuffTable::new(&two, &[1, 2], false).is_err());
+        let mut one = [0u8; 16];
+        one[0] = 1;
+        assert!(HuffTable::new(&one, &[16], true).is_err(), "DC size above 15");
+        assert!(HuffTable::new(&one, &[16], false).is_ok());
+    }
+
+    #[test]
+    fn codes_longer_than_the_lookup_decode() {
+        // 1-bit code 0 → 1; then 11-bit code 10000000000 → 2.
+        let mut counts = [0u8; 16];
+        counts[0] = 1;
+        counts[10] = 1;
+        let t = HuffTable::new(&counts, &[1, 2], false).unwrap();
+        let data = [0b0100_0000, 0b0000_0000, 0xFF, 0xD9];
+        let mut r = BitReader::new(&data, 0);
+        assert_eq!(r.decode(&t).unwrap(), 1);
+        assert_eq!(r.decode(&t).unwrap(), 2);
+        // 1111...: no code.
+        let bad = [0xFF, 0x00, 0xFF, 0x00];
+        assert!(BitReader::new(&bad, 0).decode(&t).is_err());
+    }
+}

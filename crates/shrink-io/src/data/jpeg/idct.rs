@@ -131,3 +131,45 @@ pub(super) fn idct_block(coefs: &[i16; 64], quant: &[i32; 64], out: &mut [u8], s
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dc_only_block_is_flat() {
+        let mut coefs = [0i16; 64];
+        coefs[0] = 8;
+        let mut out = [0u8; 64];
+        idct_block(&coefs, &[1; 64], &mut out, 8);
+        // 8 * 1 / 8 (the IDCT's scale) + 128.
+        assert!(out.iter().all(|&v| v == 129), "{out:?}");
+        coefs[0] = -3;
+        idct_block(&coefs, &[16; 64], &mut out, 8);
+        assert!(out.iter().all(|&v| v == 122), "{out:?}"); // -48 / 8 + 128
+    }
+
+    #[test]
+    fn one_ac_coefficient_varies_along_one_axis() {
+        let mut coefs = [0i16; 64];
+        coefs[1] = 100; // lowest horizontal frequency
+        let mut out = [0u8; 64];
+        idct_block(&coefs, &[1; 64], &mut out, 8);
+        for row in out.chunks_exact(8) {
+            assert_eq!(row, &out[..8]);
+        }
+        assert!(out[0] > 128 && out[7] < 128 && out[..8].windows(2).all(|w| w[0] >= w[1]), "{out:?}");
+    }
+
+    #[test]
+    fn range_limit_clamps_then_wraps_like_libjpeg() {
+        assert_eq!(limit(0), 128);
+        assert_eq!(limit(-128), 0);
+        assert_eq!(limit(127), 255);
+        assert_eq!(limit(383), 255);
+        assert_eq!(limit(-384), 0);
+        // Beyond 512 the 10-bit index wraps around.
+        assert_eq!(limit(1000), 104);
+        assert_eq!(limit(-1000), 152);
+    }
+}

@@ -90,3 +90,45 @@ fn h2v2_row(near: &[u8], far: &[u8], sums: &mut Vec<u32>, out: &mut [u8]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(input: &[u8], ds: (usize, usize), f: (usize, usize), size: (usize, usize)) -> Vec<u8> {
+        let mut out = Vec::new();
+        let plane = Plane { data: input, stride: ds.0 };
+        upsample(plane, ds.0, ds.1, f.0, f.1, size.0, size.1, &mut out);
+        out
+    }
+
+    #[test]
+    fn h2v1_is_a_triangle_filter_with_replicated_edges() {
+        assert_eq!(run(&[0, 100, 200], (3, 1), (2, 1), (6, 1)), [0, 25, 75, 125, 175, 200]);
+        // An odd output width drops the last sample.
+        assert_eq!(run(&[0, 100, 200], (3, 1), (2, 1), (5, 1)), [0, 25, 75, 125, 175]);
+    }
+
+    #[test]
+    fn h2v2_filters_both_ways() {
+        // Rows 0 and 100: the output rows nearer row 0 lean to it (3:1), edges replicated.
+        let out = run(&[0, 0, 0, 100, 100, 100], (3, 2), (2, 2), (6, 4));
+        let rows: Vec<&[u8]> = out.chunks(6).collect();
+        assert_eq!(rows[0], [0; 6]);
+        assert_eq!(rows[1], [25; 6]); // (3*0 + 100) / 4, via the 4x4 weights
+        assert_eq!(rows[2], [75; 6]);
+        assert_eq!(rows[3], [100; 6]);
+    }
+
+    #[test]
+    fn h1v2_filters_vertically() {
+        let out = run(&[0, 200], (1, 2), (1, 2), (1, 4));
+        assert_eq!(out, [0, 50, 150, 200]);
+    }
+
+    #[test]
+    fn components_two_samples_wide_are_replicated() {
+        assert_eq!(run(&[10, 90], (2, 1), (2, 1), (4, 1)), [10, 10, 90, 90]);
+        assert_eq!(run(&[10, 90, 30, 70], (2, 2), (2, 2), (4, 4))[4..8], [10, 10, 90, 90]);
+    }
+}
