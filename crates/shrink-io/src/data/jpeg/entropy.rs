@@ -109,6 +109,12 @@ fn decode_block(r: &mut BitReader, st: &mut State, i: usize, block: &mut [i16]) 
             block[0] = st.pred[i] as i16;
             let mut k = 1;
             while k < 64 {
+                if let Some((run, value)) = r.fast_ac(ac) {
+                    k += run;
+                    block[ZIGZAG[k]] = value as i16;
+                    k += 1;
+                    continue;
+                }
                 let rs = r.decode(ac)?;
                 let (run, size) = ((rs >> 4) as usize, (rs & 15) as u32);
                 if size != 0 {

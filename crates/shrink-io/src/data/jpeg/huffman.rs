@@ -10,6 +10,9 @@ const LOOKUP_BITS: u32 = 9;
 pub(super) struct HuffTable {
     /// Indexed by the next `LOOKUP_BITS` bits: `length << 8 | symbol`, or 0 for longer codes.
     lookup: Box<[u16; 1 << LOOKUP_BITS]>,
+    /// For AC tables, indexed like `lookup`: when a code and the value bits after it both fit
+    /// in the look-up bits, `value << 16 | run << 8 | total length`; else 0.
+    ac_fast: Box<[i32; 1 << LOOKUP_BITS]>,
     /// For each length 1..=16: the largest code of that length (-1 when none) and the offset
     /// from a code of that length to its index in `values`.
     maxcode: [i32; 18],
@@ -55,7 +58,28 @@ impl HuffTable {
             code <<= 1;
         }
         maxcode[17] = i32::MAX;
-        Ok(HuffTable { lookup, maxcode, valoffset, values: values.to_vec() })
+        let ac_fast = Box::new(std::array::from_fn(|index| {
+            let entry = lookup[index];
+            let (len, symbol) = ((entry >> 8) as u32, entry as u8);
+            let (run, size) = ((symbol >> 4) as i32, (symbol & 15) as u32);
+            if is_dc || entry == 0 || size == 0 || len + size > LOOKUP_BITS {
+                return 0;
+            }
+            let bits = (index as u32 >> (LOOKUP_BITS - len - size)) & ((1 << size) - 1);
+            extend(bits, size) << 16 | run << 8 | (len + size) as i32
+        }));
+        Ok(HuffTable { lookup, ac_fast, maxcode, valoffset, values: values.to_vec() })
+    }
+}
+
+/// The signed value of `n` (1..=15) received bits `v` (JPEG F.2.2.1, EXTEND).
+#[inline]
+fn extend(v: u32, n: u32) -> i32 {
+    let v = v as i32;
+    if v < 1 << (n - 1) {
+        v - (1 << n) + 1
+    } else {
+        v
     }
 }
 
@@ -158,12 +182,20 @@ impl<'a> BitReader<'a> {
         if n == 0 {
             return 0;
         }
-        let v = self.bits(n) as i32;
-        if v < 1 << (n - 1) {
-            v - (1 << n) + 1
-        } else {
-            v
+        extend(self.bits(n), n)
+    }
+
+    /// The next AC coefficient of a sequential block when its code and value fit in the look-up
+    /// bits: `(run, value)`; `None` otherwise (nothing consumed).
+    #[inline]
+    pub(super) fn fast_ac(&mut self, t: &HuffTable) -> Option<(usize, i32)> {
+        let look = self.peek(LOOKUP_BITS);
+        let entry = t.ac_fast[look as usize];
+        if entry == 0 {
+            return None;
         }
+        self.consume((entry & 0xFF) as u32);
+        Some(((entry >> 8 & 15) as usize, entry >> 16))
     }
 
     /// The next Huffman-coded symbol.

@@ -98,6 +98,17 @@ fn butterfly(x: [i32; 8]) -> [i32; 8] {
 /// Inverse-transforms one block of quantized coefficients (natural order) with its
 /// dequantization multipliers, writing 8 rows of 8 samples at `out[0]`, `out[stride]`, ...
 pub(super) fn idct_block(coefs: &[i16; 64], quant: &[i32; 64], out: &mut [u8], stride: usize) {
+    if coefs[1..].iter().all(|&c| c == 0) {
+        // What both passes' zero-AC shortcuts give: one flat value.
+        let dc = (coefs[0] as i32).wrapping_mul(quant[0]).wrapping_shl(PASS1_BITS);
+        let value = limit(descale(dc, PASS1_BITS + 3));
+        for row in 0..8 {
+            if let Some(dst) = out.get_mut(row * stride..row * stride + 8) {
+                dst.fill(value);
+            }
+        }
+        return;
+    }
     let mut ws = [0i32; 64];
     // Pass 1: columns, results scaled up by 2^PASS1_BITS.
     for col in 0..8 {

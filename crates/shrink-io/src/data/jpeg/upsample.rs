@@ -40,7 +40,7 @@ pub(super) fn upsample(
         let i = y / vf;
         let near = input.row(i, ds_width);
         match (hf, vf, fancy) {
-            (2, 1, true) => h2v1_row(near, dst),
+            (2, 1, true) => h2v1_row(near, &mut sums, dst),
             (1, 2, true) | (2, 2, true) => {
                 // The farther row is the one above for even output rows, below for odd ones.
                 let (far, bias) =
@@ -64,30 +64,41 @@ pub(super) fn upsample(
 }
 
 /// `out[2i] = (3 v[i] + v[i-1] + 1) / 4`, `out[2i+1] = (3 v[i] + v[i+1] + 2) / 4`, edges
-/// replicated; `out` may be one sample short of `2 * v.len()`.
-fn h2v1_row(v: &[u8], out: &mut [u8]) {
-    let n = v.len();
-    for (i, pair) in out.chunks_mut(2).enumerate() {
-        let this = 3 * v[i] as u32;
-        pair[0] = ((this + v[i.saturating_sub(1)] as u32 + 1) >> 2) as u8;
-        if let Some(odd) = pair.get_mut(1) {
-            *odd = ((this + v[(i + 1).min(n - 1)] as u32 + 2) >> 2) as u8;
-        }
-    }
+/// replicated; `out` may be one sample short of `2 * v.len()`. `pad` is scratch.
+fn h2v1_row(v: &[u8], pad: &mut Vec<u32>, out: &mut [u8]) {
+    padded(v.iter().map(|&s| s as u32), pad);
+    triangle(pad, 2, 1, 2, out);
 }
 
 /// The h2v2 triangle filter on column sums `c = 3 near + far`: `out[2i] = (3 c[i] + c[i-1] + 8)
-/// / 16`, `out[2i+1] = (3 c[i] + c[i+1] + 7) / 16`, edges replicated. `sums` is scratch.
-fn h2v2_row(near: &[u8], far: &[u8], sums: &mut Vec<u32>, out: &mut [u8]) {
-    sums.clear();
-    sums.extend(near.iter().zip(far).map(|(&n, &f)| 3 * n as u32 + f as u32));
-    let n = sums.len();
-    for (i, pair) in out.chunks_mut(2).enumerate() {
-        let this = 3 * sums[i];
-        pair[0] = ((this + sums[i.saturating_sub(1)] + 8) >> 4) as u8;
-        if let Some(odd) = pair.get_mut(1) {
-            *odd = ((this + sums[(i + 1).min(n - 1)] + 7) >> 4) as u8;
-        }
+/// / 16`, `out[2i+1] = (3 c[i] + c[i+1] + 7) / 16`, edges replicated. `pad` is scratch.
+fn h2v2_row(near: &[u8], far: &[u8], pad: &mut Vec<u32>, out: &mut [u8]) {
+    padded(near.iter().zip(far).map(|(&n, &f)| 3 * n as u32 + f as u32), pad);
+    triangle(pad, 4, 8, 7, out);
+}
+
+/// `values` with its first and last value repeated at either end.
+fn padded(values: impl Iterator<Item = u32>, pad: &mut Vec<u32>) {
+    pad.clear();
+    pad.push(0);
+    pad.extend(values);
+    pad[0] = pad.get(1).copied().unwrap_or(0);
+    pad.push(pad[pad.len() - 1]);
+}
+
+/// The horizontal 2x triangle filter over edge-padded values `p`: output pair `i` is
+/// `(3 p[i+1] + p[i] + even) >> shift` and `(3 p[i+1] + p[i+2] + odd) >> shift`.
+#[inline(always)]
+fn triangle(p: &[u32], shift: u32, even: u32, odd: u32, out: &mut [u8]) {
+    let mut pairs = out.chunks_exact_mut(2);
+    let mut windows = p.windows(3);
+    for (pair, w) in (&mut pairs).zip(&mut windows) {
+        let this = 3 * w[1];
+        pair[0] = ((this + w[0] + even) >> shift) as u8;
+        pair[1] = ((this + w[2] + odd) >> shift) as u8;
+    }
+    if let ([last], Some(w)) = (pairs.into_remainder(), windows.next()) {
+        *last = ((3 * w[1] + w[0] + even) >> shift) as u8;
     }
 }
 
