@@ -56,6 +56,35 @@ def case(name, img, **save):
     return f"{name} {dec.width} {dec.height} {channels}"
 
 
+def refactor(data, size, factors):
+    """The JPEG `data` with its frame header saying `size` (w, h) and per-component sampling
+    `factors` ((h, v), ...): Pillow cannot write 4:4:0 or 4:1:1, but a 4:2:2 (4:2:0) stream is a
+    valid 4:4:0 (4:1:1) stream of another size with the same number of MCUs and blocks per MCU
+    (the picture comes out scrambled, which does not matter here)."""
+    at = data.index(b"\xff\xc0")
+    out = bytearray(data)
+    out[at + 5 : at + 9] = bytes([size[1] >> 8, size[1] & 255, size[0] >> 8, size[0] & 255])
+    for i, (h, v) in enumerate(factors):
+        out[at + 10 + 3 * i + 1] = h << 4 | v
+    return bytes(out)
+
+
+def raw_case(name, data):
+    """Writes a given JPEG and Pillow's pixels for it."""
+    dec = Image.open(io.BytesIO(data)).convert("RGB")
+    with open(os.path.join(OUT, name + ".jpg"), "wb") as f:
+        f.write(data)
+    with open(os.path.join(OUT, name + ".pixels"), "wb") as f:
+        f.write(dec.tobytes())
+    return f"{name} {dec.width} {dec.height} 3"
+
+
+def encoded(img, **save):
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", **save)
+    return buf.getvalue()
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     ss = {"444": 0, "422": 1, "420": 2}
@@ -71,6 +100,12 @@ def main():
     for w, h in ((1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (6, 3), (3, 7), (9, 2)):
         for s in ("420", "422"):
             lines.append(case(f"tiny_{s}_{w}x{h}", scene(w, h, w * 10 + h), quality=85, subsampling=ss[s]))
+    # 4:4:0 (chroma halved vertically only) and 4:1:1 (chroma a quarter wide), from re-labelled
+    # 4:2:2 and 4:2:0 streams with the same MCU count (2 x 2 MCUs: 32x16 → 13x29, 32x32 → 61x13).
+    s422 = encoded(scene(32, 16, 22), quality=80, subsampling=1)
+    lines.append(raw_case("sampling_440_13x29", refactor(s422, (13, 29), [(1, 2), (1, 1), (1, 1)])))
+    s420 = encoded(scene(32, 32, 23), quality=80, subsampling=2)
+    lines.append(raw_case("sampling_411_61x13", refactor(s420, (61, 13), [(4, 1), (1, 1), (1, 1)])))
     # Grayscale.
     lines.append(case("gray_q85_19x11", scene(19, 11, 3).convert("L"), quality=85))
     lines.append(case("gray_q60_8x8", scene(8, 8, 4).convert("L"), quality=60))

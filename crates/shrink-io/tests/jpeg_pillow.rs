@@ -83,6 +83,12 @@ fn tiny_images_match_pillow() {
     check("tiny_");
 }
 
+/// 4:4:0 (vertical-only triangle filter) and 4:1:1 (replication by 4).
+#[test]
+fn other_sampling_factors_match_pillow() {
+    check("sampling_");
+}
+
 #[test]
 fn grayscale_matches_pillow() {
     check("gray_");
