@@ -258,3 +258,23 @@ proptest! {
         }
     }
 }
+
+/// A file repeating its scan over and over is refused after 500 scans (each scan walks every
+/// block: many tiny scans could otherwise take very long); 500 are still read.
+#[test]
+fn too_many_scans_are_refused() {
+    let gray = case("gray_q60_8x8");
+    let sos = gray.jpeg.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+    let eoi = gray.jpeg.len() - 2;
+    let repeat = |n: usize| {
+        let mut out = gray.jpeg[..sos].to_vec();
+        for _ in 0..n {
+            out.extend_from_slice(&gray.jpeg[sos..eoi]);
+        }
+        out.extend_from_slice(&[0xFF, 0xD9]);
+        out
+    };
+    assert_eq!(jpeg::decode(&repeat(500)).unwrap().3, gray.pixels);
+    let e = jpeg::decode(&repeat(501)).unwrap_err();
+    assert!(e.to_string().contains("more than 500 scans"), "{e}");
+}

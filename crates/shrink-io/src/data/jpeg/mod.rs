@@ -28,6 +28,10 @@ mod upsample;
 use markers::{Frame, Tables};
 use upsample::Plane;
 
+/// The most scans a file may have: each one walks every block, so a file of many tiny scans
+/// could otherwise take very long (a real progressive JPEG has about 10).
+const MAX_SCANS: usize = 500;
+
 /// Why a JPEG could not be decoded; displayed as one line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JpegError {
@@ -135,6 +139,9 @@ impl<'a> Decoder<'a> {
                     return Err(JpegError::corrupt("a second frame header".to_string()));
                 }
                 0xDA => {
+                    if scans == MAX_SCANS {
+                        return Err(JpegError::corrupt(format!("more than {MAX_SCANS} scans")));
+                    }
                     let (payload, next) = markers::segment(data, after, "a scan header")?;
                     let scan = markers::read_sos(payload, &self.frame, &self.tables)?;
                     for c in &scan.comps {
@@ -223,8 +230,9 @@ fn idct_plane(c: &markers::Component) -> Result<Vec<u8>, JpegError> {
     for by in 0..c.height_in_blocks {
         for bx in 0..c.width_in_blocks {
             let at = (by * c.blocks_w + bx) * 64;
-            let block: &[i16; 64] =
-                c.coefs[at..at + 64].try_into().map_err(|_| JpegError::corrupt(String::new()))?;
+            let block: &[i16; 64] = c.coefs[at..at + 64]
+                .try_into()
+                .map_err(|_| JpegError::corrupt("block out of range".to_string()))?;
             idct::idct_block(block, quant, &mut plane[by * 8 * stride + bx * 8..], stride);
         }
     }
