@@ -21,6 +21,7 @@ mod error;
 pub mod fetch;
 mod idx;
 mod image_folder;
+pub mod jpeg;
 mod split;
 mod tree;
 
