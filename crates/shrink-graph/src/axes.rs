@@ -44,7 +44,8 @@ pub enum AxisRel {
     Pinned(Port),
 }
 
-/// Every axis relation of one node. Axes not mentioned are independent of the others.
+/// Every axis relation of one node. An axis no relation mentions has its indices mixed by the
+/// op (a kernel window, a spatial axis under a convolution): pruning never removes its indices.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AxesMapping {
     pub rels: Vec<AxisRel>,

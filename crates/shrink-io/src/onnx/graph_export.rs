@@ -387,6 +387,7 @@ fn export_node(w: &mut Writer, node: &Node) -> Result<()> {
             let a = w.ints(name, &u.axes);
             w.emit("Unsqueeze", name, &[ins[0].clone(), a], &outs, &[]);
         }
+        Op::Expand(_) if ins.len() == 2 => w.emit("Expand", name, &ins, &outs, &[]),
         Op::Expand(e) => {
             let input = in_fact(0);
             let off = e.shape.len().saturating_sub(input.rank());
@@ -408,12 +409,16 @@ fn export_node(w: &mut Writer, node: &Node) -> Result<()> {
             w.emit("Split", name, &[ins[0].clone(), sizes], &outs, &[("axis", Attr::I(s.axis))]);
         }
         Op::Slice(s) => {
+            // Empty axes / steps mean the defaults (0.. and 1s).
+            let n = s.starts.len();
+            let axes: Vec<i64> = if s.axes.is_empty() { (0..n as i64).collect() } else { s.axes.clone() };
+            let steps: Vec<i64> = if s.steps.is_empty() { vec![1; n] } else { s.steps.clone() };
             let inputs = vec![
                 ins[0].clone(),
                 w.ints(name, &s.starts),
                 w.ints(name, &s.ends),
-                w.ints(name, &s.axes),
-                w.ints(name, &s.steps),
+                w.ints(name, &axes),
+                w.ints(name, &steps),
             ];
             w.emit("Slice", name, &inputs, &outs, &[]);
         }

@@ -6,12 +6,24 @@
 //! (flatten after a conv: channel `c` is features `c·HW..(c+1)·HW`; attention: a whole head)
 //! and pins the inner split axes, `Grouped` couples a grouped conv's channels so every group
 //! stays the same width (depthwise: input channel `g` with output channel(s) of group `g`).
-//! Slots of graph inputs and outputs, `Pinned` axes and axes related to symbolic dimensions
-//! are pinned. The union-find classes are *channels*; channels touching the same set of
+//! Slots of graph inputs and outputs, `Pinned` axes, axes a node's mapping does not mention
+//! (their indices are mixed: kernel windows, spatial axes) and axes related to symbolic
+//! dimensions are pinned. The union-find classes are *channels*; channels touching the same set of
 //! (value, axis) pairs form one [`ChannelGroup`] (one prunable "layer").
 
 use shrink_graph::{AxisRel, Dim, Graph, Port, ValueId};
 use std::collections::BTreeMap;
+
+/// Every port a relation mentions.
+fn rel_ports(rel: &AxisRel) -> Vec<Port> {
+    match rel {
+        AxisRel::Same(a, b) => vec![*a, *b],
+        AxisRel::Concat { whole, parts } => [vec![*whole], parts.clone()].concat(),
+        AxisRel::Reshape { merged, split } => [vec![*merged], split.clone()].concat(),
+        AxisRel::Grouped { input, weight_in, weight_out, .. } => vec![*input, *weight_in, *weight_out],
+        AxisRel::Pinned(p) => vec![*p],
+    }
+}
 
 #[derive(Debug, Clone, Default)]
 struct UnionFind {
@@ -89,7 +101,30 @@ impl DepGraph {
                 Port::In { input, axis } => node.inputs.get(input).map(|&v| (v, axis)),
                 Port::Out { output, axis } => node.outputs.get(output).map(|&v| (v, axis)),
             };
-            for rel in node.op.def().axes(&ins, &outs).rels {
+            let rels = node.op.def().axes(&ins, &outs).rels;
+            // An axis the mapping does not mention has its indices mixed (a kernel window, a
+            // spatial axis under a convolution): it cannot lose indices.
+            let mut seen = std::collections::HashSet::new();
+            for rel in &rels {
+                for p in rel_ports(rel) {
+                    seen.insert(p);
+                }
+            }
+            for (k, &v) in node.inputs.iter().enumerate() {
+                for axis in 0..graph.values[v].fact.rank() {
+                    if !seen.contains(&Port::input(k, axis)) {
+                        dg.pin_axis(graph, (v, axis));
+                    }
+                }
+            }
+            for (k, &v) in node.outputs.iter().enumerate() {
+                for axis in 0..graph.values[v].fact.rank() {
+                    if !seen.contains(&Port::output(k, axis)) {
+                        dg.pin_axis(graph, (v, axis));
+                    }
+                }
+            }
+            for rel in rels {
                 dg.relate(graph, &rel, &port);
             }
         }
