@@ -18,14 +18,22 @@ fn corpus(name: &str) -> Graph {
 }
 
 fn fixture(name: &str) -> (Tensor, Tensor) {
-    let bytes = std::fs::read(root().join("tests/fixtures/graph_pruned").join(format!("{name}.io.safetensors"))).unwrap();
+    let bytes =
+        std::fs::read(root().join("tests/fixtures/graph_pruned").join(format!("{name}.io.safetensors")))
+            .unwrap();
     let st = SafeTensors::deserialize(&bytes).unwrap();
     let get = |k: &str| {
         let v = st.tensor(k).unwrap();
         let shape = v.shape().to_vec();
         match v.dtype() {
-            Dtype::F32 => Tensor::f32(shape, v.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()),
-            Dtype::I64 => Tensor::i64(shape, v.data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect()),
+            Dtype::F32 => Tensor::f32(
+                shape,
+                v.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
+            ),
+            Dtype::I64 => Tensor::i64(
+                shape,
+                v.data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect(),
+            ),
             d => panic!("{d:?}"),
         }
     };
@@ -34,7 +42,12 @@ fn fixture(name: &str) -> (Tensor, Tensor) {
 
 fn max_rel(a: &Tensor, b: &Tensor) -> f32 {
     assert_eq!(a.shape, b.shape);
-    a.as_f32().unwrap().iter().zip(b.as_f32().unwrap()).map(|(x, y)| (x - y).abs() / y.abs().max(1.0)).fold(0.0, f32::max)
+    a.as_f32()
+        .unwrap()
+        .iter()
+        .zip(b.as_f32().unwrap())
+        .map(|(x, y)| (x - y).abs() / y.abs().max(1.0))
+        .fold(0.0, f32::max)
 }
 
 fn prune(g: &Graph) -> (Graph, PrunePlan) {
@@ -70,7 +83,18 @@ macro_rules! corpus_tests {
     ($($name:ident),*) => { $(#[test] fn $name() { check(stringify!($name)); })* };
 }
 
-corpus_tests!(mobilenet_v2, mobilenet_v3_small, efficientnet_b0, shufflenet_v2, squeezenet1_1, densenet_block, resnext_block, resnet18, vit_tiny, bert_tiny);
+corpus_tests!(
+    mobilenet_v2,
+    mobilenet_v3_small,
+    efficientnet_b0,
+    shufflenet_v2,
+    squeezenet1_1,
+    densenet_block,
+    resnext_block,
+    resnet18,
+    vit_tiny,
+    bert_tiny
+);
 
 /// Depthwise convolutions keep one group per channel; ResNeXt's grouped convs keep their group
 /// count with every group the same (smaller) width.
@@ -113,8 +137,11 @@ fn bad_plans_are_refused() {
     let plan: PrunePlan =
         serde_json::from_str(r#"{"cuts":[{"value":"no_such_value","axis":0,"remove":[0]}]}"#).unwrap();
     assert!(apply_plan(&mut p, &plan).unwrap_err().contains("no_such_value"));
-    let (name, n) = g.consts().find(|(_, _, t)| t.shape.len() == 4).map(|(_, n, t)| (n.to_string(), t.shape[0])).unwrap();
+    let (name, n) =
+        g.consts().find(|(_, _, t)| t.shape.len() == 4).map(|(_, n, t)| (n.to_string(), t.shape[0])).unwrap();
     let all: Vec<usize> = (0..n).collect();
-    let plan = PrunePlan { cuts: vec![shrink_compress::prune::graph::Cut { value: name.clone(), axis: 0, remove: all }] };
+    let plan = PrunePlan {
+        cuts: vec![shrink_compress::prune::graph::Cut { value: name.clone(), axis: 0, remove: all }],
+    };
     assert!(apply_plan(&mut p, &plan).unwrap_err().contains("every index"));
 }

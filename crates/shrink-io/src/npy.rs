@@ -9,7 +9,8 @@ use std::path::Path;
 pub fn npy_bytes(shape: &[usize], data: &[f32]) -> Vec<u8> {
     assert_eq!(shape.iter().product::<usize>(), data.len(), "npy: shape/data mismatch");
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape_txt = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let shape_txt =
+        if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
     let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_txt}, }}");
     // Magic (6) + version (2) + header length (2) + header + '\n' is a multiple of 64.
     let total = 10 + header.len() + 1;
@@ -77,7 +78,10 @@ mod tests {
         assert_eq!((10 + hlen) % 64, 0);
         assert_eq!(parse_npy(&b).unwrap(), (vec![2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, -6.5]));
         let one = npy_bytes(&[3], &[0.0; 3]);
-        assert!(std::str::from_utf8(&one[10..]).unwrap_or("").contains("(3,)") || one.windows(4).any(|w| w == b"(3,)"));
+        assert!(
+            std::str::from_utf8(&one[10..]).unwrap_or("").contains("(3,)")
+                || one.windows(4).any(|w| w == b"(3,)")
+        );
         assert!(parse_npy(&b[..b.len() - 1]).unwrap_err().contains("needs 24 bytes"));
     }
 }

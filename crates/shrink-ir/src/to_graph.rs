@@ -31,8 +31,10 @@ impl Model {
         }
         let mut g = Graph::new();
         let mut out: Vec<ValueId> = Vec::with_capacity(self.graph.nodes.len());
-        let shape: Vec<Dim> =
-            [Dim::Sym("N".into())].into_iter().chain(self.meta.input_shape.iter().map(|&d| Dim::Fixed(d))).collect();
+        let shape: Vec<Dim> = [Dim::Sym("N".into())]
+            .into_iter()
+            .chain(self.meta.input_shape.iter().map(|&d| Dim::Fixed(d)))
+            .collect();
         for node in &self.graph.nodes {
             let name = node.name.as_str();
             let x = node.inputs.first().map(|&i| out[i]);
@@ -79,7 +81,8 @@ impl Model {
                 }
                 L::Relu => one(&mut g, Unary { kind: UnaryKind::Relu }.into(), &[x0()?])?,
                 L::MaxPool2d { kernel, stride, padding } | L::AvgPool2d { kernel, stride, padding } => {
-                    let kind = if matches!(node.op, L::MaxPool2d { .. }) { PoolKind::Max } else { PoolKind::Avg };
+                    let kind =
+                        if matches!(node.op, L::MaxPool2d { .. }) { PoolKind::Max } else { PoolKind::Avg };
                     let op = Pool {
                         kind,
                         kernel: kernel.to_vec(),
@@ -99,8 +102,15 @@ impl Model {
                 }
                 L::ShortcutA { stride, pad_before, pad_after } => {
                     let s = *stride as i64;
-                    let slice = Slice { starts: vec![0, 0], ends: vec![i64::MAX, i64::MAX], axes: vec![2, 3], steps: vec![s, s] };
-                    let sub = g.add_node(&format!("{name}.slice"), slice, &[x0()?], &[format!("{name}.slice")]).map_err(gerr)?[0];
+                    let slice = Slice {
+                        starts: vec![0, 0],
+                        ends: vec![i64::MAX, i64::MAX],
+                        axes: vec![2, 3],
+                        steps: vec![s, s],
+                    };
+                    let sub = g
+                        .add_node(&format!("{name}.slice"), slice, &[x0()?], &[format!("{name}.slice")])
+                        .map_err(gerr)?[0];
                     let (b, a) = (*pad_before as i64, *pad_after as i64);
                     let pad = Pad { pads: vec![0, b, 0, 0, 0, a, 0, 0], mode: PadMode::Constant, value: 0.0 };
                     one(&mut g, pad.into(), &[sub])?

@@ -23,15 +23,25 @@ pub struct InputPlan {
 pub fn plan_input(graph: &Graph, image: [usize; 3], batch_size: usize, what: &str) -> Result<InputPlan> {
     let bad = |msg: String| TrainError::Config(format!("{what}: {msg}"));
     let [input] = graph.inputs.as_slice() else {
-        return Err(bad(format!("the graph has {} inputs; one image input is supported", graph.inputs.len())));
+        return Err(bad(format!(
+            "the graph has {} inputs; one image input is supported",
+            graph.inputs.len()
+        )));
     };
     let fact = &graph.values[*input].fact;
     if fact.dtype != DType::F32 || fact.rank() < 2 {
-        return Err(bad(format!("input `{}` is {fact}; a batch of f32 images is expected", graph.values[*input].name)));
+        return Err(bad(format!(
+            "input `{}` is {fact}; a batch of f32 images is expected",
+            graph.values[*input].name
+        )));
     }
     let example_shape: Vec<usize> = fact.shape[1..]
         .iter()
-        .map(|d| d.fixed().ok_or_else(|| bad(format!("input `{}` has a symbolic image dimension ({fact})", graph.values[*input].name))))
+        .map(|d| {
+            d.fixed().ok_or_else(|| {
+                bad(format!("input `{}` has a symbolic image dimension ({fact})", graph.values[*input].name))
+            })
+        })
         .collect::<Result<_>>()?;
     let [c, h, w] = image;
     if example_shape.iter().product::<usize>() != c * h * w {
@@ -41,7 +51,10 @@ pub fn plan_input(graph: &Graph, image: [usize; 3], batch_size: usize, what: &st
         )));
     }
     if example_shape.len() == 3 && example_shape != [c, h, w] {
-        return Err(bad(format!("input `{}` is {fact} but the dataset has {c}×{h}×{w} images", graph.values[*input].name)));
+        return Err(bad(format!(
+            "input `{}` is {fact} but the dataset has {c}×{h}×{w} images",
+            graph.values[*input].name
+        )));
     }
     let (batch, fixed_batch) = match &fact.shape[0] {
         Dim::Fixed(b) => (*b, true),
@@ -76,14 +89,22 @@ pub fn evaluate_graph(
         let out = shrink_runtime::run(graph, &[x]).map_err(|e| TrainError::Config(e.to_string()))?;
         secs += start.elapsed().as_secs_f64();
         let y = out.into_iter().next().ok_or_else(|| TrainError::Config("the graph has no output".into()))?;
-        let scores = y.as_f32().ok_or_else(|| TrainError::Config(format!("the first output is {:?}, not f32 scores", y.dtype())))?;
+        let scores = y.as_f32().ok_or_else(|| {
+            TrainError::Config(format!("the first output is {:?}, not f32 scores", y.dtype()))
+        })?;
         if y.shape.first() != Some(&rows) || rows == 0 {
-            return Err(TrainError::Config(format!("the first output has shape {:?}; [{rows}, classes] expected", y.shape)));
+            return Err(TrainError::Config(format!(
+                "the first output has shape {:?}; [{rows}, classes] expected",
+                y.shape
+            )));
         }
         outputs = scores.len() / rows;
         for (k, &label) in labels.iter().enumerate() {
             let row = &scores[k * outputs..(k + 1) * outputs];
-            let (pred, _) = row.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
+            let (pred, _) =
+                row.iter()
+                    .enumerate()
+                    .fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
             predictions.push(pred as u32);
             correct += (pred as u32 == label) as usize;
             loss_sum += example_loss(row, label as usize);

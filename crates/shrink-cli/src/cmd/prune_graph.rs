@@ -19,7 +19,8 @@ pub fn run(a: &PruneArgs) -> Result<()> {
     let plan = match &a.plan {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
-            serde_json::from_str::<PrunePlan>(&text).with_context(|| format!("{}: not a prune plan", path.display()))?
+            serde_json::from_str::<PrunePlan>(&text)
+                .with_context(|| format!("{}: not a prune plan", path.display()))?
         }
         None => {
             let Some(s) = a.sparsity else { bail!("--sparsity is required for --method filter-ln") };

@@ -191,10 +191,16 @@ fn export_node(w: &mut Writer, node: &Node) -> Result<()> {
             w.emit("Gemm", name, &ins, &outs, &attrs);
         }
         Op::MatMul(_) => w.emit("MatMul", name, &ins, &outs, &[]),
-        Op::BatchNorm(b) => w.emit("BatchNormalization", name, &ins, &outs, &[("epsilon", Attr::F(b.epsilon))]),
-        Op::LayerNorm(l) => {
-            w.emit("LayerNormalization", name, &ins, &outs, &[("axis", Attr::I(l.axis)), ("epsilon", Attr::F(l.epsilon))])
+        Op::BatchNorm(b) => {
+            w.emit("BatchNormalization", name, &ins, &outs, &[("epsilon", Attr::F(b.epsilon))])
         }
+        Op::LayerNorm(l) => w.emit(
+            "LayerNormalization",
+            name,
+            &ins,
+            &outs,
+            &[("axis", Attr::I(l.axis)), ("epsilon", Attr::F(l.epsilon))],
+        ),
         Op::GroupNorm(g) => w.emit(
             "GroupNormalization",
             name,
@@ -202,7 +208,9 @@ fn export_node(w: &mut Writer, node: &Node) -> Result<()> {
             &outs,
             &[("num_groups", Attr::I(g.groups as i64)), ("epsilon", Attr::F(g.epsilon))],
         ),
-        Op::InstanceNorm(n) => w.emit("InstanceNormalization", name, &ins, &outs, &[("epsilon", Attr::F(n.epsilon))]),
+        Op::InstanceNorm(n) => {
+            w.emit("InstanceNormalization", name, &ins, &outs, &[("epsilon", Attr::F(n.epsilon))])
+        }
         Op::Pool(p) => {
             let mut attrs = vec![
                 ("kernel_shape", Attr::Ints(usizes(&p.kernel))),
@@ -244,7 +252,9 @@ fn export_node(w: &mut Writer, node: &Node) -> Result<()> {
                         .map(|(t, i)| match (t, i) {
                             (a, b) if a == b => Ok(1.0),
                             (Dim::Fixed(t), Dim::Fixed(i)) if *i > 0 => Ok(*t as f32 / *i as f32),
-                            _ => Err(IoError::Format(format!("node `{name}`: Resize sizes cannot be written in ONNX"))),
+                            _ => Err(IoError::Format(format!(
+                                "node `{name}`: Resize sizes cannot be written in ONNX"
+                            ))),
                         })
                         .collect::<Result<Vec<f32>>>()?;
                     inputs.push(w.konst(name, Tensor::f32(vec![scales.len()], scales)));
@@ -273,8 +283,11 @@ fn export_node(w: &mut Writer, node: &Node) -> Result<()> {
                     )))
                 }
             };
-            let attrs =
-                [("mode", Attr::S("nearest")), ("coordinate_transformation_mode", Attr::S(coord)), ("nearest_mode", Attr::S(nearest))];
+            let attrs = [
+                ("mode", Attr::S("nearest")),
+                ("coordinate_transformation_mode", Attr::S(coord)),
+                ("nearest_mode", Attr::S(nearest)),
+            ];
             w.emit("Resize", name, &inputs, &outs, &attrs);
         }
         Op::Unary(u) => {
@@ -307,13 +320,21 @@ fn export_node(w: &mut Writer, node: &Node) -> Result<()> {
             w.emit(op, name, &ins, &outs, &[]);
         }
         Op::LeakyRelu(l) => w.emit("LeakyRelu", name, &ins, &outs, &[("alpha", Attr::F(l.alpha))]),
-        Op::HardSigmoid(h) => {
-            w.emit("HardSigmoid", name, &ins, &outs, &[("alpha", Attr::F(h.alpha)), ("beta", Attr::F(h.beta))])
-        }
+        Op::HardSigmoid(h) => w.emit(
+            "HardSigmoid",
+            name,
+            &ins,
+            &outs,
+            &[("alpha", Attr::F(h.alpha)), ("beta", Attr::F(h.beta))],
+        ),
         Op::Elu(e) => w.emit("Elu", name, &ins, &outs, &[("alpha", Attr::F(e.alpha))]),
-        Op::Gelu(g) => {
-            w.emit("Gelu", name, &ins, &outs, &[("approximate", Attr::S(if g.tanh { "tanh" } else { "none" }))])
-        }
+        Op::Gelu(g) => w.emit(
+            "Gelu",
+            name,
+            &ins,
+            &outs,
+            &[("approximate", Attr::S(if g.tanh { "tanh" } else { "none" }))],
+        ),
         Op::Clip(c) => {
             let mut inputs = vec![ins[0].clone()];
             for b in [c.min, c.max] {

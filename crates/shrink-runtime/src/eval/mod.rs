@@ -35,7 +35,11 @@ impl EvalCtx {
                 let too_large = || EvalError::op(format!("dimension `{s}` is too large"));
                 let mut n = usize::try_from(fixed).map_err(|_| too_large())?;
                 for f in syms {
-                    let v = self.syms.get(&f).copied().ok_or_else(|| EvalError::op(format!("dimension `{f}` is not bound")))?;
+                    let v = self
+                        .syms
+                        .get(&f)
+                        .copied()
+                        .ok_or_else(|| EvalError::op(format!("dimension `{f}` is not bound")))?;
                     n = n.checked_mul(v).ok_or_else(too_large)?;
                 }
                 Ok(n)

@@ -36,7 +36,8 @@ fn slice_axis(t: &Tensor, axis: usize, remove: &[usize]) -> Tensor {
 pub fn apply_plan(graph: &mut Graph, plan: &PrunePlan) -> Result<(), String> {
     let mut cuts: HashMap<(usize, usize), Vec<usize>> = HashMap::new();
     for c in &plan.cuts {
-        let v = graph.find(&c.value).ok_or_else(|| format!("prune plan: no value `{}` in the graph", c.value))?;
+        let v =
+            graph.find(&c.value).ok_or_else(|| format!("prune plan: no value `{}` in the graph", c.value))?;
         let size = graph.values[v]
             .fact
             .shape
@@ -44,7 +45,10 @@ pub fn apply_plan(graph: &mut Graph, plan: &PrunePlan) -> Result<(), String> {
             .and_then(Dim::fixed)
             .ok_or_else(|| format!("prune plan: `{}` has no fixed axis {}", c.value, c.axis))?;
         if c.remove.iter().any(|&i| i >= size) || c.remove.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(format!("prune plan: indices for `{}` axis {} must be sorted, unique and < {size}", c.value, c.axis));
+            return Err(format!(
+                "prune plan: indices for `{}` axis {} must be sorted, unique and < {size}",
+                c.value, c.axis
+            ));
         }
         if c.remove.len() >= size {
             return Err(format!("prune plan removes every index of `{}` axis {}", c.value, c.axis));

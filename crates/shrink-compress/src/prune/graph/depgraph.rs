@@ -88,7 +88,12 @@ impl DepGraph {
             }
             base.push(axes);
         }
-        let mut dg = DepGraph { base, uf: UnionFind { parent: (0..n).collect() }, pinned: vec![false; n], groups: vec![] };
+        let mut dg = DepGraph {
+            base,
+            uf: UnionFind { parent: (0..n).collect() },
+            pinned: vec![false; n],
+            groups: vec![],
+        };
         for &v in graph.inputs.iter().chain(&graph.outputs) {
             for axis in 0..graph.values[v].fact.rank() {
                 dg.pin_axis(graph, (v, axis));
@@ -173,8 +178,12 @@ impl DepGraph {
             AxisRel::Concat { whole, parts } => {
                 let whole = port(*whole);
                 let parts: Vec<_> = parts.iter().map(|p| port(*p)).collect();
-                let sizes: Option<Vec<usize>> = parts.iter().map(|p| p.and_then(|p| Self::size(graph, p))).collect();
-                let ok = whole.and_then(|w| Self::size(graph, w)).zip(sizes.as_ref()).filter(|(w, s)| *w == s.iter().sum::<usize>());
+                let sizes: Option<Vec<usize>> =
+                    parts.iter().map(|p| p.and_then(|p| Self::size(graph, p))).collect();
+                let ok = whole
+                    .and_then(|w| Self::size(graph, w))
+                    .zip(sizes.as_ref())
+                    .filter(|(w, s)| *w == s.iter().sum::<usize>());
                 match ok {
                     Some(_) => {
                         let w = whole.expect("checked");
@@ -182,7 +191,8 @@ impl DepGraph {
                         for (p, &s) in parts.iter().zip(sizes.as_ref().expect("checked")) {
                             let p = p.expect("checked");
                             for i in 0..s {
-                                let (a, b) = (self.slot(w, off + i).expect("fixed"), self.slot(p, i).expect("fixed"));
+                                let (a, b) =
+                                    (self.slot(w, off + i).expect("fixed"), self.slot(p, i).expect("fixed"));
                                 self.uf.union(a, b);
                             }
                             off += s;
@@ -199,7 +209,8 @@ impl DepGraph {
             AxisRel::Reshape { merged, split } => {
                 let merged = port(*merged);
                 let split: Vec<_> = split.iter().map(|p| port(*p)).collect();
-                let sizes: Option<Vec<usize>> = split.iter().map(|p| p.and_then(|p| Self::size(graph, p))).collect();
+                let sizes: Option<Vec<usize>> =
+                    split.iter().map(|p| p.and_then(|p| Self::size(graph, p))).collect();
                 let m = merged.and_then(|m| Self::size(graph, m));
                 let (Some(m), Some(sizes), Some(mv)) = (m, sizes, merged) else {
                     self.pin_axis_of(graph, merged);
@@ -234,7 +245,9 @@ impl DepGraph {
                 let (i, wi, wo) = (port(*input), port(*weight_in), port(*weight_out));
                 let (Some(i), Some(wi), Some(wo)) = (i, wi, wo) else { return };
                 let g = *groups;
-                let (Some(c), Some(m), Some(cg)) = (Self::size(graph, i), Self::size(graph, wo), Self::size(graph, wi)) else {
+                let (Some(c), Some(m), Some(cg)) =
+                    (Self::size(graph, i), Self::size(graph, wo), Self::size(graph, wi))
+                else {
                     self.pin_axis(graph, i);
                     self.pin_axis(graph, wo);
                     return;

@@ -47,7 +47,9 @@ pub fn channel_scores(graph: &Graph, group: &ChannelGroup, how: GroupImportance)
         .map(|ch| {
             let total: f64 = weights
                 .iter()
-                .map(|&(k, data, shape, axis)| ch[k].iter().map(|&i| slice_power(data, shape, axis, i, p)).sum::<f64>())
+                .map(|&(k, data, shape, axis)| {
+                    ch[k].iter().map(|&i| slice_power(data, shape, axis, i, p)).sum::<f64>()
+                })
                 .sum();
             total.powf(1.0 / p as f64) as f32
         })

@@ -32,7 +32,8 @@ impl PrunePlan {
 pub fn plan_local(graph: &Graph, deps: &DepGraph, ratio: f64, how: GroupImportance) -> PrunePlan {
     let mut cuts: std::collections::BTreeMap<(usize, usize), Vec<usize>> = Default::default();
     for group in deps.groups.iter().filter(|g| g.prunable) {
-        let touches_weight = group.axes.iter().any(|&(v, _)| graph.const_value(v).is_some_and(|t| t.shape.len() >= 2));
+        let touches_weight =
+            group.axes.iter().any(|&(v, _)| graph.const_value(v).is_some_and(|t| t.shape.len() >= 2));
         let n = group.channels.len();
         if !touches_weight || n < 2 {
             continue;

@@ -151,15 +151,25 @@ impl Ctx {
         // Arithmetic on shape values holding a symbolic dimension (`N * heads`, `C // groups`).
         let symbolic = inputs.iter().any(|v| self.sym_ints.contains_key(v));
         if let (true, Some(vals), [fact]) = (symbolic, self.sym_eval(&op, inputs), facts.as_slice()) {
-            if let (true, Ok(shape)) = (vals.iter().all(|v| matches!(v, SymInt::Int(_))), fact.fixed_shape()) {
-                let ints: Vec<i64> = vals.iter().map(|v| if let SymInt::Int(i) = v { *i } else { 0 }).collect();
+            if let (true, Ok(shape)) = (vals.iter().all(|v| matches!(v, SymInt::Int(_))), fact.fixed_shape())
+            {
+                let ints: Vec<i64> =
+                    vals.iter().map(|v| if let SymInt::Int(i) = v { *i } else { 0 }).collect();
                 if shape.iter().product::<usize>() == ints.len() {
                     let t = match fact.dtype {
-                        shrink_graph::DType::Bool => Tensor::bool(shape, ints.iter().map(|&i| i != 0).collect()),
-                        shrink_graph::DType::F32 => Tensor::f32(shape, ints.iter().map(|&i| i as f32).collect()),
+                        shrink_graph::DType::Bool => {
+                            Tensor::bool(shape, ints.iter().map(|&i| i != 0).collect())
+                        }
+                        shrink_graph::DType::F32 => {
+                            Tensor::f32(shape, ints.iter().map(|&i| i as f32).collect())
+                        }
                         shrink_graph::DType::I64 => Tensor::i64(shape, ints),
                     };
-                    let base = if onnx_outs[0].is_empty() { format!("{}.out", node.name) } else { onnx_outs[0].clone() };
+                    let base = if onnx_outs[0].is_empty() {
+                        format!("{}.out", node.name)
+                    } else {
+                        onnx_outs[0].clone()
+                    };
                     let id = self.add_const(&base, t)?;
                     if !onnx_outs[0].is_empty() {
                         self.alias(&onnx_outs[0], id);
@@ -205,7 +215,13 @@ impl Ctx {
         Some(out)
     }
 
-    fn add_plain(&mut self, node: &NodeProto, op: Op, inputs: &[ValueId], onnx_outs: &[String]) -> R<Vec<ValueId>> {
+    fn add_plain(
+        &mut self,
+        node: &NodeProto,
+        op: Op,
+        inputs: &[ValueId],
+        onnx_outs: &[String],
+    ) -> R<Vec<ValueId>> {
         let foldable = !inputs.is_empty() && inputs.iter().all(|&v| self.const_of(v).is_some());
         let ids = if foldable {
             let ins: Vec<&Tensor> = inputs.iter().map(|&v| self.const_of(v).expect("checked")).collect();
