@@ -25,12 +25,24 @@ fn rel_ports(rel: &AxisRel) -> Vec<Port> {
     }
 }
 
+/// Union-find over slots; `pinned` is kept per class root.
 #[derive(Debug, Clone, Default)]
 struct UnionFind {
     parent: Vec<usize>,
+    pinned: Vec<bool>,
 }
 
 impl UnionFind {
+    fn pin(&mut self, x: usize) {
+        let r = self.find(x);
+        self.pinned[r] = true;
+    }
+
+    fn is_pinned(&mut self, x: usize) -> bool {
+        let r = self.find(x);
+        self.pinned[r]
+    }
+
     fn find(&mut self, mut x: usize) -> usize {
         while self.parent[x] != x {
             self.parent[x] = self.parent[self.parent[x]];
@@ -42,7 +54,9 @@ impl UnionFind {
     fn union(&mut self, a: usize, b: usize) {
         let (ra, rb) = (self.find(a), self.find(b));
         if ra != rb {
-            self.parent[ra.max(rb)] = ra.min(rb);
+            let (root, child) = (ra.min(rb), ra.max(rb));
+            self.parent[child] = root;
+            self.pinned[root] |= self.pinned[child];
         }
     }
 }
@@ -65,7 +79,6 @@ pub struct DepGraph {
     /// First slot of each (value, axis); `None` for symbolic axes.
     base: Vec<Vec<Option<usize>>>,
     uf: UnionFind,
-    pinned: Vec<bool>,
     /// The groups, in order of their first slot.
     pub groups: Vec<ChannelGroup>,
 }
@@ -88,12 +101,10 @@ impl DepGraph {
             }
             base.push(axes);
         }
-        let mut dg = DepGraph {
-            base,
-            uf: UnionFind { parent: (0..n).collect() },
-            pinned: vec![false; n],
-            groups: vec![],
-        };
+        let mut dg = DepGraph { base, uf: UnionFind { parent: (0..n).collect(), pinned: vec![false; n] }, groups: vec![] };
+        // Reshapes are related last: which split axis carries the merged one depends on what
+        // the rest of the graph pins.
+        let mut reshapes: Vec<(Option<(ValueId, usize)>, Vec<Option<(ValueId, usize)>>)> = Vec::new();
         for &v in graph.inputs.iter().chain(&graph.outputs) {
             for axis in 0..graph.values[v].fact.rank() {
                 dg.pin_axis(graph, (v, axis));
@@ -130,8 +141,16 @@ impl DepGraph {
                 }
             }
             for rel in rels {
-                dg.relate(graph, &rel, &port);
+                match rel {
+                    AxisRel::Reshape { merged, split } => {
+                        reshapes.push((port(merged), split.iter().map(|p| port(*p)).collect()))
+                    }
+                    rel => dg.relate(graph, &rel, &port),
+                }
             }
+        }
+        for (merged, split) in reshapes {
+            dg.relate_reshape(graph, merged, &split);
         }
         dg.groups = dg.collect_groups(graph);
         dg
@@ -147,7 +166,9 @@ impl DepGraph {
 
     fn pin_axis(&mut self, graph: &Graph, va: (ValueId, usize)) {
         if let (Some(size), Some(b)) = (Self::size(graph, va), self.slot(va, 0)) {
-            self.pinned[b..b + size].iter_mut().for_each(|p| *p = true);
+            for s in b..b + size {
+                self.uf.pin(s);
+            }
         }
     }
 
@@ -207,39 +228,8 @@ impl DepGraph {
                 }
             }
             AxisRel::Reshape { merged, split } => {
-                let merged = port(*merged);
                 let split: Vec<_> = split.iter().map(|p| port(*p)).collect();
-                let sizes: Option<Vec<usize>> =
-                    split.iter().map(|p| p.and_then(|p| Self::size(graph, p))).collect();
-                let m = merged.and_then(|m| Self::size(graph, m));
-                let (Some(m), Some(sizes), Some(mv)) = (m, sizes, merged) else {
-                    self.pin_axis_of(graph, merged);
-                    for p in split {
-                        self.pin_axis_of(graph, p);
-                    }
-                    return;
-                };
-                if m != sizes.iter().product::<usize>() {
-                    self.pin_axis(graph, mv);
-                    for p in split {
-                        self.pin_axis_of(graph, p);
-                    }
-                    return;
-                }
-                // The outermost split axis of size > 1 carries the merged axis block-wise.
-                let Some(k) = sizes.iter().position(|&s| s > 1) else { return };
-                let outer = split[k].expect("sizes known");
-                let inner: usize = sizes[k + 1..].iter().product();
-                for o in 0..sizes[k] {
-                    let so = self.slot(outer, o).expect("fixed");
-                    for r in 0..inner {
-                        let sm = self.slot(mv, o * inner + r).expect("fixed");
-                        self.uf.union(so, sm);
-                    }
-                }
-                for p in split.iter().skip(k + 1) {
-                    self.pin_axis_of(graph, *p);
-                }
+                self.relate_reshape(graph, port(*merged), &split);
             }
             AxisRel::Grouped { input, weight_in, weight_out, groups } => {
                 let (i, wi, wo) = (port(*input), port(*weight_in), port(*weight_out));
@@ -292,6 +282,46 @@ impl DepGraph {
         }
     }
 
+    /// `merged` is `split` in row-major order. The carrying axis is the outermost split axis of
+    /// size > 1 that nothing pins yet (a flatten after a conv: the channels, not the pinned
+    /// spatial axes; attention heads `[H, dh]`: whole heads; a packed `[3, D]` projection whose
+    /// `3` is gathered: the features, the same in each block). Merged index `m` joins index
+    /// `(m / stride) % size` of the carrying axis; the other split axes are pinned.
+    fn relate_reshape(&mut self, graph: &Graph, merged: Option<(ValueId, usize)>, split: &[Option<(ValueId, usize)>]) {
+        let sizes: Option<Vec<usize>> = split.iter().map(|p| p.and_then(|p| Self::size(graph, p))).collect();
+        let m = merged.and_then(|m| Self::size(graph, m));
+        let pin_all = |dg: &mut Self| {
+            dg.pin_axis_of(graph, merged);
+            for p in split {
+                dg.pin_axis_of(graph, *p);
+            }
+        };
+        let (Some(m), Some(sizes), Some(mv)) = (m, sizes, merged) else { return pin_all(self) };
+        if m != sizes.iter().product::<usize>() {
+            return pin_all(self);
+        }
+        let carrier = (0..split.len()).find(|&k| {
+            let axis = split[k].expect("sizes known");
+            sizes[k] > 1
+                && !(0..sizes[k]).any(|i| {
+                    let s = self.slot(axis, i).expect("fixed");
+                    self.uf.is_pinned(s)
+                })
+        });
+        let Some(k) = carrier else { return pin_all(self) };
+        let axis = split[k].expect("sizes known");
+        let stride: usize = sizes[k + 1..].iter().product();
+        for i in 0..m {
+            let (a, b) = (self.slot(mv, i).expect("fixed"), self.slot(axis, (i / stride) % sizes[k]).expect("fixed"));
+            self.uf.union(a, b);
+        }
+        for (j, p) in split.iter().enumerate() {
+            if j != k {
+                self.pin_axis_of(graph, *p);
+            }
+        }
+    }
+
     fn collect_groups(&mut self, graph: &Graph) -> Vec<ChannelGroup> {
         // Members of each class: (value, axis, index).
         let mut classes: BTreeMap<usize, Vec<(ValueId, usize, usize)>> = BTreeMap::new();
@@ -303,7 +333,8 @@ impl DepGraph {
                 for i in 0..size {
                     let root = self.uf.find(b + i);
                     classes.entry(root).or_default().push((v, axis, i));
-                    *class_pinned.entry(root).or_default() |= self.pinned[b + i];
+                    let pinned = self.uf.is_pinned(b + i);
+                    *class_pinned.entry(root).or_default() |= pinned;
                 }
             }
         }
