@@ -4,6 +4,7 @@
 pub mod alloc;
 pub mod error;
 pub mod graph;
+pub mod graph_exec;
 pub mod init;
 pub mod model;
 pub mod ops;

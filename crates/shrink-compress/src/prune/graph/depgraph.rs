@@ -101,7 +101,11 @@ impl DepGraph {
             }
             base.push(axes);
         }
-        let mut dg = DepGraph { base, uf: UnionFind { parent: (0..n).collect(), pinned: vec![false; n] }, groups: vec![] };
+        let mut dg = DepGraph {
+            base,
+            uf: UnionFind { parent: (0..n).collect(), pinned: vec![false; n] },
+            groups: vec![],
+        };
         // Reshapes are related last: which split axis carries the merged one depends on what
         // the rest of the graph pins.
         let mut reshapes: Vec<(Option<(ValueId, usize)>, Vec<Option<(ValueId, usize)>>)> = Vec::new();
@@ -287,7 +291,12 @@ impl DepGraph {
     /// spatial axes; attention heads `[H, dh]`: whole heads; a packed `[3, D]` projection whose
     /// `3` is gathered: the features, the same in each block). Merged index `m` joins index
     /// `(m / stride) % size` of the carrying axis; the other split axes are pinned.
-    fn relate_reshape(&mut self, graph: &Graph, merged: Option<(ValueId, usize)>, split: &[Option<(ValueId, usize)>]) {
+    fn relate_reshape(
+        &mut self,
+        graph: &Graph,
+        merged: Option<(ValueId, usize)>,
+        split: &[Option<(ValueId, usize)>],
+    ) {
         let sizes: Option<Vec<usize>> = split.iter().map(|p| p.and_then(|p| Self::size(graph, p))).collect();
         let m = merged.and_then(|m| Self::size(graph, m));
         let pin_all = |dg: &mut Self| {
@@ -312,7 +321,8 @@ impl DepGraph {
         let axis = split[k].expect("sizes known");
         let stride: usize = sizes[k + 1..].iter().product();
         for i in 0..m {
-            let (a, b) = (self.slot(mv, i).expect("fixed"), self.slot(axis, (i / stride) % sizes[k]).expect("fixed"));
+            let (a, b) =
+                (self.slot(mv, i).expect("fixed"), self.slot(axis, (i / stride) % sizes[k]).expect("fixed"));
             self.uf.union(a, b);
         }
         for (j, p) in split.iter().enumerate() {
