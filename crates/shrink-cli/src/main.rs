@@ -34,6 +34,8 @@ enum Command {
     Train(Box<cmd::train::TrainArgs>),
     /// Evaluate a model: accuracy, loss, size, MACs, latency.
     Eval(cmd::eval::EvalArgs),
+    /// Fine-tune any ONNX model (e.g. a graph-pruned one) on a dataset; writes ONNX.
+    Finetune(Box<cmd::finetune::FinetuneArgs>),
     /// Export a model as ONNX, PyTorch .pt or safetensors.
     Export(cmd::export::ExportArgs),
     /// Show the per-layer table of a model.
@@ -80,6 +82,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Train(a) => cmd::train::run(a),
         Command::Eval(a) => cmd::eval::run(a),
+        Command::Finetune(a) => cmd::finetune::run(a),
         Command::Info(a) => cmd::info::run(a),
         Command::Export(a) => cmd::export::run(a),
         Command::Bench(a) => cmd::bench::run(a),

@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod eval;
 pub mod graph_eval;
+pub mod graph_train;
 pub mod optim;
 pub mod schedule;
 pub mod sparsity;

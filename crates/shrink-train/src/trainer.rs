@@ -71,7 +71,7 @@ pub struct TrainReport {
 }
 
 /// Mixes the run seed with a purpose and a counter into an independent stream seed.
-fn derive_seed(seed: u64, purpose: u64, counter: u64) -> u64 {
+pub(crate) fn derive_seed(seed: u64, purpose: u64, counter: u64) -> u64 {
     let mut z =
         seed ^ purpose.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ counter.wrapping_mul(0xD1B5_4A32_D192_ED03);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -79,7 +79,7 @@ fn derive_seed(seed: u64, purpose: u64, counter: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn bar(len: u64, enabled: bool, prefix: String) -> ProgressBar {
+pub(crate) fn bar(len: u64, enabled: bool, prefix: String) -> ProgressBar {
     if !enabled {
         return ProgressBar::hidden();
     }

@@ -3,6 +3,7 @@ pub mod bench;
 pub mod compare;
 pub mod eval;
 pub mod export;
+pub mod finetune;
 pub mod histogram;
 pub mod info;
 pub mod merge;
