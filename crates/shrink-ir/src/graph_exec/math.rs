@@ -344,6 +344,8 @@ fn binary_f32(kind: BinaryKind, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         K::Div => a.broadcast_div(b)?,
         K::Pow => pow_f32(a, b)?,
         K::Fmod => fmod_f32(a, b)?,
+        // candle keeps `a` when `b` is NaN (onnxruntime gives NaN); ties split the gradient
+        // in halves, as torch.maximum.
         K::Max => a.broadcast_maximum(b)?,
         K::Min => a.broadcast_minimum(b)?,
         K::Equal => a.broadcast_eq(b)?,
