@@ -293,11 +293,14 @@ fn gather_gradients_embedding_rows_and_an_inner_axis() {
 }
 
 #[test]
-fn transpose_gradient() {
+fn transpose_gradient_and_a_reshape_of_the_transposed_view() {
     let mut g = Graph::new();
     let x = f32_input(&mut g, "x", &[2, 3, 4]);
     let y = node(&mut g, "t", Op::Transpose(Transpose { perm: vec![2, 0, 1] }), &[x], 1);
-    g.set_outputs(y);
+    // A reshape of the (non-contiguous) transposed view, as in attention head merging.
+    let shape = vec![Dim::Fixed(4), Dim::Fixed(6)];
+    let r = node(&mut g, "r", Op::Reshape(Reshape { shape }), &y, 1);
+    g.set_outputs(vec![y[0], r[0]]);
     assert_eq!(grad_check(g, &[], &[], 8), 24);
 }
 
