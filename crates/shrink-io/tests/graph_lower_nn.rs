@@ -443,4 +443,12 @@ fn unsupported_geometry_is_a_one_line_error() {
     let op = conv(&[1; 3], &[0; 6], &[1; 3], 1);
     let e = lower_op(&op, &[&x, &w], &ctx).unwrap_err().to_string();
     assert!(e.contains("strides") && !e.contains('\n'), "{e}");
+    // Zero strides or kernels are errors, never a division by zero.
+    let x3 = Tensor::zeros((1, 1, 2, 2, 2), candle_core::DType::F32, &Device::Cpu).unwrap();
+    let w3 = Tensor::zeros((1, 1, 1, 1, 1), candle_core::DType::F32, &Device::Cpu).unwrap();
+    let e = lower_op(&conv(&[0, 1, 1], &[0; 6], &[1; 3], 1), &[&x3, &w3], &ctx).unwrap_err().to_string();
+    assert!(e.contains("strides [0, 1, 1] has a zero entry"), "{e}");
+    let op = pool(PoolKind::Max, &[0, 1, 1], &[1; 3], &[0; 6], &[1; 3], false, false);
+    let e = lower_op(&op, &[&x3], &ctx).unwrap_err().to_string();
+    assert!(e.contains("MaxPool: kernel_shape [0, 1, 1] has a zero entry"), "{e}");
 }

@@ -26,10 +26,14 @@ fn input<'a>(ins: &[&'a Tensor], k: usize, op: &str) -> Result<&'a Tensor> {
     ins.get(k).copied().ok_or_else(|| invalid(format!("{op}: input {k} is missing")))
 }
 
-/// Check that a per-spatial-axis attribute of `op` has `n` entries.
+/// Check that a per-spatial-axis attribute of `op` has `n` entries, none zero unless it is
+/// a list of pads.
 fn check_len(op: &str, name: &str, v: &[usize], n: usize) -> Result<()> {
     if v.len() != n {
         return Err(invalid(format!("{op}: {name} {v:?} needs {n} entries for this input")));
+    }
+    if !name.contains("pad") && v.contains(&0) {
+        return Err(invalid(format!("{op}: {name} {v:?} has a zero entry")));
     }
     Ok(())
 }
