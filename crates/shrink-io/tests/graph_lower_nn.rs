@@ -452,3 +452,81 @@ fn unsupported_geometry_is_a_one_line_error() {
     let e = lower_op(&op, &[&x3], &ctx).unwrap_err().to_string();
     assert!(e.contains("MaxPool: kernel_shape [0, 1, 1] has a zero entry"), "{e}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Whole graphs
+
+#[test]
+fn symbolic_batch_cases_run_with_another_batch_size() {
+    // The same graph on a batch of 3 (the first example tiled): each example's outputs equal
+    // onnxruntime's for the first example (symbolic sizes resolve through the context).
+    let dir = dir();
+    let names = ["conv2d_depthwise", "bn_4d", "maxpool2d_pads_strides", "layernorm_last_axis"];
+    for name in names {
+        let case = graph_support::load(&dir, name);
+        let graph = shrink_io::onnx::graph_import::load_graph(&case.onnx).unwrap();
+        let x = to_candle(&case.inputs[0], &Device::Cpu).unwrap();
+        let first = x.narrow(0, 0, 1).unwrap();
+        let tiled = Tensor::cat(&[&first, &first, &first], 0).unwrap();
+        let got = GraphModel::new(graph, &Device::Cpu)
+            .unwrap()
+            .forward(&[tiled], false)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let want = to_candle(&case.expected[0], &Device::Cpu).unwrap().narrow(0, 0, 1).unwrap();
+        assert_eq!(got[0].dim(0).unwrap(), 3, "{name}");
+        let w = flat(&want);
+        for k in 0..3 {
+            let g = flat(&got[0].narrow(0, k, 1).unwrap());
+            for (a, b) in g.iter().zip(&w) {
+                assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{name}: example {k}: {a} vs {b}");
+            }
+        }
+    }
+}
+
+#[test]
+fn every_trained_parameter_of_an_imported_graph_gets_a_gradient() {
+    let dir = dir();
+    for name in
+        ["conv2d_pads_bias", "gemm_transB_bias", "convT2d_stride_pads_outpad_bias", "layernorm_last_axis"]
+    {
+        let case = graph_support::load(&dir, name);
+        let graph = shrink_io::onnx::graph_import::load_graph(&case.onnx).unwrap();
+        let model = GraphModel::new(graph, &Device::Cpu).unwrap();
+        let vars = model.trainable_vars();
+        assert!(!vars.is_empty(), "{name}: no trained parameters");
+        let inputs: Vec<Tensor> = case.inputs.iter().map(|t| to_candle(t, &Device::Cpu).unwrap()).collect();
+        let out = model.forward(&inputs, true).unwrap();
+        let grads = out[0].sqr().unwrap().sum_all().unwrap().backward().unwrap();
+        for (pname, v) in &vars {
+            let g = grads.get(v.as_tensor()).unwrap_or_else(|| panic!("{name}: `{pname}` got no gradient"));
+            assert_eq!(g.dims(), v.dims(), "{name}: `{pname}`");
+            assert!(flat(g).iter().any(|x| *x != 0.0), "{name}: `{pname}` has a zero gradient");
+        }
+    }
+}
+
+#[test]
+fn resize_resolves_symbolic_sizes() {
+    let x = Tensor::from_vec(vec![1f32, 2., 3., 4., 5., 6.], (2, 3), &Device::Cpu).unwrap();
+    let op = Op::Resize(Resize {
+        scales: vec![1.0, 2.0 / 3.0],
+        sizes: Some(vec![shrink_graph::Dim::Sym("N".into()), shrink_graph::Dim::Fixed(2)]),
+        coord: CoordMode::Asymmetric,
+        nearest: NearestMode::Floor,
+    });
+    let syms = HashMap::from([("N".to_string(), 2)]);
+    let ctx = LowerCtx {
+        train: false,
+        bn_momentum: 0.1,
+        syms: &syms,
+        device: &Device::Cpu,
+        updates: RefCell::new(vec![]),
+    };
+    let y = lower_op(&op, &[&x], &ctx).unwrap().remove(0);
+    assert_eq!(y.to_vec2::<f32>().unwrap(), vec![vec![1.0, 2.0], vec![4.0, 5.0]]);
+    let unbound = HashMap::new();
+    let ctx = LowerCtx { syms: &unbound, ..ctx };
+    let e = lower_op(&op, &[&x], &ctx).unwrap_err().to_string();
+    assert!(e.contains("`N` is not bound"), "{e}");
+}
