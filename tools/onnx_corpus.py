@@ -7,6 +7,7 @@ fixture stays small; the topology (inverted residuals, SE, hard-swish, channel s
 grouped convs, attention) is the real one.
 
     /work/venv/bin/python tools/onnx_corpus.py [OUT_DIR]
+    /work/venv/bin/python tools/onnx_corpus.py --trainable DIR   # MobileNetV2 with BN kept, for finetune
 """
 import io
 import zlib
@@ -24,7 +25,7 @@ from torchvision.models.resnet import BasicBlock, Bottleneck
 sys.path.insert(0, os.path.dirname(__file__))
 from onnx_cases import save_case  # noqa: E402
 
-OUT = sys.argv[1] if len(sys.argv) > 1 else "crates/shrink-io/tests/fixtures/graph_corpus"
+OUT = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("--") else "crates/shrink-io/tests/fixtures/graph_corpus"
 
 
 def export(model, args, opset, dynamo, dynamic_batch=True, input_names=("x",)):
@@ -207,5 +208,24 @@ def main():
     save_case(OUT, "lenet_bn1d_batch10", export(lenet, (torch.from_numpy(x),), 11, False, dynamic_batch=False), [x])
 
 
+def export_trainable(out_dir):
+    """MobileNetV2 (width 0.5, torchvision's own initialisation) with its BatchNormalization
+    nodes kept (no constant folding), for `shrink finetune`: a BN-folded random network does not
+    train (its gradients vanish through 50 plain convolutions)."""
+    torch.manual_seed(0)
+    model = tvm.mobilenet_v2(width_mult=0.5, num_classes=10).eval()
+    x = torch.randn(2, 3, 32, 32)
+    buf = io.BytesIO()
+    torch.onnx.export(model, (x,), buf, dynamo=False, opset_version=13, do_constant_folding=False,
+                      training=torch.onnx.TrainingMode.PRESERVE, input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "N"}, "y": {0: "N"}})
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "mobilenet_v2_bn.onnx"), "wb") as f:
+        f.write(buf.getvalue())
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 2 and sys.argv[1] == "--trainable":
+        export_trainable(sys.argv[2])
+    else:
+        main()
