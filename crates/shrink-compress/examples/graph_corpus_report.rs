@@ -11,8 +11,14 @@ fn tensor(st: &SafeTensors, k: &str) -> Option<Tensor> {
     let v = st.tensor(k).ok()?;
     let shape = v.shape().to_vec();
     Some(match v.dtype() {
-        safetensors::Dtype::F32 => Tensor::f32(shape, v.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()),
-        _ => Tensor::i64(shape, v.data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect()),
+        safetensors::Dtype::F32 => Tensor::f32(
+            shape,
+            v.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
+        ),
+        _ => Tensor::i64(
+            shape,
+            v.data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect(),
+        ),
     })
 }
 
@@ -34,7 +40,13 @@ fn main() {
         let x = tensor(&st, "in.0").unwrap();
         let want = tensor(&st, "out.0").unwrap();
         let got = shrink_runtime::run(&g, std::slice::from_ref(&x)).unwrap();
-        let err = got[0].as_f32().unwrap().iter().zip(want.as_f32().unwrap()).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0f32, f32::max);
+        let err = got[0]
+            .as_f32()
+            .unwrap()
+            .iter()
+            .zip(want.as_f32().unwrap())
+            .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+            .fold(0.0f32, f32::max);
         let deps = DepGraph::build(&g);
         let plan = plan_local(&g, &deps, 0.3, GroupImportance::Lp(2.0));
         let mut p = g.clone();

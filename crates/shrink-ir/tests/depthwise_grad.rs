@@ -6,8 +6,10 @@ fn check(n: usize, c: usize, hw: usize, groups: usize, stride: usize) {
     let dev = Device::Cpu;
     let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (n, c, hw, hw), &dev).unwrap()).unwrap();
     let w = Var::from_tensor(&Tensor::randn(0f32, 0.3, (c, c / groups, 3, 3), &dev).unwrap()).unwrap();
-    let r = Tensor::randn(0f32, 1.0, (n, c, (hw + 2 - 3) / stride + 1, (hw + 2 - 3) / stride + 1), &dev).unwrap();
-    let ours = shrink_ir::ops::conv2d(x.as_tensor(), w.as_tensor(), [stride, stride], [1, 1], groups).unwrap();
+    let r =
+        Tensor::randn(0f32, 1.0, (n, c, (hw + 2 - 3) / stride + 1, (hw + 2 - 3) / stride + 1), &dev).unwrap();
+    let ours =
+        shrink_ir::ops::conv2d(x.as_tensor(), w.as_tensor(), [stride, stride], [1, 1], groups).unwrap();
     let theirs = x.as_tensor().conv2d(w.as_tensor(), 1, stride, 1, groups).unwrap();
     let fwd = (&ours - &theirs).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     assert!(fwd < 1e-3, "forward {fwd}");
@@ -18,7 +20,10 @@ fn check(n: usize, c: usize, hw: usize, groups: usize, stride: usize) {
         let b = g2.get(v.as_tensor()).expect("candle grad");
         let d = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         let m = b.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-        assert!(d <= 1e-3 * m.max(1.0), "groups {groups} stride {stride}: grad {what} differs by {d} (max {m})");
+        assert!(
+            d <= 1e-3 * m.max(1.0),
+            "groups {groups} stride {stride}: grad {what} differs by {d} (max {m})"
+        );
     }
 }
 

@@ -33,7 +33,12 @@ pub struct GraphTrainConfig {
 }
 
 /// Accuracy and mean cross-entropy of the graph (eval mode, candle) on `ds`.
-pub fn evaluate_graph_candle(model: &GraphModel, ds: &Dataset, norm: &Normalize, plan: &InputPlan) -> Result<(f64, f64)> {
+pub fn evaluate_graph_candle(
+    model: &GraphModel,
+    ds: &Dataset,
+    norm: &Normalize,
+    plan: &InputPlan,
+) -> Result<(f64, f64)> {
     let mut buf = Vec::new();
     let (mut loss_sum, mut correct) = (0.0f64, 0usize);
     let indices: Vec<usize> = (0..ds.len()).collect();
@@ -123,14 +128,21 @@ pub fn finetune_graph(
             opt.step(&grads)?;
             let l = loss.to_scalar::<f32>()? as f64;
             if !l.is_finite() {
-                return Err(TrainError::Config(format!("loss became {l} at epoch {} step {step}; lower --lr", epoch + 1)));
+                return Err(TrainError::Config(format!(
+                    "loss became {l} at epoch {} step {step}; lower --lr",
+                    epoch + 1
+                )));
             }
             loss_sum += l * chunk.len() as f64;
             correct += ok;
             seen += chunk.len();
             pb.inc(chunk.len() as u64);
             if step % 10 == 0 {
-                pb.set_message(format!("loss {:.4} acc {:.2}%", loss_sum / seen as f64, 100.0 * correct as f64 / seen as f64));
+                pb.set_message(format!(
+                    "loss {:.4} acc {:.2}%",
+                    loss_sum / seen as f64,
+                    100.0 * correct as f64 / seen as f64
+                ));
             }
         }
         pb.finish_and_clear();
@@ -164,7 +176,10 @@ pub fn finetune_graph(
         }
         if let Some(acc) = val_accuracy {
             if best.as_ref().is_none_or(|(b, _)| acc > *b) {
-                best = Some((acc, vars.iter().map(|(_, v)| v.as_tensor().copy()).collect::<candle_core::Result<_>>()?));
+                best = Some((
+                    acc,
+                    vars.iter().map(|(_, v)| v.as_tensor().copy()).collect::<candle_core::Result<_>>()?,
+                ));
             }
         }
         history.push(record);
