@@ -17,8 +17,10 @@ pub struct FinetuneArgs {
     /// Dataset path (MNIST IDX dir, CIFAR binary dir, image folder or .tar/.tar.gz).
     #[arg(long)]
     pub data: PathBuf,
+    /// Passes over the training set.
     #[arg(long, default_value_t = 1)]
     pub epochs: usize,
+    /// Examples per optimizer step (a graph with a fixed batch needs exactly that size).
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
     /// Learning rate (default 0.01 for sgd, 0.001 for adam).
@@ -27,15 +29,19 @@ pub struct FinetuneArgs {
     /// sgd or adam.
     #[arg(long, default_value = "sgd")]
     pub optimizer: String,
+    /// SGD momentum.
     #[arg(long, default_value_t = 0.9)]
     pub momentum: f64,
+    /// L2 weight decay (decoupled for adam).
     #[arg(long, default_value_t = 5e-4)]
     pub weight_decay: f64,
     /// cosine (per iteration) or constant.
     #[arg(long, default_value = "cosine")]
     pub schedule: String,
+    /// Iterations of linear learning-rate warmup.
     #[arg(long, default_value_t = 0)]
     pub warmup_steps: u64,
+    /// Seed of shuffling, augmentation and the validation split.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Training examples held out for validation (the best epoch's weights are kept).

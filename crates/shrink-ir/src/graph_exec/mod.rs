@@ -151,6 +151,46 @@ fn trains_input(op: &Op, k: usize) -> bool {
     }
 }
 
+/// Give every batch norm's running statistics constants of their own. Exporters deduplicate
+/// equal initializers, so a fresh model's running variance (ones) can be the very constant that
+/// is also its scale, or another layer's: updating it in train mode would overwrite those.
+fn untie_running_stats(graph: &mut Graph) -> Result<()> {
+    let mut uses = vec![0usize; graph.values.len()];
+    for n in &graph.nodes {
+        for &v in &n.inputs {
+            uses[v] += 1;
+        }
+    }
+    for k in 0..graph.nodes.len() {
+        if !matches!(graph.nodes[k].op, Op::BatchNorm(_)) {
+            continue;
+        }
+        for slot in [3, 4] {
+            let Some(&v) = graph.nodes[k].inputs.get(slot) else { continue };
+            let Some(t) = graph.const_value(v) else { continue };
+            if uses[v] > 1 {
+                let t = t.clone();
+                let base = format!(
+                    "{}.{}",
+                    graph.nodes[k].name,
+                    if slot == 3 { "running_mean" } else { "running_var" }
+                );
+                let mut name = base.clone();
+                let mut i = 0;
+                while graph.find(&name).is_some() {
+                    i += 1;
+                    name = format!("{base}.{i}");
+                }
+                let id = graph.add_const(&name, t).map_err(|e| IrError::Invalid(e.to_string()))?;
+                uses[v] -= 1;
+                uses.push(1);
+                graph.nodes[k].inputs[slot] = id;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// An open-IR graph with its constants on a candle device.
 pub struct GraphModel {
     pub graph: Graph,
@@ -166,7 +206,8 @@ pub struct GraphModel {
 impl GraphModel {
     /// Put `graph`'s constants on `device`. Trainable: f32 constants of rank ≥ 1 that some node
     /// reads as a weight, bias, normalization parameter or embedding.
-    pub fn new(graph: Graph, device: &Device) -> Result<Self> {
+    pub fn new(mut graph: Graph, device: &Device) -> Result<Self> {
+        untie_running_stats(&mut graph)?;
         let mut consts = HashMap::new();
         let mut other_consts = HashMap::new();
         let mut trainable = Vec::new();
