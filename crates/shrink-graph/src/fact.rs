@@ -72,6 +72,26 @@ impl Dim {
         }
     }
 
+    /// The size given the values of the symbols (products such as `N*4` multiply out).
+    pub fn resolve(&self, syms: &std::collections::HashMap<String, usize>) -> Result<usize, String> {
+        match self {
+            Dim::Fixed(n) => Ok(*n),
+            Dim::Sym(s) => {
+                if let Some(&n) = syms.get(s) {
+                    return Ok(n);
+                }
+                let (fixed, factors) = self.factors();
+                let too_large = || format!("dimension `{s}` is too large");
+                let mut n = usize::try_from(fixed).map_err(|_| too_large())?;
+                for f in factors {
+                    let v = syms.get(&f).copied().ok_or_else(|| format!("dimension `{f}` is not bound"))?;
+                    n = n.checked_mul(v).ok_or_else(too_large)?;
+                }
+                Ok(n)
+            }
+        }
+    }
+
     /// The size, or an error naming the symbol.
     pub fn to_usize(&self) -> OpResult<usize> {
         match self {
@@ -181,6 +201,21 @@ pub fn broadcast_shapes(shapes: &[&[Dim]]) -> OpResult<Vec<Dim>> {
         out.push(dim);
     }
     Ok(out)
+}
+
+/// NumPy broadcast of two concrete shapes (right-aligned; 1 stretches).
+pub fn broadcast_fixed(a: &[usize], b: &[usize]) -> Result<Vec<usize>, String> {
+    let r = a.len().max(b.len());
+    (0..r)
+        .map(|k| {
+            let get = |s: &[usize]| (k + s.len()).checked_sub(r).map(|i| s[i]).unwrap_or(1);
+            match (get(a), get(b)) {
+                (x, y) if x == y || y == 1 => Ok(x),
+                (1, y) => Ok(y),
+                (x, y) => Err(format!("shapes {a:?} and {b:?} cannot be broadcast ({x} vs {y})")),
+            }
+        })
+        .collect()
 }
 
 /// `[a, b, N]` formatting for error messages.

@@ -230,6 +230,77 @@ impl OpDef for Resize {
     }
 }
 
+/// Input coordinate (before rounding) of output index `o` along an axis of `len_in` → `len_out`
+/// with `scale` (computed in f32 as onnxruntime does).
+fn source_coord(coord: CoordMode, o: usize, scale: f32, len_in: usize, len_out: usize) -> f32 {
+    let x = o as f32;
+    match coord {
+        CoordMode::HalfPixel => (x + 0.5) / scale - 0.5,
+        CoordMode::HalfPixelSymmetric => {
+            let adjustment = len_out as f32 / (scale * len_in as f32);
+            let center = len_in as f32 / 2.0;
+            center * (1.0 - adjustment) + (x + 0.5) / scale - 0.5
+        }
+        CoordMode::PytorchHalfPixel => {
+            if len_out > 1 {
+                (x + 0.5) / scale - 0.5
+            } else {
+                0.0
+            }
+        }
+        CoordMode::AlignCorners => {
+            if len_out == 1 {
+                0.0
+            } else {
+                x * (len_in as f32 - 1.0) / (len_out as f32 - 1.0)
+            }
+        }
+        CoordMode::Asymmetric => x / scale,
+        CoordMode::TfHalfPixelForNn => (x + 0.5) / scale,
+    }
+}
+
+/// The nearest input index of coordinate `c`, clamped to the axis.
+fn nearest_index(mode: NearestMode, c: f32, scale: f32, len_in: usize) -> usize {
+    let r = match mode {
+        NearestMode::RoundPreferFloor => {
+            if c == c.trunc() + 0.5 {
+                c.floor()
+            } else {
+                c.round()
+            }
+        }
+        NearestMode::RoundPreferCeil => c.round(),
+        NearestMode::Floor => c.floor(),
+        NearestMode::Ceil => c.ceil(),
+        NearestMode::Legacy => {
+            if scale < 1.0 {
+                c.ceil()
+            } else {
+                c.trunc()
+            }
+        }
+    };
+    if r <= 0.0 {
+        0
+    } else {
+        (r as usize).min(len_in - 1)
+    }
+}
+
+/// The input index nearest-neighbour Resize reads for output index `o` of an axis resized
+/// from `len_in` to `len_out` with `scale` (onnxruntime's f32 arithmetic; every backend uses it).
+pub fn nearest_source(
+    coord: CoordMode,
+    nearest: NearestMode,
+    o: usize,
+    scale: f32,
+    len_in: usize,
+    len_out: usize,
+) -> usize {
+    nearest_index(nearest, source_coord(coord, o, scale, len_in, len_out), scale, len_in)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -124,19 +124,7 @@ impl Lower for Unsqueeze {
 
 /// NumPy broadcast of two concrete shapes (ONNX Expand broadcasts both ways).
 fn broadcast(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
-    let r = a.len().max(b.len());
-    (0..r)
-        .map(|k| {
-            let get = |s: &[usize]| (k + s.len()).checked_sub(r).map(|i| s[i]).unwrap_or(1);
-            match (get(a), get(b)) {
-                (x, y) if x == y || y == 1 => Ok(x),
-                (1, y) => Ok(y),
-                (x, y) => {
-                    Err(IrError::Invalid(format!("shapes {a:?} and {b:?} cannot be broadcast ({x} vs {y})")))
-                }
-            }
-        })
-        .collect()
+    shrink_graph::fact::broadcast_fixed(a, b).map_err(IrError::Invalid)
 }
 
 impl Lower for Expand {

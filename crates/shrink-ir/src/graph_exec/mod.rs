@@ -32,23 +32,7 @@ pub struct LowerCtx<'a> {
 impl LowerCtx<'_> {
     /// The size of a dimension.
     pub fn dim(&self, d: &Dim) -> Result<usize> {
-        match d {
-            Dim::Fixed(n) => Ok(*n),
-            Dim::Sym(s) => {
-                if let Some(&n) = self.syms.get(s) {
-                    return Ok(n);
-                }
-                let (fixed, syms) = d.factors();
-                let mut n = fixed as usize;
-                for f in syms {
-                    n *= *self
-                        .syms
-                        .get(&f)
-                        .ok_or_else(|| IrError::Invalid(format!("dimension `{f}` is not bound")))?;
-                }
-                Ok(n)
-            }
-        }
+        d.resolve(self.syms).map_err(IrError::Invalid)
     }
 
     /// Sizes of several dimensions.

@@ -14,7 +14,7 @@ use candle_core::{Tensor, D};
 use shrink_graph::ops::conv::{window_out, Conv, ConvTranspose};
 use shrink_graph::ops::matmul::{Gemm, MatMul};
 use shrink_graph::ops::norm::{BatchNorm, GroupNorm, InstanceNorm, LayerNorm};
-use shrink_graph::ops::pool::{CoordMode, GlobalPool, NearestMode, Pool, PoolKind, Resize};
+use shrink_graph::ops::pool::{GlobalPool, Pool, PoolKind, Resize};
 use shrink_graph::{Dim, OpDef};
 
 fn invalid(msg: impl Into<String>) -> IrError {
@@ -542,64 +542,6 @@ impl Lower for GlobalPool {
 // ---------------------------------------------------------------------------------------------
 // Resize (nearest)
 
-/// Input coordinate (before rounding) of output index `o` along an axis of `len_in` → `len_out`
-/// with `scale` (in f32 as onnxruntime computes it; the runtime's formula).
-fn source_coord(coord: CoordMode, o: usize, scale: f32, len_in: usize, len_out: usize) -> f32 {
-    let x = o as f32;
-    match coord {
-        CoordMode::HalfPixel => (x + 0.5) / scale - 0.5,
-        CoordMode::HalfPixelSymmetric => {
-            let adjustment = len_out as f32 / (scale * len_in as f32);
-            let center = len_in as f32 / 2.0;
-            center * (1.0 - adjustment) + (x + 0.5) / scale - 0.5
-        }
-        CoordMode::PytorchHalfPixel => {
-            if len_out > 1 {
-                (x + 0.5) / scale - 0.5
-            } else {
-                0.0
-            }
-        }
-        CoordMode::AlignCorners => {
-            if len_out == 1 {
-                0.0
-            } else {
-                x * (len_in as f32 - 1.0) / (len_out as f32 - 1.0)
-            }
-        }
-        CoordMode::Asymmetric => x / scale,
-        CoordMode::TfHalfPixelForNn => (x + 0.5) / scale,
-    }
-}
-
-/// The nearest input index of coordinate `c`, clamped to the axis (`len_in` ≥ 1).
-fn nearest_index(mode: NearestMode, c: f32, scale: f32, len_in: usize) -> usize {
-    let r = match mode {
-        NearestMode::RoundPreferFloor => {
-            if c == c.trunc() + 0.5 {
-                c.floor()
-            } else {
-                c.round()
-            }
-        }
-        NearestMode::RoundPreferCeil => c.round(),
-        NearestMode::Floor => c.floor(),
-        NearestMode::Ceil => c.ceil(),
-        NearestMode::Legacy => {
-            if scale < 1.0 {
-                c.ceil()
-            } else {
-                c.trunc()
-            }
-        }
-    };
-    if r <= 0.0 {
-        0
-    } else {
-        (r as usize).min(len_in - 1)
-    }
-}
-
 impl Lower for Resize {
     fn lower(&self, ins: &[&Tensor], ctx: &LowerCtx) -> Result<Vec<Tensor>> {
         let x = input(ins, 0, "Resize")?;
@@ -624,7 +566,7 @@ impl Lower for Resize {
             let scale = op.scales[a];
             let map: Vec<u32> = (0..lo)
                 .map(|o| {
-                    nearest_index(op.nearest, source_coord(op.coord, o, scale, li, lo), scale, li) as u32
+                    shrink_graph::ops::pool::nearest_source(op.coord, op.nearest, o, scale, li, lo) as u32
                 })
                 .collect();
             if lo == li && map.iter().enumerate().all(|(i, &s)| i as u32 == s) {

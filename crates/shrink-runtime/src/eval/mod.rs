@@ -24,27 +24,7 @@ pub struct EvalCtx {
 impl EvalCtx {
     /// The size of a dimension.
     pub fn dim(&self, d: &Dim) -> Result<usize, EvalError> {
-        match d {
-            Dim::Fixed(n) => Ok(*n),
-            Dim::Sym(s) => {
-                if let Some(&n) = self.syms.get(s) {
-                    return Ok(n);
-                }
-                // A product such as `N*4`.
-                let (fixed, syms) = d.factors();
-                let too_large = || EvalError::op(format!("dimension `{s}` is too large"));
-                let mut n = usize::try_from(fixed).map_err(|_| too_large())?;
-                for f in syms {
-                    let v = self
-                        .syms
-                        .get(&f)
-                        .copied()
-                        .ok_or_else(|| EvalError::op(format!("dimension `{f}` is not bound")))?;
-                    n = n.checked_mul(v).ok_or_else(too_large)?;
-                }
-                Ok(n)
-            }
-        }
+        d.resolve(&self.syms).map_err(EvalError::Op)
     }
 
     /// Sizes of several dimensions.

@@ -235,19 +235,7 @@ impl Eval for Unsqueeze {
 
 /// NumPy broadcast of two concrete shapes.
 pub(crate) fn broadcast(a: &[usize], b: &[usize]) -> Result<Vec<usize>, EvalError> {
-    let r = a.len().max(b.len());
-    (0..r)
-        .map(|k| {
-            let get = |s: &[usize]| (k + s.len()).checked_sub(r).map(|i| s[i]).unwrap_or(1);
-            match (get(a), get(b)) {
-                (x, y) if x == y || y == 1 => Ok(x),
-                (1, y) => Ok(y),
-                (x, y) => {
-                    Err(EvalError::op(format!("shapes {a:?} and {b:?} cannot be broadcast ({x} vs {y})")))
-                }
-            }
-        })
-        .collect()
+    shrink_graph::fact::broadcast_fixed(a, b).map_err(EvalError::Op)
 }
 
 fn expand<T: Elem>(x: &Tensor, shape: &[usize]) -> Result<Tensor, EvalError> {
