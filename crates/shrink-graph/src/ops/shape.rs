@@ -499,7 +499,8 @@ mod tests {
         assert_eq!(out, vec![n(), f(3), f(20)]);
         let out = resolve_reshape(&x, &[ShapeSpec::Infer, ShapeSpec::Dim(f(60))]).unwrap();
         assert_eq!(out, vec![n(), f(60)]);
-        assert!(resolve_reshape(&x, &[ShapeSpec::Infer]).is_err());
+        // Merging the batch with fixed axes gives a product dimension.
+        assert_eq!(resolve_reshape(&x, &[ShapeSpec::Infer]).unwrap(), vec![Dim::Sym("N*60".into())]);
         assert!(resolve_reshape(&x, &[ShapeSpec::Copy, ShapeSpec::Dim(f(7)), ShapeSpec::Infer]).is_err());
         assert!(resolve_reshape(&x, &[ShapeSpec::Infer, ShapeSpec::Infer]).is_err());
     }
@@ -547,8 +548,9 @@ mod tests {
     }
 
     #[test]
-    fn flatten_of_a_symbolic_batch_at_axis_0_is_an_error() {
-        assert!(infer(&Flatten { axis: 0 }, Fact::dims(DType::F32, vec![n(), f(3)])).is_err());
+    fn flatten_of_a_symbolic_batch_at_axis_0_gives_a_product_dimension() {
+        let y = infer(&Flatten { axis: 0 }, Fact::dims(DType::F32, vec![n(), f(3)])).unwrap();
+        assert_eq!(y[0].shape, vec![f(1), Dim::Sym("N*3".into())]);
         let y = infer(&Flatten { axis: -1 }, Fact::new(DType::F32, &[2, 3, 4])).unwrap();
         assert_eq!(y[0].shape, vec![f(6), f(4)]);
         assert!(infer(&Flatten { axis: 4 }, Fact::new(DType::F32, &[2, 3, 4])).is_err());
