@@ -14,6 +14,9 @@
 use shrink_graph::{AxisRel, Dim, Graph, Port, ValueId};
 use std::collections::BTreeMap;
 
+/// One axis of one value.
+type AxisRef = (ValueId, usize);
+
 /// Every port a relation mentions.
 fn rel_ports(rel: &AxisRel) -> Vec<Port> {
     match rel {
@@ -108,7 +111,7 @@ impl DepGraph {
         };
         // Reshapes are related last: which split axis carries the merged one depends on what
         // the rest of the graph pins.
-        let mut reshapes: Vec<(Option<(ValueId, usize)>, Vec<Option<(ValueId, usize)>>)> = Vec::new();
+        let mut reshapes: Vec<(Option<AxisRef>, Vec<Option<AxisRef>>)> = Vec::new();
         for &v in graph.inputs.iter().chain(&graph.outputs) {
             for axis in 0..graph.values[v].fact.rank() {
                 dg.pin_axis(graph, (v, axis));
