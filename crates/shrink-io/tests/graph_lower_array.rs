@@ -69,32 +69,9 @@ fn every_case_matches_onnxruntime_on_candle() {
     let dir = dir();
     let cases = graph_support::cases(&dir);
     assert!(cases.len() >= 50, "only {} cases in {}", cases.len(), dir.display());
-    let mut failures = Vec::new();
-    for name in &cases {
-        if UNSUPPORTED.iter().any(|(n, _)| n == name) {
-            continue;
-        }
-        let r = std::panic::catch_unwind(|| check_case(&dir, name));
-        match r {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => failures.push(format!("{name}: {e}")),
-            Err(p) => {
-                let msg = p
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                failures.push(format!("{name}: panic: {msg}"));
-            }
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    let cases: Vec<String> =
+        cases.into_iter().filter(|name| !UNSUPPORTED.iter().any(|(n, _)| n == name)).collect();
+    graph_support::check_all(&cases, |name| check_case(&dir, name));
 }
 
 /// Deterministic pseudo-random numbers (64-bit LCG).

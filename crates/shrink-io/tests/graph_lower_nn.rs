@@ -60,32 +60,9 @@ fn every_nn_case_matches_onnxruntime_in_candle() {
     let dir = dir();
     let cases = graph_support::cases(&dir);
     assert!(cases.len() >= 60, "expected the nn fixtures, found {} cases", cases.len());
-    let mut failures = Vec::new();
-    for name in &cases {
-        if UNSUPPORTED.iter().any(|(n, _)| n == name) {
-            continue;
-        }
-        let r = std::panic::catch_unwind(|| run_case(&dir, name));
-        match r {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => failures.push(format!("{name}: {e}")),
-            Err(p) => {
-                let msg = p
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                failures.push(format!("{name}: panic: {msg}"));
-            }
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    let cases: Vec<String> =
+        cases.into_iter().filter(|name| !UNSUPPORTED.iter().any(|(n, _)| n == name)).collect();
+    graph_support::check_all(&cases, |name| run_case(&dir, name));
 }
 
 // ---------------------------------------------------------------------------------------------

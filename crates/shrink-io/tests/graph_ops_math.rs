@@ -18,27 +18,10 @@ fn every_math_case_matches_onnxruntime() {
     let dir = dir();
     let cases = graph_support::cases(&dir);
     assert!(cases.len() >= 150, "expected the generated cases, found {}", cases.len());
-    let prev = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let failures: Vec<String> = cases
-        .iter()
-        .filter_map(|name| {
-            std::panic::catch_unwind(|| graph_support::check(&dir, name, 1e-5)).err().map(|e| {
-                e.downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| format!("{name}: failed"))
-            })
-        })
-        .collect();
-    std::panic::set_hook(prev);
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    graph_support::check_all(&cases, |name| {
+        graph_support::check(&dir, name, 1e-5);
+        Ok(())
+    });
 }
 
 fn import_err(name: &str) -> String {

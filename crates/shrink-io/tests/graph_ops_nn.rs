@@ -16,25 +16,10 @@ fn every_nn_case_matches_onnxruntime() {
     let dir = dir();
     let cases = graph_support::cases(&dir);
     assert!(cases.len() >= 60, "expected the nn fixtures, found {} cases", cases.len());
-    let mut failures = Vec::new();
-    for name in &cases {
-        let r = std::panic::catch_unwind(|| graph_support::check(&dir, name, 1e-5));
-        if let Err(e) = r {
-            let msg = e
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            failures.push(format!("{name}: {msg}"));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    graph_support::check_all(&cases, |name| {
+        graph_support::check(&dir, name, 1e-5);
+        Ok(())
+    });
 }
 
 /// Import `errors/NAME.onnx`, which must fail with a one-line message naming the node, the op

@@ -86,3 +86,30 @@ pub fn cases(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// Run `check` on every case, catching panics, and fail once listing every case that failed
+/// (its error or panic message), so one broken op does not hide the others.
+pub fn check_all(cases: &[String], check: impl Fn(&str) -> Result<(), String>) {
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|name| match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(name))) {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(format!("{name}: {e}")),
+            Err(p) => {
+                let msg = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                Some(format!("{name}: panic: {msg}"))
+            }
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
