@@ -44,6 +44,9 @@ enum Command {
     Prune(cmd::prune::PruneArgs),
     /// Post-training weight quantization (clip / symmetric / asymmetric), optionally bit-packed.
     Quantize(cmd::quantize::QuantizeArgs),
+    /// Deep Compression weight sharing: per-layer k-means codebooks of 2^bits shared values.
+    #[command(allow_negative_numbers = true)]
+    Share(cmd::share::ShareArgs),
     /// Mixed precision: per-tensor bit widths from a sensitivity scan under an average-bits budget.
     Mixed(cmd::mixed::MixedArgs),
     /// Weight histograms (all weights and per layer, log counts), optionally vs quantized.
@@ -90,6 +93,7 @@ fn main() -> ExitCode {
         Command::Prune(a) => cmd::prune::run(a),
         Command::Quantize(a) => cmd::quantize::run(a),
         Command::Mixed(a) => cmd::mixed::run(a),
+        Command::Share(a) => cmd::share::run(a),
         Command::Histogram(a) => cmd::histogram::run(a),
         Command::Sweep(a) => cmd::sweep::run(a),
         Command::Sensitivity(a) => cmd::sensitivity::run(a),

@@ -7,7 +7,10 @@
 //! * [`prune`]: unstructured masks and structured (physically removed, residual-aware) pruning.
 //!
 //! * [`quant`]: post-training weight quantization (the labs' clip / symmetric / asymmetric).
+//!
+//! * [`share`]: Deep Compression's weight sharing (per-layer 1-D k-means codebooks).
 
 pub mod prune;
 pub mod quant;
+pub mod share;
 pub mod sparseopt;

@@ -7,6 +7,7 @@ pub mod graph_eval;
 pub mod graph_train;
 pub mod optim;
 pub mod schedule;
+mod sharing;
 pub mod sparsity;
 pub mod trainer;
 

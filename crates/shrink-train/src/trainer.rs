@@ -5,6 +5,7 @@ use crate::checkpoint::{load_checkpoint, save_checkpoint, LoopState};
 use crate::eval::{evaluate, loss_and_correct};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::schedule::{Position, Schedule};
+use crate::sharing::Sharing;
 use crate::sparsity::{Sparsity, SparsityConfig};
 use crate::{Result, TrainError};
 use candle_core::Tensor;
@@ -41,6 +42,9 @@ pub struct TrainConfig {
     pub progress: bool,
     /// Sparsity-inducing regularizer (L1, group lasso, trimmed L1; subgradient or proximal).
     pub sparsity: Option<SparsityConfig>,
+    /// Deep Compression centroid fine-tuning: every conv/linear weight keeps its layer's shared
+    /// values (`shrink share`), the centroids move by the summed gradients of their weights.
+    pub share_weights: bool,
     /// The settings that decide the run's numbers, keyed by the flag that sets them (`--seed`
     /// → `1`): stored in the checkpoint, and a resume whose value differs is refused naming the
     /// flag. Empty for callers without flags.
@@ -149,6 +153,7 @@ pub fn train(
         opt.load_state(&tensors, state.optimizer_steps)?;
     }
     let sparsity = cfg.sparsity.map(|c| Sparsity::new(model, c)).transpose()?;
+    let mut sharing = if cfg.share_weights { Some(Sharing::new(model)?) } else { None };
     let device = model.device();
     let [c, h, w] = train_set.image_shape();
     let has_masks = !model.params.masks().is_empty();
@@ -187,17 +192,26 @@ pub fn train(
                 let logits = model.forward(&x, Mode::Train { seed: step_seed })?.flatten_from(1)?;
                 Ok(loss_and_correct(&logits, &y)?)
             };
-            let (loss, ok) = match &sparsity {
+            let (loss, ok) = if sparsity.is_none() && sharing.is_none() {
                 // The plain loss: weight updates happen inside the backward pass.
-                None => opt.step_in_backward(forward)?,
-                Some(s) => {
-                    let (loss, ok) = forward()?;
-                    let mut grads = shrink_ir::backward(&loss)?;
+                opt.step_in_backward(forward)?
+            } else {
+                let (loss, ok) = forward()?;
+                let mut grads = shrink_ir::backward(&loss)?;
+                if let Some(s) = &sparsity {
                     s.before_step(&mut grads)?;
-                    opt.step(&grads)?;
-                    s.after_step(lr)?;
-                    (loss, ok)
                 }
+                if let Some(s) = &mut sharing {
+                    s.before_step(&mut grads, lr)?;
+                }
+                opt.step(&grads)?;
+                if let Some(s) = &sparsity {
+                    s.after_step(lr)?;
+                }
+                if let Some(s) = &sharing {
+                    s.after_step()?;
+                }
+                (loss, ok)
             };
             if has_masks {
                 model.params.apply_masks()?;

@@ -30,6 +30,7 @@ fn train_with(sparsity: Option<SparsityConfig>) -> Model {
         resume: None,
         progress: false,
         sparsity,
+        share_weights: false,
         identity: Default::default(),
         warmup_steps: 0,
     };
@@ -119,6 +120,7 @@ fn negative_lambda_is_a_config_error() {
         resume: None,
         progress: false,
         sparsity: Some(SparsityConfig { penalty: Penalty::L1, lambda: -1.0, proximal: true }),
+        share_weights: false,
         identity: Default::default(),
         warmup_steps: 0,
     };

@@ -11,6 +11,7 @@ pub mod mixed;
 pub mod prune;
 pub mod quantize;
 pub mod sensitivity;
+pub mod share;
 pub mod sparseopt;
 pub mod sweep;
 pub mod sweep_quant;

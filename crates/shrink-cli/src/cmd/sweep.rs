@@ -287,6 +287,7 @@ fn finetune_setup(
         resume: None,
         progress: false,
         sparsity: None,
+        share_weights: false,
         identity: Default::default(),
         warmup_steps: 0,
     };

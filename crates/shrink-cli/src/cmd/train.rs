@@ -104,6 +104,11 @@ pub struct TrainArgs {
     /// For trimmed-l1: fraction of each layer's largest weights exempt from the penalty.
     #[arg(long, default_value_t = 0.1)]
     pub trim_keep: f64,
+    /// Deep Compression centroid fine-tuning of a model clustered by `shrink share`: every
+    /// conv/linear weight keeps its layer's shared values, the centroids move by the summed
+    /// gradients of their weights (plain SGD at the schedule's rate), pruned weights stay zero.
+    #[arg(long)]
+    pub share_weights: bool,
 }
 
 pub fn run(a: &TrainArgs) -> Result<()> {
@@ -216,6 +221,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         resume: a.resume.clone(),
         progress: true,
         sparsity,
+        share_weights: a.share_weights,
         identity,
         warmup_steps: a.warmup_steps,
     };
@@ -282,6 +288,7 @@ fn run_identity(
     }
     put("--data", canonical(&a.data));
     put("--optimizer", a.optimizer.clone());
+    put("--share-weights", a.share_weights.to_string());
     put("--lr", lr.to_string());
     match optimizer {
         OptimizerConfig::Sgd { momentum, nesterov, weight_decay } => {
