@@ -1,7 +1,8 @@
 //! Weight sharing (Deep Compression, Han et al., ICLR 2016, §3): each conv/linear weight's
-//! surviving (unpruned) values are clustered by 1-D k-means into `2^bits` centroids and
-//! replaced by their centroid; the layer is then stored as a codebook plus `bits`-bit indices.
-//! Pruned weights (mask 0, or exactly 0 without a mask) stay exactly zero and get no index.
+//! surviving (unpruned) values are clustered by 1-D k-means into `2^bits` centroids (`2^bits − 1`
+//! when the layer is pruned: one code stays for the zeros) and replaced by their centroid; the
+//! layer is then stored as a codebook plus `bits`-bit indices. Pruned weights (mask 0, or
+//! exactly 0 without a mask) stay exactly zero.
 //!
 //! After [`share_weights`] a layer holds at most `2^bits` distinct nonzero values, so its
 //! codebook can be recovered from the weights alone ([`Codebook::recover`]): centroid
@@ -117,7 +118,9 @@ pub fn share_weights(model: &mut Model, cfg: &ShareConfig) -> Result<Vec<SharedL
             None => w.iter().map(|&v| v != 0.0).collect(),
         };
         let kept: Vec<f32> = w.iter().zip(&keep).filter(|(_, &k)| k).map(|(&v, _)| v).collect();
-        let clusters = kmeans_1d(&kept, 1usize << bits, cfg.init);
+        // A pruned layer keeps one of its 2^bits codes for 0 (sparse storage needs it).
+        let k = if kept.len() < w.len() { ((1usize << bits) - 1).max(1) } else { 1usize << bits };
+        let clusters = kmeans_1d(&kept, k, cfg.init);
         let mut next = clusters.assignment.iter();
         let shared: Vec<f32> = w
             .iter()
