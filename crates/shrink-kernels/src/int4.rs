@@ -6,7 +6,8 @@
 //! `k0 + i` in its low nibble and `k0 + 16 + i` in its high nibble (zero-padded past K), so one
 //! 16-byte load widens to two vectors of 16 consecutive K. Codes are widened in registers
 //! (AVX-512: a 16-entry `vpermps` table lookup; AVX2: shifts + `cvtdq2ps`), never to memory.
-//! A batch-1 call streams half the bytes of the int8 path.
+//! A batch-1 call streams half the bytes of the int8 path. From 4 rows on, the AVX-512 path
+//! dequantizes each 4-channel panel once into an L2-resident f32 buffer and reuses it per row.
 use crate::epilogue::Activation;
 use crate::error::{check_len, mul, KernelError, Result};
 use crate::par::{for_each_task, split, task_count, OutPtr};
@@ -241,6 +242,9 @@ mod x86 {
     /// AVX-512: `NR` channels of one row at a time; codes decoded by a `vpermps` lookup.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
     pub(super) unsafe fn task_avx512(a: &Args, n0: usize, n1: usize) {
+        if a.m >= PANEL_MIN_M {
+            return unsafe { task_panel512(a, n0, n1) };
+        }
         let mut n = n0;
         while n < n1 {
             let nr = (n1 - n).min(NR);
@@ -256,6 +260,56 @@ mod x86 {
                 }
                 for (j, &v) in y.iter().enumerate().take(nr) {
                     a.put(row, n + j, v);
+                }
+            }
+            n += nr;
+        }
+    }
+
+    /// Batch rows from which the AVX-512 path dequantizes each `NR`-channel panel once (to an
+    /// L2-resident f32 buffer, scale folded in) and reuses it for every row.
+    const PANEL_MIN_M: usize = 4;
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+    unsafe fn task_panel512(a: &Args, n0: usize, n1: usize) {
+        let w = a.w;
+        let kp = w.kc * 32;
+        let full = w.k / 32;
+        let table = _mm512_setr_ps(0., 1., 2., 3., 4., 5., 6., 7., -8., -7., -6., -5., -4., -3., -2., -1.);
+        let mut panel = vec![0f32; NR * kp];
+        let mut n = n0;
+        while n < n1 {
+            let nr = (n1 - n).min(NR);
+            for j in 0..nr {
+                let src = &w.data[(n + j) * w.kc * 16..(n + j + 1) * w.kc * 16];
+                let dst = &mut panel[j * kp..(j + 1) * kp];
+                for c in 0..w.kc {
+                    let s = _mm512_set1_ps(w.scales[(n + j) * w.ng + c / w.gc]);
+                    unsafe {
+                        let v = _mm512_cvtepu8_epi32(_mm_loadu_si128(src.as_ptr().add(c * 16) as *const _));
+                        let lo = _mm512_mul_ps(_mm512_permutexvar_ps(v, table), s);
+                        let hi = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_srli_epi32::<4>(v), table), s);
+                        _mm512_storeu_ps(dst.as_mut_ptr().add(c * 32), lo);
+                        _mm512_storeu_ps(dst.as_mut_ptr().add(c * 32 + 16), hi);
+                    }
+                }
+            }
+            for row in 0..a.m {
+                let (xr, tail) = a.row(row);
+                let mut acc = [[_mm512_setzero_ps(); 2]; NR];
+                for c in 0..w.kc {
+                    let xp = if c < full { unsafe { xr.as_ptr().add(c * 32) } } else { tail.as_ptr() };
+                    let (x0, x1) = unsafe { (_mm512_loadu_ps(xp), _mm512_loadu_ps(xp.add(16))) };
+                    for j in 0..NR {
+                        let pp = unsafe { panel.as_ptr().add(j * kp + c * 32) };
+                        unsafe {
+                            acc[j][0] = _mm512_fmadd_ps(_mm512_loadu_ps(pp), x0, acc[j][0]);
+                            acc[j][1] = _mm512_fmadd_ps(_mm512_loadu_ps(pp.add(16)), x1, acc[j][1]);
+                        }
+                    }
+                }
+                for (j, acc) in acc.iter().enumerate().take(nr) {
+                    a.put(row, n + j, _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1])));
                 }
             }
             n += nr;
