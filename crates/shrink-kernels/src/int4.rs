@@ -6,8 +6,8 @@
 //! `k0 + i` in its low nibble and `k0 + 16 + i` in its high nibble (zero-padded past K), so one
 //! 16-byte load widens to two vectors of 16 consecutive K. Codes are widened in registers
 //! (AVX-512: a 16-entry `vpermps` table lookup; AVX2: shifts + `cvtdq2ps`), never to memory.
-//! A batch-1 call streams half the bytes of the int8 path. From 4 rows on, the AVX-512 path
-//! dequantizes each 4-channel panel once into an L2-resident f32 buffer and reuses it per row.
+//! A batch-1 call streams half the bytes of the int8 path. From 2 rows on, the AVX-512 path
+//! decodes each chunk once for a pair of rows.
 use crate::epilogue::Activation;
 use crate::error::{check_len, mul, KernelError, Result};
 use crate::par::{for_each_task, split, task_count, OutPtr};
@@ -131,9 +131,10 @@ impl PackedI4 {
     }
 }
 
-/// Int4 weight-only linear layer: `out[m, n] = act(Σ_g scale[n, g] · Σ_{k ∈ g} x[m, k]·q[n, k]
-/// + bias[n])` for `x` `[m, K]` and `out` `[m, N]` (row-major f32). SIMD paths sum in a different
-/// order than the scalar one: results agree to f32 rounding (tests: ≤ 1e-5 relative to Σ|x·ŵ|).
+/// Int4 weight-only linear layer, for `x` `[m, K]` and `out` `[m, N]` (row-major f32):
+/// `out[m, n] = act(bias[n] + Σ_g scale[n, g] · Σ_{k ∈ g} x[m, k]·q[n, k])`. SIMD paths sum in
+/// a different order than the scalar one: results agree to f32 rounding (tests: within
+/// 3e-5 · Σ|x·ŵ|).
 ///
 /// ```
 /// use shrink_kernels::{linear_i4, Activation, Int4Group, Isa, PackedI4};
@@ -242,13 +243,27 @@ mod x86 {
     /// AVX-512: `NR` channels of one row at a time; codes decoded by a `vpermps` lookup.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
     pub(super) unsafe fn task_avx512(a: &Args, n0: usize, n1: usize) {
-        if a.m >= PANEL_MIN_M {
-            return unsafe { task_panel512(a, n0, n1) };
-        }
         let mut n = n0;
         while n < n1 {
             let nr = (n1 - n).min(NR);
-            for row in 0..a.m {
+            let pairs = a.m / 2;
+            for p in 0..pairs {
+                let mut y = [[0f32; NR]; 2];
+                unsafe {
+                    match nr {
+                        4 => tile512x2::<4>(a, 2 * p, n, &mut y),
+                        3 => tile512x2::<3>(a, 2 * p, n, &mut y),
+                        2 => tile512x2::<2>(a, 2 * p, n, &mut y),
+                        _ => tile512x2::<1>(a, 2 * p, n, &mut y),
+                    }
+                }
+                for (r, yr) in y.iter().enumerate() {
+                    for (j, &v) in yr.iter().enumerate().take(nr) {
+                        a.put(2 * p + r, n + j, v);
+                    }
+                }
+            }
+            for row in 2 * pairs..a.m {
                 let mut y = [0f32; NR];
                 unsafe {
                     match nr {
@@ -266,53 +281,40 @@ mod x86 {
         }
     }
 
-    /// Batch rows from which the AVX-512 path dequantizes each `NR`-channel panel once (to an
-    /// L2-resident f32 buffer, scale folded in) and reuses it for every row.
-    const PANEL_MIN_M: usize = 4;
-
+    /// Two rows × `R` channels: each 16-byte chunk is decoded and scaled once, then used by
+    /// both rows (halves the decode work per multiply-add from batch 2 on).
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-    unsafe fn task_panel512(a: &Args, n0: usize, n1: usize) {
+    #[inline]
+    unsafe fn tile512x2<const R: usize>(a: &Args, row: usize, n: usize, y: &mut [[f32; NR]; 2]) {
         let w = a.w;
-        let kp = w.kc * 32;
+        let (xa, ta) = a.row(row);
+        let (xb, tb) = a.row(row + 1);
         let full = w.k / 32;
         let table = _mm512_setr_ps(0., 1., 2., 3., 4., 5., 6., 7., -8., -7., -6., -5., -4., -3., -2., -1.);
-        let mut panel = vec![0f32; NR * kp];
-        let mut n = n0;
-        while n < n1 {
-            let nr = (n1 - n).min(NR);
-            for j in 0..nr {
-                let src = &w.data[(n + j) * w.kc * 16..(n + j + 1) * w.kc * 16];
-                let dst = &mut panel[j * kp..(j + 1) * kp];
-                for c in 0..w.kc {
-                    let s = _mm512_set1_ps(w.scales[(n + j) * w.ng + c / w.gc]);
-                    unsafe {
-                        let v = _mm512_cvtepu8_epi32(_mm_loadu_si128(src.as_ptr().add(c * 16) as *const _));
-                        let lo = _mm512_mul_ps(_mm512_permutexvar_ps(v, table), s);
-                        let hi = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_srli_epi32::<4>(v), table), s);
-                        _mm512_storeu_ps(dst.as_mut_ptr().add(c * 32), lo);
-                        _mm512_storeu_ps(dst.as_mut_ptr().add(c * 32 + 16), hi);
-                    }
+        let wp: [*const u8; R] = std::array::from_fn(|j| unsafe { w.data.as_ptr().add((n + j) * w.kc * 16) });
+        let mut acc = [[[_mm512_setzero_ps(); 2]; R]; 2];
+        for c in 0..w.kc {
+            let mut lo = [_mm512_setzero_ps(); R];
+            let mut hi = [_mm512_setzero_ps(); R];
+            for j in 0..R {
+                let s = _mm512_set1_ps(w.scales[(n + j) * w.ng + c / w.gc]);
+                let v = _mm512_cvtepu8_epi32(unsafe { _mm_loadu_si128(wp[j].add(c * 16) as *const _) });
+                lo[j] = _mm512_mul_ps(_mm512_permutexvar_ps(v, table), s);
+                hi[j] = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_srli_epi32::<4>(v), table), s);
+            }
+            for (r, (xr, tail)) in [(xa, &ta), (xb, &tb)].into_iter().enumerate() {
+                let xp = if c < full { unsafe { xr.as_ptr().add(c * 32) } } else { tail.as_ptr() };
+                let (x0, x1) = unsafe { (_mm512_loadu_ps(xp), _mm512_loadu_ps(xp.add(16))) };
+                for j in 0..R {
+                    acc[r][j][0] = _mm512_fmadd_ps(lo[j], x0, acc[r][j][0]);
+                    acc[r][j][1] = _mm512_fmadd_ps(hi[j], x1, acc[r][j][1]);
                 }
             }
-            for row in 0..a.m {
-                let (xr, tail) = a.row(row);
-                let mut acc = [[_mm512_setzero_ps(); 2]; NR];
-                for c in 0..w.kc {
-                    let xp = if c < full { unsafe { xr.as_ptr().add(c * 32) } } else { tail.as_ptr() };
-                    let (x0, x1) = unsafe { (_mm512_loadu_ps(xp), _mm512_loadu_ps(xp.add(16))) };
-                    for j in 0..NR {
-                        let pp = unsafe { panel.as_ptr().add(j * kp + c * 32) };
-                        unsafe {
-                            acc[j][0] = _mm512_fmadd_ps(_mm512_loadu_ps(pp), x0, acc[j][0]);
-                            acc[j][1] = _mm512_fmadd_ps(_mm512_loadu_ps(pp.add(16)), x1, acc[j][1]);
-                        }
-                    }
-                }
-                for (j, acc) in acc.iter().enumerate().take(nr) {
-                    a.put(row, n + j, _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1])));
-                }
+        }
+        for r in 0..2 {
+            for j in 0..R {
+                y[r][j] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][j][0], acc[r][j][1]));
             }
-            n += nr;
         }
     }
 

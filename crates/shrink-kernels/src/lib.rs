@@ -49,6 +49,8 @@
 //! }
 //! ```
 #![warn(missing_docs)]
+// SIMD register tiles index several arrays (accumulators, loads, pointers) in lockstep.
+#![allow(clippy::needless_range_loop)]
 
 mod epilogue;
 mod error;

@@ -81,8 +81,8 @@ proptest! {
         let ng = k.div_ceil(32).max(1);
         let s: Vec<f32> = (0..n * ng).map(|_| r.f32()).collect();
         let p = PackedI4::pack(&q, &s, n, k, Int4Group::Group(32)).unwrap();
-        for i in 0..n * k {
-            prop_assert_eq!(p.code(i / k, i % k), q[i]);
+        for (i, &qi) in q.iter().enumerate() {
+            prop_assert_eq!(p.code(i / k, i % k), qi);
         }
     }
 

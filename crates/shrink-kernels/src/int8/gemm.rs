@@ -41,7 +41,7 @@ macro_rules! define_task {
             let k = c.k;
             let (kfull, has_tail) = (k / 4, k % 4 != 0);
             let nbk_max = if rows.len() == 1 { $nbk1 } else { $nbk };
-            let mut out = [[0i32; 64]; $mr];
+            let mut out = [[0i32; 64]; 4];
             let mut b = blks.start;
             while b < blks.end {
                 let left = blks.end - b;
