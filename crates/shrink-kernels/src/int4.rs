@@ -106,7 +106,7 @@ impl PackedI4 {
         self.data.len()
     }
 
-    /// The code of `(r, kk)`.
+    /// The code of `(r, kk)`. Panics if `r >= n` or `kk >= k` (like slice indexing).
     pub fn code(&self, r: usize, kk: usize) -> i8 {
         let (c, i) = (kk / 32, kk % 32);
         let b = self.data[(r * self.kc + c) * 16 + i % 16];
@@ -114,7 +114,7 @@ impl PackedI4 {
         ((nib << 4) as i8) >> 4
     }
 
-    /// The scale of `(r, kk)`.
+    /// The scale of `(r, kk)`. Panics if `r >= n` or `kk >= k` (like slice indexing).
     pub fn scale(&self, r: usize, kk: usize) -> f32 {
         self.scales[r * self.ng + (kk / 32) / self.gc]
     }
