@@ -164,3 +164,24 @@ fn invalid_codes_are_rejected_when_decoding() {
     let e = DeployModel::read(&b).unwrap_err().to_string();
     assert!(e.starts_with("tensor `fc.bias`:"), "{e}");
 }
+
+#[test]
+fn the_writer_refuses_what_would_not_read_back() {
+    use shrink_graph::Op;
+    let mut m = common::model();
+    let fc = m.graph.nodes.iter().position(|n| n.name == "fc").unwrap();
+    if let Op::Gemm(g) = &mut m.graph.nodes[fc].op {
+        g.alpha = f32::INFINITY;
+    }
+    assert_eq!(m.to_bytes().unwrap_err().to_string(), "node `fc`: an attribute is not a finite number");
+    let mut m = common::model();
+    m.meta.mean = vec![f32::NAN];
+    assert_eq!(m.to_bytes().unwrap_err().to_string(), "meta: mean and std must be finite");
+    // A constant without a tensor, and a tensor that is no constant.
+    let mut m = common::model();
+    let t = m.tensors.remove("fc.bias").unwrap();
+    assert_eq!(m.to_bytes().unwrap_err().to_string(), "constant `fc.bias` has no tensor");
+    m.tensors.insert("fc.bias".into(), t.clone());
+    m.tensors.insert("stray".into(), t);
+    assert_eq!(m.to_bytes().unwrap_err().to_string(), "tensor `stray` is not a constant of the graph");
+}

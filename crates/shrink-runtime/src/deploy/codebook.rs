@@ -55,9 +55,9 @@ impl Codebook {
                 sum[i as usize] += v as f64;
                 cnt[i as usize] += 1;
             }
-            for j in 0..k {
-                if cnt[j] > 0 {
-                    cent[j] = (sum[j] / cnt[j] as f64) as f32;
+            for ((c, s), &m) in cent.iter_mut().zip(&sum).zip(&cnt) {
+                if m > 0 {
+                    *c = (s / m as f64) as f32;
                 }
             }
         }

@@ -99,6 +99,9 @@ fn check_structure(g: &GraphHeader) -> Result<()> {
                 bail!("value `{}`: output {slot} of node `{}` is out of order", v.name, n.name);
             }
             let k = n.outputs.len();
+            if k == 0 {
+                bail!("node `{}` has no output", n.name);
+            }
             for (j, &o) in n.outputs.iter().enumerate() {
                 let ok =
                     o == i + j && g.values.get(o).is_some_and(|w| w.def == DefHeader::Node { node, slot: j });
@@ -110,7 +113,7 @@ fn check_structure(g: &GraphHeader) -> Result<()> {
                 bail!("node `{}` reads value {bad}, which is not defined before it", n.name);
             }
             next_node += 1;
-            i += k.max(1);
+            i += k;
             continue;
         }
         i += 1;
@@ -390,6 +393,9 @@ fn rebuild(h: &GraphHeader, tensors: &BTreeMap<String, Encoded>) -> Result<Graph
                             g.values[o].fact
                         );
                     }
+                }
+                if outs.is_empty() {
+                    bail!("node `{}` has no output", n.name);
                 }
                 i += outs.len();
                 continue;

@@ -144,7 +144,7 @@ impl Sparse {
     pub fn pattern(&self, shape: &[usize]) -> Result<CsrPattern> {
         let n = super::encoding::volume(shape)?;
         let rows = shape.first().copied().unwrap_or(1);
-        let cols = if rows == 0 { 0 } else { n / rows };
+        let cols = n.checked_div(rows).unwrap_or(0);
         if u32::try_from(cols).is_err() {
             bail!("{cols} columns do not fit 32-bit column indices");
         }
@@ -153,8 +153,10 @@ impl Sparse {
         for &p in &pos {
             indptr[p / cols + 1] += 1;
         }
-        for r in 0..rows {
-            indptr[r + 1] += indptr[r];
+        let mut acc = 0;
+        for x in indptr.iter_mut() {
+            acc += *x;
+            *x = acc;
         }
         let indices = pos.iter().map(|&p| (p % cols) as u32).collect();
         Ok(CsrPattern { rows, cols, indptr, indices, entries: (0..pos.len()).collect() })
@@ -167,8 +169,8 @@ impl Sparse {
         let vals = self.values.decode_f32(&[self.entries()]).map_err(|e| e.context("values"))?;
         let mut csr =
             Csr { rows: p.rows, cols: p.cols, indptr: vec![0], indices: Vec::new(), values: Vec::new() };
-        for r in 0..p.rows {
-            for k in p.indptr[r]..p.indptr[r + 1] {
+        for w in p.indptr.windows(2) {
+            for k in w[0]..w[1] {
                 if vals[p.entries[k]] != 0.0 {
                     csr.indices.push(p.indices[k]);
                     csr.values.push(vals[p.entries[k]]);
