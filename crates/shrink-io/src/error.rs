@@ -22,6 +22,9 @@ pub enum IoError {
          `shrink train ... --resume {0}`, or pass the finished model file"
     )]
     TrainingCheckpoint(PathBuf),
+    /// A deploy file given where a layer model is expected.
+    #[error("{} is a deploy file: run it with `shrink run`", .0.display())]
+    DeployFile(PathBuf),
     #[error("invalid safetensors data: {0}")]
     SafeTensors(#[from] safetensors::SafeTensorError),
     #[error("invalid metadata: {0}")]
@@ -41,7 +44,10 @@ impl IoError {
     /// Prefixes the message with the file it concerns (unless it already names one).
     pub fn in_file(self, path: &Path) -> Self {
         match self {
-            e @ (IoError::File { .. } | IoError::InFile { .. } | IoError::TrainingCheckpoint(_)) => e,
+            e @ (IoError::File { .. }
+            | IoError::InFile { .. }
+            | IoError::TrainingCheckpoint(_)
+            | IoError::DeployFile(_)) => e,
             e => IoError::InFile { path: path.to_path_buf(), msg: e.to_string() },
         }
     }

@@ -2,6 +2,7 @@
 //! `.onnx` or `.ckpt` is read as safetensors, an ONNX file named `.safetensors` as ONNX.
 //!
 //! - shrink bit-packed: the 8-byte magic [`crate::packed::MAGIC`];
+//! - shrink deploy (`.shrink` v1, run by `shrink run`): the magic [`shrink_runtime::deploy::MAGIC`];
 //! - PyTorch (`torch.save` >= 1.6): a zip archive (`PK\x03\x04`, or `PK\x05\x06` when empty);
 //! - PyTorch legacy (older `torch.save`): a pickle stream (`\x80` then protocol 2..=5);
 //! - safetensors: an 8-byte little-endian header length (at most 100 MB) then a `{` opening the
@@ -16,6 +17,8 @@ use std::path::Path;
 pub enum ModelFormat {
     /// shrink's bit-packed file ([`crate::packed`]).
     Packed,
+    /// A deploy file ([`shrink_runtime::deploy`]): run, not loaded as a layer model.
+    Deploy,
     /// A `torch.save` zip archive ([`crate::pt`]).
     PyTorchZip,
     /// A pre-1.6 `torch.save` pickle (recognised to say it is unsupported).
@@ -27,7 +30,7 @@ pub enum ModelFormat {
 }
 
 /// The formats [`detect`] recognises, as listed in its errors.
-pub const RECOGNISED: &str = "safetensors, PyTorch .pt (zip), ONNX, shrink bit-packed";
+pub const RECOGNISED: &str = "safetensors, PyTorch .pt (zip), ONNX, shrink bit-packed, shrink deploy";
 
 /// Bytes of a file's head that [`detect`] looks at.
 pub const SNIFF_LEN: usize = 4096;
@@ -40,6 +43,9 @@ const MAX_SAFETENSORS_HEADER: u64 = 100_000_000;
 pub fn detect_bytes(head: &[u8], file_len: u64) -> Option<ModelFormat> {
     if head.starts_with(crate::packed::MAGIC) {
         return Some(ModelFormat::Packed);
+    }
+    if shrink_runtime::deploy::is_deploy(head) {
+        return Some(ModelFormat::Deploy);
     }
     if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
         return Some(ModelFormat::PyTorchZip);
@@ -178,6 +184,7 @@ mod tests {
         assert_eq!(detect_bytes(b"PK\x03\x04rest", 8), Some(ModelFormat::PyTorchZip));
         assert_eq!(detect_bytes(b"\x80\x02\x8a\x0a", 4), Some(ModelFormat::PyTorchLegacy));
         assert_eq!(detect_bytes(b"SHRKPAK1........", 16), Some(ModelFormat::Packed));
+        assert_eq!(detect_bytes(b"SHRKDPL1........", 16), Some(ModelFormat::Deploy));
         assert_eq!(detect_bytes(b"just some text\n", 15), None);
     }
 }

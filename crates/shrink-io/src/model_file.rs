@@ -378,6 +378,7 @@ pub fn model_from_bytes(bytes: &[u8], path: &Path, arch: Option<&str>) -> Result
     let head = &bytes[..bytes.len().min(crate::format::SNIFF_LEN)];
     match crate::format::detect_or_error(head, bytes.len() as u64, path)? {
         ModelFormat::Packed => crate::packed::model_from_packed(bytes, arch).map_err(|e| e.in_file(path)),
+        ModelFormat::Deploy => Err(IoError::DeployFile(path.to_path_buf())),
         ModelFormat::PyTorchZip | ModelFormat::PyTorchLegacy => {
             let raw = crate::pt::parse_pt(bytes).map_err(|e| e.in_file(path))?;
             model_from_raw(raw, arch).map_err(|e| e.in_file(path))

@@ -121,3 +121,20 @@ fn unrecognised_and_damaged_files_are_one_line_errors_naming_the_file() {
         }
     }
 }
+
+#[test]
+fn a_deploy_file_is_recognised_and_sent_to_shrink_run() {
+    use shrink_graph::{DType, Fact, Graph};
+    use shrink_runtime::deploy::{DeployMeta, DeployModel};
+    let mut g = Graph::new();
+    let x = g.add_input("x", Fact::new(DType::F32, &[2])).unwrap();
+    g.set_outputs(vec![x]);
+    let bytes = DeployModel::from_graph(g, DeployMeta::default()).to_bytes().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Recognised by content, whatever its name.
+    let path = dir.path().join("model.safetensors");
+    std::fs::write(&path, &bytes).unwrap();
+    assert_eq!(shrink_io::format::detect(&path).unwrap(), shrink_io::format::ModelFormat::Deploy);
+    let err = load_model(&path, None).unwrap_err();
+    assert_eq!(err.to_string(), format!("{} is a deploy file: run it with `shrink run`", path.display()));
+}

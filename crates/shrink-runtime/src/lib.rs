@@ -2,8 +2,12 @@
 //! one evaluation per operator in [`eval`]), bit-packed storage of integer quantization codes
 //! ([`pack`], [`unpack`], [`PackedTensor`]) and sparse fully-connected kernels ([`Csr`]).
 //!
+//! The deploy format `.shrink` v1 ([`deploy`]) stores a graph with its constants compressed
+//! (bit-packed, codebook, sparse, Huffman-coded).
+//!
 //! No candle, image, tar or protobuf dependency: a deployed program links only this crate and
 //! the IR.
+pub mod deploy;
 pub mod eval;
 pub mod exec;
 pub mod pack;
