@@ -2,7 +2,7 @@
 //! values, attribute readers and constant folding.
 
 use crate::onnx::decode::{AttributeProto, NodeProto};
-use crate::onnx::import_const::{Const, Data};
+use super::tensor_proto::{Const, Data};
 use shrink_graph::{Dim, Fact, Graph, Op, Tensor, ValueId};
 use std::collections::HashMap;
 

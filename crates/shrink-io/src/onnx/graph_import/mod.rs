@@ -8,10 +8,11 @@ pub mod array;
 pub mod ctx;
 pub mod math;
 pub mod nn;
+pub mod tensor_proto;
 
 use crate::error::{IoError, Result};
 use crate::onnx::decode::{self, Dim as OnnxDim, NodeProto};
-use crate::onnx::import_const::Const;
+use tensor_proto::Const;
 pub use ctx::{Ctx, SymInt, R};
 use shrink_graph::{DType, Dim, Fact, Graph};
 use std::collections::{HashMap, HashSet};
