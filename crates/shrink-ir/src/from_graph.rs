@@ -56,7 +56,10 @@ fn dyn_val(id: NodeId) -> Val {
 fn unfit(node: &Node, why: &str) -> IrError {
     let op = node.op.def().name();
     let why = if why.is_empty() { String::new() } else { format!(" ({why})") };
-    IrError::Invalid(format!("node `{}` ({op}) does not fit the layer IR{why}; use --engine graph", node.name))
+    IrError::Invalid(format!(
+        "node `{}` ({op}) does not fit the layer IR{why}; use --engine graph",
+        node.name
+    ))
 }
 
 /// Symmetric 2-D pads `[top, left, bottom, right]` → `[h, w]`.
@@ -361,7 +364,14 @@ impl<'g> Convert<'g> {
     }
 
     /// Gemm / MatMul with a constant weight → Linear; `c`: the bias input and its beta.
-    fn linear(&mut self, node: &Node, x: &Val, trans_b: bool, alpha: f32, c: Option<(ValueId, f32)>) -> R<()> {
+    fn linear(
+        &mut self,
+        node: &Node,
+        x: &Val,
+        trans_b: bool,
+        alpha: f32,
+        c: Option<(ValueId, f32)>,
+    ) -> R<()> {
         let xid = self.node_of(x)?;
         let wv = node.inputs[1];
         let b = self.konst(wv)?;
@@ -408,7 +418,8 @@ impl<'g> Convert<'g> {
         if let Some(b) = bias {
             self.add_weight(format!("{name}.bias"), vec![out], b);
         }
-        let id = self.push(name, L::Linear { in_features: inf, out_features: out, bias: has_bias }, vec![xid]);
+        let id =
+            self.push(name, L::Linear { in_features: inf, out_features: out, bias: has_bias }, vec![xid]);
         self.set_out(node, dyn_val(id));
         Ok(())
     }
@@ -464,7 +475,8 @@ impl<'g> Convert<'g> {
         }
         for k in 0..n {
             let a = shrink_graph::fact::normalize_axis(axes[k], rank).map_err(|e| e.to_string())?;
-            let full = if a == 0 { self.batch.fixed().map_or(i64::MAX / 2, |b| b as i64) } else { xs[a - 1] as i64 };
+            let full =
+                if a == 0 { self.batch.fixed().map_or(i64::MAX / 2, |b| b as i64) } else { xs[a - 1] as i64 };
             let (st, e, step) = (s.starts[k], s.ends[k], steps[k]);
             if !(st == 0 && e >= full && step >= 1) {
                 return Err(format!("[{st}:{e}:{step}] on axis {a} (only full strided ranges)"));
@@ -504,7 +516,8 @@ impl<'g> Convert<'g> {
             return Err(format!("strided slice {sub:?} with unequal H/W steps"));
         }
         let name = self.names.plain(&node.name, "Pad");
-        let id = self.push(name, L::ShortcutA { stride: sub[0], pad_before: before, pad_after: after }, vec![id]);
+        let id =
+            self.push(name, L::ShortcutA { stride: sub[0], pad_before: before, pad_after: after }, vec![id]);
         self.set_out(node, dyn_val(id));
         Ok(())
     }
@@ -609,7 +622,10 @@ impl Model {
         let &out_v = g.outputs.first().ok_or_else(|| IrError::Invalid("the graph has no output".into()))?;
         let out_val = cv.val(out_v).map_err(IrError::Invalid)?;
         if let Val::Const(_) = out_val {
-            return Err(IrError::Invalid(format!("the graph output `{}` is a constant", g.values[out_v].name)));
+            return Err(IrError::Invalid(format!(
+                "the graph output `{}` is a constant",
+                g.values[out_v].name
+            )));
         }
         let out = cv.node_of(&out_val).map_err(IrError::Invalid)?;
         if out == 0 {

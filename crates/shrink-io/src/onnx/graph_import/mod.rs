@@ -12,11 +12,11 @@ pub mod tensor_proto;
 
 use crate::error::{IoError, Result};
 use crate::onnx::decode::{self, Dim as OnnxDim, NodeProto};
-use tensor_proto::Const;
 pub use ctx::{Ctx, SymInt, R};
 use shrink_graph::{DType, Dim, Fact, Graph};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use tensor_proto::Const;
 
 /// Maps one ONNX node into the graph.
 pub type ImportFn = fn(&mut Ctx, &NodeProto) -> R<()>;
