@@ -202,7 +202,7 @@ fn graph_flag_errors_are_one_line_and_write_nothing() {
         "-o",
         p(&out),
     ]);
-    assert_one_line_error(&o, "the state_dict has no `fc1.bias`");
+    assert_one_line_error(&o, "the state_dict has no `fc1.weight`");
     assert!(!out.exists());
     let o = shrink(&[
         "eval",
