@@ -136,3 +136,12 @@ pub fn check_writable_dir(flag: &str, dir: &Path) -> Result<()> {
         Err(e) => bail!("{flag}: cannot write in `{}` ({e})", dir.display()),
     }
 }
+
+/// The graph a graph-engine command works on: `model` itself (an ONNX file), or with
+/// `--graph M.onnx` that file's graph with its weights from the state_dict `model`.
+pub fn load_engine_graph(model: &Path, graph: Option<&Path>) -> Result<shrink_graph::Graph> {
+    Ok(match graph {
+        Some(onnx) => shrink_io::graph_weights::load_graph_with_state_dict(onnx, model)?,
+        None => shrink_io::onnx::graph_import::load_graph(model)?,
+    })
+}

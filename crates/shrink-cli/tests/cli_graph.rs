@@ -129,3 +129,90 @@ fn auto_engine_falls_back_to_the_graph_for_models_the_layers_refuse() {
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["samples"], 5);
 }
+
+fn gw(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/graph_weights/{name}"))
+}
+
+#[test]
+fn graph_flag_takes_weights_from_a_state_dict() {
+    // mlp.onnx holds weights A; mlp_b.pt and mlp_b.onnx weights B (tools/graph_weights_case.py).
+    let (_tmp, data) = tiny_mnist_dir(8, 9);
+    let (a, b, c) = (data.join("a.npy"), data.join("b.npy"), data.join("c.npy"));
+    let (onnx_a, pt_b) = (gw("mlp.onnx"), gw("mlp_b.pt"));
+    ok(shrink(&["eval", p(&pt_b), "--graph", p(&onnx_a), "--data", p(&data), "--logits", p(&a), "--json"]));
+    ok(shrink(&["eval", p(&gw("mlp_b.onnx")), "--data", p(&data), "--engine", "graph", "--logits", p(&b)]));
+    ok(shrink(&["eval", p(&onnx_a), "--data", p(&data), "--engine", "graph", "--logits", p(&c)]));
+    let ((sa, va), (sb, vb), (_, vc)) = (npy(&a), npy(&b), npy(&c));
+    assert_eq!(sa, vec![9, 10]);
+    assert_eq!(sa, sb);
+    let diff = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    assert!(diff(&va, &vb) < 1e-5, "state_dict B in graph A = graph B");
+    assert!(diff(&va, &vc) > 1e-2, "weights A give other outputs");
+    // prune and finetune take the flag too.
+    let out = data.join("pruned.onnx");
+    ok(shrink(&[
+        "prune",
+        p(&pt_b),
+        "--graph",
+        p(&onnx_a),
+        "--method",
+        "filter-ln",
+        "--sparsity",
+        "0.5",
+        "-o",
+        p(&out),
+    ]));
+    assert!(out.exists());
+    let tuned = data.join("tuned.onnx");
+    ok(shrink(&[
+        "finetune",
+        p(&pt_b),
+        "--graph",
+        p(&onnx_a),
+        "--data",
+        p(&data),
+        "--batch-size",
+        "4",
+        "-o",
+        p(&tuned),
+        "--json",
+    ]));
+    assert!(tuned.exists());
+}
+
+#[test]
+fn graph_flag_errors_are_one_line_and_write_nothing() {
+    let (_tmp, data) = tiny_mnist_dir(8, 5);
+    // A state_dict of another architecture: its keys do not fit the graph.
+    let other =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shrink-io/tests/fixtures/graph_weights/weights.pt");
+    let o = shrink(&["eval", p(&other), "--graph", p(&gw("mlp.onnx")), "--data", p(&data)]);
+    assert_one_line_error(&o, "weights.pt");
+    let out = data.join("x.onnx");
+    let o = shrink(&[
+        "prune",
+        p(&other),
+        "--graph",
+        p(&gw("mlp.onnx")),
+        "--method",
+        "filter-ln",
+        "--sparsity",
+        "0.5",
+        "-o",
+        p(&out),
+    ]);
+    assert_one_line_error(&o, "the state_dict has no `fc1.weight`");
+    assert!(!out.exists());
+    let o = shrink(&[
+        "eval",
+        p(&gw("mlp_b.pt")),
+        "--graph",
+        p(&gw("mlp.onnx")),
+        "--data",
+        p(&data),
+        "--engine",
+        "layers",
+    ]);
+    assert_one_line_error(&o, "--graph runs on the graph engine");
+}

@@ -7,6 +7,7 @@ pub mod atomic;
 pub mod data;
 pub mod error;
 pub mod format;
+pub mod graph_weights;
 pub mod masks;
 pub mod model_file;
 pub mod npy;

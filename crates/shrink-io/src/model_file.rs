@@ -23,6 +23,26 @@ pub const TRAIN_STATE_KEY: &str = "shrink.train_state";
 /// Version string written into every file.
 pub const SHRINK_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// Metadata key of the layer-graph format version ([`GRAPH_VERSION`]) of `shrink.graph`.
+pub const GRAPH_VERSION_KEY: &str = "shrink.graph_version";
+/// Version of the `shrink.graph` layout this build writes and the newest it reads. Files written
+/// before the key existed have none and are version 1.
+pub const GRAPH_VERSION: u32 = 1;
+
+/// Checks that this build reads the stored graph's version (absent: version 1, the files written
+/// before versioning); a newer or unreadable version is a one-line error.
+pub fn check_graph_version(metadata: &BTreeMap<String, String>) -> Result<()> {
+    let Some(v) = metadata.get(GRAPH_VERSION_KEY) else { return Ok(()) };
+    match v.trim().parse::<u32>() {
+        Ok(n) if (1..=GRAPH_VERSION).contains(&n) => Ok(()),
+        Ok(n) if n > GRAPH_VERSION => Err(IoError::Format(format!(
+            "the model's graph is version {n}, newer than this shrink reads (up to {GRAPH_VERSION}); \
+             upgrade shrink (this is {SHRINK_VERSION})"
+        ))),
+        _ => Err(IoError::Format(format!("bad `{GRAPH_VERSION_KEY}` metadata `{v}`"))),
+    }
+}
+
 /// Metadata key holding all of shrink's metadata as one JSON object. A single key keeps files
 /// byte-identical across runs (safetensors stores metadata in a randomly ordered hash map).
 const METADATA_KEY: &str = "shrink";
@@ -84,6 +104,7 @@ fn model_entries(model: &Model) -> Result<(Entries, BTreeMap<String, String>)> {
     meta.insert("shrink.version".into(), SHRINK_VERSION.to_string());
     meta.insert("shrink.meta".into(), serde_json::to_string(&model.meta)?);
     meta.insert("shrink.graph".into(), serde_json::to_string(&model.graph)?);
+    meta.insert(GRAPH_VERSION_KEY.into(), GRAPH_VERSION.to_string());
     if !model.params.quants().is_empty() {
         meta.insert("shrink.quant".into(), serde_json::to_string(model.params.quants())?);
     }
@@ -415,6 +436,7 @@ pub fn attach_act_quant(model: &mut Model, act_quant: BTreeMap<String, QuantSlot
 
 fn model_from_weights(raw: RawTensors, arch: Option<&str>) -> Result<Model> {
     let RawTensors { mut tensors, metadata } = raw;
+    check_graph_version(&metadata)?;
     crate::masks::expand_masks(&mut tensors, &metadata)?;
     let quant: BTreeMap<String, QuantSlot> = match metadata.get("shrink.quant") {
         Some(s) => {

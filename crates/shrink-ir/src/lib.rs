@@ -3,6 +3,7 @@
 //! in eval/train mode on candle, the model zoo and per-layer statistics.
 pub mod alloc;
 pub mod error;
+pub mod from_graph;
 pub mod graph;
 pub mod graph_exec;
 pub mod init;

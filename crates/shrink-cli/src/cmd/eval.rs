@@ -44,6 +44,10 @@ pub struct EvalArgs {
     /// file, to compare with PyTorch or onnxruntime.
     #[arg(long, value_name = "OUT.npy")]
     pub logits: Option<PathBuf>,
+    /// The architecture as an ONNX file whose weights come from MODEL, a state_dict (`.pt` or
+    /// `.safetensors`) matched by name; runs on the graph engine.
+    #[arg(long, value_name = "M.onnx")]
+    pub graph: Option<PathBuf>,
     /// Which engine runs the model: `auto` (zoo layers when the model fits them, else the graph
     /// runtime), `layers`, or `graph` (the open graph IR on shrink-runtime; ONNX files only).
     #[arg(long, default_value = "auto", value_parser = ["auto", "layers", "graph"])]
@@ -59,6 +63,12 @@ pub fn run(a: &EvalArgs) -> Result<()> {
     }
     if let Some(path) = &a.logits {
         crate::common::check_output("--logits", path, &[&a.model], false)?;
+    }
+    if a.graph.is_some() {
+        if a.engine == "layers" {
+            anyhow::bail!("--graph runs on the graph engine, not --engine layers");
+        }
+        return eval_graph::run(a);
     }
     let model = match a.engine.as_str() {
         "graph" => return eval_graph::run(a),

@@ -9,7 +9,7 @@ use shrink_train::graph_eval::{evaluate_graph, plan_input};
 
 /// Evaluate `a.model` as a graph.
 pub fn run(a: &EvalArgs) -> Result<()> {
-    let graph = shrink_io::onnx::graph_import::load_graph(&a.model)?;
+    let graph = crate::common::load_engine_graph(&a.model, a.graph.as_deref())?;
     let ds = load_data(&a.data, parse_split(&a.split)?)?;
     let what = a.model.display().to_string();
     let plan = plan_input(&graph, ds.image_shape(), a.batch_size, &what)?;

@@ -12,8 +12,12 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct FinetuneArgs {
-    /// ONNX model (any architecture the graph IR covers).
+    /// ONNX model (any architecture the graph IR covers), or with --graph a state_dict.
     pub model: PathBuf,
+    /// The architecture as an ONNX file whose weights come from MODEL, a state_dict (`.pt` or
+    /// `.safetensors`) matched by name.
+    #[arg(long, value_name = "M.onnx")]
+    pub graph: Option<PathBuf>,
     /// Dataset path (MNIST IDX dir, CIFAR binary dir, image folder or .tar/.tar.gz).
     #[arg(long)]
     pub data: PathBuf,
@@ -68,7 +72,9 @@ pub struct FinetuneArgs {
 }
 
 pub fn run(a: &FinetuneArgs) -> Result<()> {
-    crate::common::check_output("--output", &a.output, &[&a.model], a.force)?;
+    let mut inputs = vec![a.model.as_path()];
+    inputs.extend(a.graph.as_deref());
+    crate::common::check_output("--output", &a.output, &inputs, a.force)?;
     if a.epochs == 0 || a.batch_size == 0 {
         bail!("--epochs and --batch-size must be positive");
     }
@@ -83,7 +89,7 @@ pub fn run(a: &FinetuneArgs) -> Result<()> {
         "constant" => Schedule::Constant,
         other => bail!("--schedule must be cosine or constant, got `{other}`"),
     };
-    let graph = shrink_io::onnx::graph_import::load_graph(&a.model)?;
+    let graph = crate::common::load_engine_graph(&a.model, a.graph.as_deref())?;
     let train_all = load_data(&a.data, Split::Train)?;
     let test = load_data(&a.data, parse_split("test")?)?;
     let what = a.model.display().to_string();

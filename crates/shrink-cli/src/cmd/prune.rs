@@ -54,6 +54,10 @@ pub struct PruneArgs {
     /// filter-ln only; writes ONNX).
     #[arg(long, default_value = "auto", value_parser = ["auto", "layers", "graph"])]
     pub engine: String,
+    /// The architecture as an ONNX file whose weights come from MODEL, a state_dict (`.pt` or
+    /// `.safetensors`) matched by name; prunes on the graph engine.
+    #[arg(long, value_name = "M.onnx")]
+    pub graph: Option<PathBuf>,
     /// Graph engine: save the prune plan (every removed index of every coupled axis) as JSON.
     #[arg(long, value_name = "PLAN.json")]
     pub plan_out: Option<PathBuf>,
@@ -190,11 +194,17 @@ pub fn run(a: &PruneArgs) -> Result<()> {
     if a.plan.is_none() || a.method != "filter-ln" {
         check_flags(a)?;
     }
-    crate::common::check_output("--output", &a.output, &[&a.model], a.force)?;
+    let mut inputs = vec![a.model.as_path()];
+    inputs.extend(a.graph.as_deref());
+    crate::common::check_output("--output", &a.output, &inputs, a.force)?;
     if let Some(p) = &a.plan_out {
-        crate::common::check_output("--plan-out", p, &[&a.model, &a.output], a.force)?;
+        inputs.push(&a.output);
+        crate::common::check_output("--plan-out", p, &inputs, a.force)?;
     }
-    let use_graph = a.engine == "graph" || a.plan.is_some() || a.plan_out.is_some();
+    if a.graph.is_some() && a.engine == "layers" {
+        bail!("--graph prunes on the graph engine, not --engine layers");
+    }
+    let use_graph = a.engine == "graph" || a.plan.is_some() || a.plan_out.is_some() || a.graph.is_some();
     let model = match shrink_io::load_model(&a.model, a.arch.as_deref()) {
         _ if use_graph => return prune_graph::run(a),
         Ok(m) => m,

@@ -13,7 +13,7 @@ pub fn run(a: &PruneArgs) -> Result<()> {
     if a.layers.is_some() || a.layer_sparsity.is_some() || a.sparsity_file.is_some() {
         bail!("--engine graph prunes every prunable channel group by --sparsity; per-layer choices are not supported yet");
     }
-    let mut graph = shrink_io::onnx::graph_import::load_graph(&a.model)?;
+    let mut graph = crate::common::load_engine_graph(&a.model, a.graph.as_deref())?;
     let (params_before, macs_before) = (graph.params(), graph.cost().macs);
     let deps = DepGraph::build(&graph);
     let plan = match &a.plan {

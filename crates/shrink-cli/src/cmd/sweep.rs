@@ -212,6 +212,7 @@ fn run_prune(a: &SweepPruneArgs) -> Result<()> {
             tol: 0.0,
             arch: None,
             engine: "layers".into(),
+            graph: None,
             plan_out: None,
             plan: None,
             json: false,

@@ -1,8 +1,8 @@
 //! What an ONNX op mapping sees while importing: the graph built so far, the ONNX names of its
 //! values, attribute readers and constant folding.
 
+use super::tensor_proto::{Const, Data};
 use crate::onnx::decode::{AttributeProto, NodeProto};
-use crate::onnx::import_const::{Const, Data};
 use shrink_graph::{Dim, Fact, Graph, Op, Tensor, ValueId};
 use std::collections::HashMap;
 

@@ -8,14 +8,15 @@ pub mod array;
 pub mod ctx;
 pub mod math;
 pub mod nn;
+pub mod tensor_proto;
 
 use crate::error::{IoError, Result};
 use crate::onnx::decode::{self, Dim as OnnxDim, NodeProto};
-use crate::onnx::import_const::Const;
 pub use ctx::{Ctx, SymInt, R};
 use shrink_graph::{DType, Dim, Fact, Graph};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use tensor_proto::Const;
 
 /// Maps one ONNX node into the graph.
 pub type ImportFn = fn(&mut Ctx, &NodeProto) -> R<()>;
