@@ -25,7 +25,8 @@ fn weights(shape: Vec<usize>, seed: f32) -> Tensor {
 fn build() -> Result<Graph, shrink_graph::GraphError> {
     let mut g = Graph::new();
     let batch = Dim::Sym("N".into());
-    let x = g.add_input("x", Fact::dims(DType::F32, vec![batch, Dim::Fixed(1), Dim::Fixed(8), Dim::Fixed(8)]))?;
+    let x =
+        g.add_input("x", Fact::dims(DType::F32, vec![batch, Dim::Fixed(1), Dim::Fixed(8), Dim::Fixed(8)]))?;
     let w = g.add_const("conv.weight", weights(vec![4, 1, 3, 3], 0.7))?;
     let b = g.add_const("conv.bias", weights(vec![4], 0.3))?;
     let conv = Conv { strides: vec![1, 1], pads: vec![1; 4], dilations: vec![1, 1], groups: 1 };

@@ -2,9 +2,12 @@
 //! packed once as `[N, K]` rows (one row per output), and one of the [`LinearKernel`]
 //! candidates computes `y[M, N] = x[M, K] · Wᵀ + b` followed by the fused epilogue.
 //!
-//! Batch 1 is memory-bandwidth bound: [`LinearKernel::DenseF32Gemv`] streams every weight once,
-//! two threads over blocks of output rows, with AVX-512 or AVX2+FMA chosen at run time (scalar
-//! elsewhere). Larger batches go to the `gemm` crate ([`LinearKernel::DenseF32Gemm`]).
+//! On CPUs with AVX-512 the weights are packed in panels of 32 output columns
+//! ([`super::panel`]): an outer-product micro-kernel keeps up to 12 input rows in registers
+//! ([`LinearKernel::DenseF32Panel`]), and batch 1, memory-bandwidth bound, streams every weight
+//! once ([`LinearKernel::DenseF32PanelGemv`]); panels are split over the threads. Elsewhere the
+//! `[N, K]` rows serve [`LinearKernel::DenseF32Gemv`] (row-parallel dot products, AVX2+FMA or
+//! scalar) and the `gemm` crate ([`LinearKernel::DenseF32Gemm`]).
 
 use super::epilogue::Epilogue;
 use crate::eval::conv::gemm_strided;
@@ -19,6 +22,10 @@ pub enum LinearKernel {
     DenseF32Gemm,
     /// Dense f32 matrix-vector products over blocks of output rows (row-parallel, SIMD).
     DenseF32Gemv,
+    /// Panel-packed f32, register tiles of up to 12 input rows × 32 outputs.
+    DenseF32Panel,
+    /// Panel-packed f32, one input row at a time (each row streams the weights once).
+    DenseF32PanelGemv,
 }
 
 impl LinearKernel {
@@ -27,6 +34,8 @@ impl LinearKernel {
         match self {
             LinearKernel::DenseF32Gemm => "dense-f32-gemm",
             LinearKernel::DenseF32Gemv => "dense-f32-gemv",
+            LinearKernel::DenseF32Panel => "dense-f32-panel",
+            LinearKernel::DenseF32PanelGemv => "dense-f32-panel-gemv",
         }
     }
 }
@@ -36,20 +45,38 @@ impl LinearKernel {
 pub enum LinearWeights {
     /// f32 `[N, K]`, row `j` the weights of output `j` (alpha folded in).
     DenseF32(Vec<f32>),
+    /// f32 in panels of [`super::panel::NR`] outputs (`[N/NR][K][NR]`, zero-padded).
+    PanelF32(Vec<f32>),
+}
+
+impl LinearWeights {
+    /// Pack `[N, K]` rows in the layout this CPU's fastest kernels read: panels with AVX-512,
+    /// rows elsewhere.
+    pub fn for_this_cpu(rows: Vec<f32>, k: usize, n: usize) -> LinearWeights {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return LinearWeights::PanelF32(super::panel::pack(&rows, k, n));
+        }
+        let _ = (k, n);
+        LinearWeights::DenseF32(rows)
+    }
 }
 
 /// The kernels that can run these weights (the one place to extend).
 pub fn candidates(w: &LinearWeights) -> &'static [LinearKernel] {
     match w {
         LinearWeights::DenseF32(_) => &[LinearKernel::DenseF32Gemv, LinearKernel::DenseF32Gemm],
+        LinearWeights::PanelF32(_) => &[LinearKernel::DenseF32PanelGemv, LinearKernel::DenseF32Panel],
     }
 }
 
-/// The kernel used without tuning: GEMV while the weights would be streamed few times.
+/// The kernel used without tuning: a GEMV for one row, a matrix kernel for more.
 pub fn default_kernel(w: &LinearWeights, rows: usize) -> LinearKernel {
     match w {
         LinearWeights::DenseF32(_) if rows <= 4 => LinearKernel::DenseF32Gemv,
         LinearWeights::DenseF32(_) => LinearKernel::DenseF32Gemm,
+        LinearWeights::PanelF32(_) if rows <= 1 => LinearKernel::DenseF32PanelGemv,
+        LinearWeights::PanelF32(_) => LinearKernel::DenseF32Panel,
     }
 }
 
@@ -67,16 +94,28 @@ pub struct LinearStep {
 }
 
 impl LinearStep {
-    /// `out[rows·n] = x[rows·k] · Wᵀ + b`, then the epilogue, with `kernel`.
+    /// `out[rows·n] = x[rows·k] · Wᵀ + b`, then the epilogue, with `kernel` (one of the
+    /// weights' [`candidates`]; another runs the weights' matrix kernel).
     pub fn run(&self, kernel: LinearKernel, x: &[f32], out: &mut [f32]) {
-        let rows = if self.k == 0 { out.len() / self.n.max(1) } else { x.len() / self.k };
+        let rows = x.len().checked_div(self.k).unwrap_or(out.len() / self.n.max(1));
         let out = &mut out[..rows * self.n];
-        let LinearWeights::DenseF32(w) = &self.weights;
-        match kernel {
-            LinearKernel::DenseF32Gemv => {
-                gemv_rows(w, self.bias.as_deref(), x, out, self.k, self.n, self.epilogue)
+        let bias = self.bias.as_deref();
+        let w = match &self.weights {
+            LinearWeights::PanelF32(p) => {
+                if kernel == LinearKernel::DenseF32PanelGemv && self.k > 0 {
+                    for (xr, or) in x.chunks(self.k).zip(out.chunks_mut(self.n.max(1))) {
+                        super::panel::run(p, bias, xr, or, self.k, self.n, self.epilogue);
+                    }
+                } else {
+                    super::panel::run(p, bias, x, out, self.k, self.n, self.epilogue);
+                }
+                return;
             }
-            LinearKernel::DenseF32Gemm => {
+            LinearWeights::DenseF32(w) => w,
+        };
+        match kernel {
+            LinearKernel::DenseF32Gemv => gemv_rows(w, bias, x, out, self.k, self.n, self.epilogue),
+            _ => {
                 match &self.bias {
                     Some(b) => out.chunks_mut(self.n.max(1)).for_each(|r| r.copy_from_slice(b)),
                     None => out.fill(0.0),
@@ -322,9 +361,13 @@ mod tests {
     #[test]
     fn gemv_and_gemm_agree_with_a_naive_product() {
         for (rows, k, n) in [(1, 300, 2000), (3, 17, 9), (8, 64, 40), (2, 0, 3)] {
-            let s = step(k, n, Epilogue::Relu);
+            let dense = step(k, n, Epilogue::Relu);
             let x: Vec<f32> = (0..rows * k).map(|i| (i as f32 * 0.13).cos()).collect();
-            let LinearWeights::DenseF32(w) = &s.weights;
+            let LinearWeights::DenseF32(w) = &dense.weights else { unreachable!() };
+            let panel = LinearStep {
+                weights: LinearWeights::PanelF32(super::super::panel::pack(w, k, n)),
+                ..dense.clone()
+            };
             let mut want = vec![0f32; rows * n];
             for r in 0..rows {
                 for j in 0..n {
@@ -332,7 +375,9 @@ mod tests {
                     want[r * n + j] = (d + j as f32 * 0.1).max(0.0);
                 }
             }
-            for &kern in candidates(&s.weights) {
+            for (s, kern) in
+                [&dense, &panel].into_iter().flat_map(|s| candidates(&s.weights).iter().map(move |&k| (s, k)))
+            {
                 let mut out = vec![f32::NAN; rows * n];
                 s.run(kern, &x, &mut out);
                 for (a, b) in out.iter().zip(&want) {

@@ -34,6 +34,7 @@ pub mod conv;
 pub mod epilogue;
 pub mod linear;
 pub mod memory;
+pub mod panel;
 pub mod passes;
 mod session;
 

@@ -229,7 +229,7 @@ mod tests {
             assert_eq!(fold_batchnorm(&mut f).unwrap(), 1);
             assert!(f.nodes.iter().all(|n| !matches!(n.op, Op::BatchNorm(_))));
             let xin = seq(vec![2, 3, 6, 5], 0.31);
-            close(&run(&f, &[xin.clone()]).unwrap()[0], &run(&g, &[xin]).unwrap()[0]);
+            close(&run(&f, std::slice::from_ref(&xin)).unwrap()[0], &run(&g, &[xin]).unwrap()[0]);
         }
     }
 
@@ -255,7 +255,7 @@ mod tests {
             assert_eq!(fold_batchnorm(&mut f).unwrap(), 1);
             assert_eq!(f.nodes.len(), 1);
             let xin = seq(vec![3, 5], 0.37);
-            close(&run(&f, &[xin.clone()]).unwrap()[0], &run(&g, &[xin]).unwrap()[0]);
+            close(&run(&f, std::slice::from_ref(&xin)).unwrap()[0], &run(&g, &[xin]).unwrap()[0]);
         }
     }
 

@@ -118,7 +118,7 @@ impl<'p> Session<'p> {
                 }
                 StepKind::Linear(l) => {
                     let x = resolve(s.inputs[0], i)?;
-                    let rows = if l.k == 0 { 1 } else { x.iter().product::<usize>() / l.k };
+                    let rows = x.iter().product::<usize>().checked_div(l.k).unwrap_or(1);
                     kernel = Some(default_kernel(&l.weights, rows));
                 }
             }

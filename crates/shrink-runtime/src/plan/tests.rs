@@ -93,7 +93,7 @@ fn fused_relu_and_clip_equal_separate_steps() {
             kernels,
             ["dense-f32-im2col", "dense-f32-depthwise", "dense-f32-pointwise", "dense-f32-im2col"]
         );
-        close(&s.run(&[x.clone()]).unwrap()[0], &run(&g, &[x]).unwrap()[0]);
+        close(&s.run(std::slice::from_ref(&x)).unwrap()[0], &run(&g, &[x]).unwrap()[0]);
     }
 }
 
@@ -104,14 +104,21 @@ fn mlp_matches_the_reference_and_every_kernel_agrees() {
     assert_eq!(plan.steps().len(), 3);
     for batch in [1, 7] {
         let x = seq(vec![batch, 20], 0.3);
-        let want = run(&g, &[x.clone()]).unwrap().remove(0);
+        let want = run(&g, std::slice::from_ref(&x)).unwrap().remove(0);
         let mut s = plan.session(batch).unwrap();
-        for k in [LinearKernel::DenseF32Gemv, LinearKernel::DenseF32Gemm] {
+        let StepKind::Linear(l) = &plan.steps()[0].kind else { panic!("not lowered") };
+        for &k in linear::candidates(&l.weights) {
             for i in 0..3 {
                 s.set_linear_kernel(i, k).unwrap();
             }
-            close(&s.run(&[x.clone()]).unwrap()[0], &want);
+            close(&s.run(std::slice::from_ref(&x)).unwrap()[0], &want);
         }
+        // A kernel that cannot read these weights is refused.
+        let other = [LinearKernel::DenseF32Gemm, LinearKernel::DenseF32Panel]
+            .into_iter()
+            .find(|k| !linear::candidates(&l.weights).contains(k))
+            .unwrap();
+        assert!(s.set_linear_kernel(0, other).is_err());
     }
 }
 
@@ -125,8 +132,8 @@ fn session_reuses_its_arena_and_allocates_it_once() {
     assert!(s.arena_len() < 4 * 64 * 4 + 4 * 8);
     let before = s.arena_buffers();
     let x = seq(vec![4, 16], 0.5);
-    let a = s.run(&[x.clone()]).unwrap();
-    let b = s.run(&[x.clone()]).unwrap();
+    let a = s.run(std::slice::from_ref(&x)).unwrap();
+    let b = s.run(std::slice::from_ref(&x)).unwrap();
     assert_eq!(s.arena_buffers(), before);
     assert_eq!(a, b);
     // Another input shape is an error naming the input, not a reallocation.
@@ -151,7 +158,7 @@ fn tuning_keeps_the_fastest_candidate() {
             assert!(linear::candidates(&l.weights).contains(&s.linear_kernel(i).unwrap()));
         }
         let x = seq(vec![batch, 64], 0.4);
-        close(&s.run(&[x.clone()]).unwrap()[0], &run(&g, &[x]).unwrap()[0]);
+        close(&s.run(std::slice::from_ref(&x)).unwrap()[0], &run(&g, &[x]).unwrap()[0]);
     }
 }
 
@@ -178,7 +185,7 @@ fn an_output_that_is_an_input_or_read_twice_is_returned() {
     // h is a graph output: the ReLU is not fused.
     assert_eq!(plan.stats().activations_fused, 0);
     let x = seq(vec![2, 3], 0.7);
-    let got = plan.session(2).unwrap().run(&[x.clone()]).unwrap();
+    let got = plan.session(2).unwrap().run(std::slice::from_ref(&x)).unwrap();
     for (a, b) in got.iter().zip(run(&g, &[x]).unwrap()) {
         close(a, &b);
     }
