@@ -7,7 +7,8 @@ use common::{assert_one_line_error, ok, shrink, tiny_mnist_dir};
 use std::path::{Path, PathBuf};
 
 fn corpus(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../shrink-io/tests/fixtures/graph_corpus/{name}.onnx"))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../shrink-io/tests/fixtures/graph_corpus/{name}.onnx"))
 }
 
 fn p(path: &Path) -> &str {
@@ -19,13 +20,33 @@ fn run_agrees_with_the_reference_executor() {
     let (_tmp, data) = tiny_mnist_dir(8, 25);
     let (plan_logits, ref_logits) = (data.join("plan.npy"), data.join("ref.npy"));
     let m = corpus("lenet_bn1d_softmax");
-    let out = ok(shrink(&["run", p(&m), "--data", p(&data), "--batch-size", "7", "--logits", p(&plan_logits), "--json"]));
+    let out = ok(shrink(&[
+        "run",
+        p(&m),
+        "--data",
+        p(&data),
+        "--batch-size",
+        "7",
+        "--logits",
+        p(&plan_logits),
+        "--json",
+    ]));
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["engine"], "plan");
     assert_eq!(v["samples"], 25);
     assert_eq!(v["batchnorms_folded"], 1);
     assert!(v["examples_per_s"].as_f64().unwrap() > 0.0);
-    let e = ok(shrink(&["eval", p(&m), "--data", p(&data), "--engine", "graph", "--logits", p(&ref_logits), "--json"]));
+    let e = ok(shrink(&[
+        "eval",
+        p(&m),
+        "--data",
+        p(&data),
+        "--engine",
+        "graph",
+        "--logits",
+        p(&ref_logits),
+        "--json",
+    ]));
     let e: serde_json::Value = serde_json::from_str(e.trim()).unwrap();
     assert_eq!(v["accuracy"], e["accuracy"]);
     let (sa, a) = shrink_io::npy::read_npy(&plan_logits).unwrap();
@@ -59,7 +80,17 @@ fn bench_reports_latency_per_batch_and_the_slowest_steps() {
 
 #[test]
 fn the_zoo_training_bench_still_runs() {
-    let out = ok(shrink(&["bench", "--arch", "lenet-300-100", "--batch-size", "8", "--steps", "2", "--warmup", "1"]));
+    let out = ok(shrink(&[
+        "bench",
+        "--arch",
+        "lenet-300-100",
+        "--batch-size",
+        "8",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+    ]));
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["arch"], "lenet-300-100");
 }

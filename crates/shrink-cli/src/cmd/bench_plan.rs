@@ -28,12 +28,19 @@ fn inputs(plan: &Plan, batch: usize, path: &Path) -> Result<Vec<Tensor>> {
                 .map(|(a, d)| match d.fixed() {
                     Some(n) => Ok(n),
                     None if a == 0 => Ok(batch),
-                    None => Err(anyhow!("{}: input `{}` is {}: only the batch may be symbolic", path.display(), v.name, v.fact)),
+                    None => Err(anyhow!(
+                        "{}: input `{}` is {}: only the batch may be symbolic",
+                        path.display(),
+                        v.name,
+                        v.fact
+                    )),
                 })
                 .collect::<Result<_>>()?;
             let n: usize = shape.iter().product();
             Ok(match v.fact.dtype {
-                DType::F32 => Tensor::f32(shape, (0..n).map(|k| ((k * 7919 % 1000) as f32 - 500.0) / 500.0).collect()),
+                DType::F32 => {
+                    Tensor::f32(shape, (0..n).map(|k| ((k * 7919 % 1000) as f32 - 500.0) / 500.0).collect())
+                }
                 DType::I64 => Tensor::i64(shape, vec![0; n]),
                 DType::Bool => Tensor::bool(shape, vec![true; n]),
             })
@@ -113,7 +120,12 @@ pub fn run(a: &BenchArgs, path: &Path) -> Result<()> {
     }
     println!("model {} ({} steps, {} threads)", path.display(), plan.steps().len(), rayon_threads());
     for r in &results {
-        println!("batch {:>5}  median {:>9.3} ms  min {:>9.3} ms", r["batch"], r["median_ms"].as_f64().unwrap_or(0.0), r["min_ms"].as_f64().unwrap_or(0.0));
+        println!(
+            "batch {:>5}  median {:>9.3} ms  min {:>9.3} ms",
+            r["batch"],
+            r["median_ms"].as_f64().unwrap_or(0.0),
+            r["min_ms"].as_f64().unwrap_or(0.0)
+        );
     }
     for t in &tables {
         println!("\nslowest steps, batch {}:", t["batch"]);

@@ -46,7 +46,9 @@ pub struct RunArgs {
 /// `.shrink` deploy file loads here (into the same [`Graph`]) once its reader exists.
 pub fn load_runtime_graph(path: &Path) -> Result<Graph> {
     match path.extension().and_then(|e| e.to_str()) {
-        Some("shrink") => bail!("{}: .shrink deploy files cannot be read yet; give an ONNX model", path.display()),
+        Some("shrink") => {
+            bail!("{}: .shrink deploy files cannot be read yet; give an ONNX model", path.display())
+        }
         _ => Ok(shrink_io::onnx::graph_import::load_graph(path)?),
     }
 }
@@ -67,7 +69,12 @@ pub fn run(a: &RunArgs) -> Result<()> {
             *field = parse_floats(flag, s)?;
         }
         if field.len() != 1 && field.len() != ds.channels {
-            bail!("{flag} needs 1 or {} values for {}-channel images (got {})", ds.channels, ds.channels, field.len());
+            bail!(
+                "{flag} needs 1 or {} values for {}-channel images (got {})",
+                ds.channels,
+                ds.channels,
+                field.len()
+            );
         }
     }
     if let Some(s) = norm.std.iter().find(|s| **s <= 0.0 || !s.is_finite()) {
@@ -88,7 +95,9 @@ pub fn run(a: &RunArgs) -> Result<()> {
     }
     let pb = crate::common::progress(ds.len() as u64, !a.json, "run");
     let r = evaluate_with(&ds, &norm, &input, Some(&pb), |x: Tensor| {
-        let s = sessions.get_mut(&x.shape).ok_or_else(|| TrainError::Config(format!("no session for {:?}", x.shape)))?;
+        let s = sessions
+            .get_mut(&x.shape)
+            .ok_or_else(|| TrainError::Config(format!("no session for {:?}", x.shape)))?;
         s.run(&[x]).map_err(|e| TrainError::Config(format!("{what}: {e}")))
     })?;
     pb.finish_and_clear();
