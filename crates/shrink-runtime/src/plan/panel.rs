@@ -12,6 +12,8 @@ use rayon::prelude::*;
 pub const NR: usize = 32;
 /// Most input rows per register tile.
 pub const MR: usize = 12;
+/// Inputs per cache block.
+pub const KC: usize = 512;
 
 /// `w` (`[N, K]` rows) packed as panels.
 pub fn pack(w: &[f32], k: usize, n: usize) -> Vec<f32> {
@@ -53,22 +55,40 @@ pub fn run(
         let p = ptr;
         let panel = &packed[pi * k * NR..(pi + 1) * k * NR];
         let (j0, cols) = (pi * NR, NR.min(n - pi * NR));
+        // SAFETY: row r, columns j0..j0+cols of the rows × n output; panels are disjoint
+        // column ranges.
+        let row = |r: usize| unsafe { std::slice::from_raw_parts_mut(p.0.add(r * n + j0), cols) };
         let mut tile = [[0f32; NR]; MR];
-        let mut m0 = 0;
-        while m0 < rows {
-            let mr = MR.min(rows - m0);
-            tile_product(&x[m0 * k..], k, panel, mr, &mut tile);
-            for (r, t) in tile.iter().enumerate().take(mr) {
-                // SAFETY: row m0 + r, columns j0..j0+cols of the rows × n output; panels are
-                // disjoint column ranges.
-                let o = unsafe { std::slice::from_raw_parts_mut(p.0.add((m0 + r) * n + j0), cols) };
-                o.copy_from_slice(&t[..cols]);
-                if let Some(b) = bias {
-                    o.iter_mut().zip(&b[j0..j0 + cols]).for_each(|(v, b)| *v += b);
+        // Blocks of KC inputs: a block of x rows and of the panel stay in L2 together.
+        let mut k0 = 0;
+        while k0 < k || (k == 0 && k0 == 0) {
+            let kc = KC.min(k - k0);
+            let mut m0 = 0;
+            while m0 < rows {
+                let mr = MR.min(rows - m0);
+                for (r, t) in tile.iter_mut().enumerate().take(mr) {
+                    if k0 == 0 {
+                        *t = [0.0; NR];
+                    } else {
+                        t[..cols].copy_from_slice(row(m0 + r));
+                    }
                 }
-                ep.apply(o);
+                if kc > 0 {
+                    tile_product(&x[m0 * k + k0..], k, kc, &panel[k0 * NR..], mr, &mut tile);
+                }
+                for (r, t) in tile.iter().enumerate().take(mr) {
+                    row(m0 + r).copy_from_slice(&t[..cols]);
+                }
+                m0 += mr;
             }
-            m0 += mr;
+            k0 += KC.max(1);
+        }
+        for r in 0..rows {
+            let o = row(r);
+            if let Some(b) = bias {
+                o.iter_mut().zip(&b[j0..j0 + cols]).for_each(|(v, b)| *v += b);
+            }
+            ep.apply(o);
         }
     };
     if panels > 1 && rows * n * k >= 1 << 16 {
@@ -78,23 +98,26 @@ pub fn run(
     }
 }
 
-/// `tile[r][c] = Σ_t x[r·k + t] · panel[t·NR + c]` for `r < mr`.
-fn tile_product(x: &[f32], k: usize, panel: &[f32], mr: usize, tile: &mut [[f32; NR]; MR]) {
+/// `tile[r][c] += Σ_{t<kc} x[r·ldx + t] · panel[t·NR + c]` for `r < mr`.
+fn tile_product(x: &[f32], ldx: usize, kc: usize, panel: &[f32], mr: usize, tile: &mut [[f32; NR]; MR]) {
+    assert!(
+        panel.len() >= kc * NR && (mr == 0 || x.len() >= (mr - 1) * ldx + kc),
+        "panel tile: operand too small"
+    );
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: AVX-512F is present; `run` checked the operand sizes.
-        unsafe { avx512::tile(x, k, panel, mr, tile) };
+        // SAFETY: AVX-512F is present; the assert above bounds every read.
+        unsafe { avx512::tile(x, ldx, kc, panel, mr, tile) };
         return;
     }
-    tile_scalar(x, k, panel, mr, tile)
+    tile_scalar(x, ldx, kc, panel, mr, tile)
 }
 
 /// The portable path (and the reference of the SIMD one).
-pub fn tile_scalar(x: &[f32], k: usize, panel: &[f32], mr: usize, tile: &mut [[f32; NR]; MR]) {
+pub fn tile_scalar(x: &[f32], ldx: usize, kc: usize, panel: &[f32], mr: usize, tile: &mut [[f32; NR]; MR]) {
     for (r, row) in tile.iter_mut().enumerate().take(mr) {
-        *row = [0.0; NR];
-        for t in 0..k {
-            let xv = x[r * k + t];
+        for t in 0..kc {
+            let xv = x[r * ldx + t];
             for (o, w) in row.iter_mut().zip(&panel[t * NR..(t + 1) * NR]) {
                 *o += xv * w;
             }
@@ -109,13 +132,23 @@ mod avx512 {
 
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn tile_n<const R: usize>(x: *const f32, k: usize, panel: *const f32, tile: &mut [[f32; NR]; MR]) {
+    unsafe fn tile_n<const R: usize>(
+        x: *const f32,
+        ldx: usize,
+        k: usize,
+        panel: *const f32,
+        tile: &mut [[f32; NR]; MR],
+    ) {
         let mut acc = [[_mm512_setzero_ps(); 2]; R];
+        for (r, a) in acc.iter_mut().enumerate() {
+            a[0] = _mm512_loadu_ps(tile[r].as_ptr());
+            a[1] = _mm512_loadu_ps(tile[r].as_ptr().add(16));
+        }
         for t in 0..k {
             let w0 = _mm512_loadu_ps(panel.add(t * NR));
             let w1 = _mm512_loadu_ps(panel.add(t * NR + 16));
             for (r, a) in acc.iter_mut().enumerate() {
-                let xb = _mm512_set1_ps(*x.add(r * k + t));
+                let xb = _mm512_set1_ps(*x.add(r * ldx + t));
                 a[0] = _mm512_fmadd_ps(w0, xb, a[0]);
                 a[1] = _mm512_fmadd_ps(w1, xb, a[1]);
             }
@@ -131,6 +164,8 @@ mod avx512 {
     #[target_feature(enable = "avx512f")]
     unsafe fn tile_1(x: *const f32, k: usize, panel: *const f32, tile: &mut [[f32; NR]; MR]) {
         let mut acc = [_mm512_setzero_ps(); 8];
+        acc[0] = _mm512_loadu_ps(tile[0].as_ptr());
+        acc[1] = _mm512_loadu_ps(tile[0].as_ptr().add(16));
         let mut t = 0;
         while t + 4 <= k {
             for u in 0..4 {
@@ -154,21 +189,28 @@ mod avx512 {
     }
 
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn tile(x: &[f32], k: usize, panel: &[f32], mr: usize, tile: &mut [[f32; NR]; MR]) {
+    pub unsafe fn tile(
+        x: &[f32],
+        ldx: usize,
+        k: usize,
+        panel: &[f32],
+        mr: usize,
+        tile: &mut [[f32; NR]; MR],
+    ) {
         let (x, p) = (x.as_ptr(), panel.as_ptr());
         match mr {
             1 => tile_1(x, k, p, tile),
-            2 => tile_n::<2>(x, k, p, tile),
-            3 => tile_n::<3>(x, k, p, tile),
-            4 => tile_n::<4>(x, k, p, tile),
-            5 => tile_n::<5>(x, k, p, tile),
-            6 => tile_n::<6>(x, k, p, tile),
-            7 => tile_n::<7>(x, k, p, tile),
-            8 => tile_n::<8>(x, k, p, tile),
-            9 => tile_n::<9>(x, k, p, tile),
-            10 => tile_n::<10>(x, k, p, tile),
-            11 => tile_n::<11>(x, k, p, tile),
-            _ => tile_n::<12>(x, k, p, tile),
+            2 => tile_n::<2>(x, ldx, k, p, tile),
+            3 => tile_n::<3>(x, ldx, k, p, tile),
+            4 => tile_n::<4>(x, ldx, k, p, tile),
+            5 => tile_n::<5>(x, ldx, k, p, tile),
+            6 => tile_n::<6>(x, ldx, k, p, tile),
+            7 => tile_n::<7>(x, ldx, k, p, tile),
+            8 => tile_n::<8>(x, ldx, k, p, tile),
+            9 => tile_n::<9>(x, ldx, k, p, tile),
+            10 => tile_n::<10>(x, ldx, k, p, tile),
+            11 => tile_n::<11>(x, ldx, k, p, tile),
+            _ => tile_n::<12>(x, ldx, k, p, tile),
         }
     }
 }
@@ -179,7 +221,9 @@ mod tests {
 
     #[test]
     fn every_tile_height_matches_scalar_and_a_naive_product() {
-        for (rows, k, n) in [(1, 7, 5), (1, 300, 70), (13, 33, 40), (25, 64, 32), (12, 1, 1), (3, 0, 4)] {
+        for (rows, k, n) in
+            [(1, 7, 5), (1, 300, 70), (13, 33, 40), (25, 64, 32), (12, 1, 1), (3, 0, 4), (14, 1100, 33)]
+        {
             let w: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.37).sin()).collect();
             let x: Vec<f32> = (0..rows * k).map(|i| (i as f32 * 0.13).cos()).collect();
             let b: Vec<f32> = (0..n).map(|j| j as f32 * 0.1).collect();
@@ -200,7 +244,7 @@ mod tests {
             if k > 0 && n > 0 {
                 let mut t = [[0f32; NR]; MR];
                 let mr = rows.min(MR);
-                tile_scalar(&x, k, &p[..k * NR], mr, &mut t);
+                tile_scalar(&x, k, k, &p[..k * NR], mr, &mut t);
                 for r in 0..mr {
                     for j in 0..NR.min(n) {
                         assert!(
