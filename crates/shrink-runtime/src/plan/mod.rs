@@ -293,7 +293,7 @@ fn linear_step(gm: &Gemm, bs: &[usize], b: &[f32], c: Option<(&[usize], &[f32])>
     Some(StepKind::Linear(LinearStep {
         k,
         n,
-        weights: LinearWeights::DenseF32(w),
+        weights: LinearWeights::for_this_cpu(w, k, n),
         bias,
         epilogue: Epilogue::None,
     }))
