@@ -58,8 +58,10 @@ enum Command {
     Sweep(cmd::sweep::SweepArgs),
     /// Sparse optimization of a linear least-squares model (GD, IHT, L1, proximal, trimmed L1).
     Sparseopt(cmd::sparseopt::SparseoptArgs),
-    /// Measure training-step or inference throughput (compare with bench/torch_bench.py).
+    /// Measure training-step or inference throughput (compare with bench/torch_bench.py), or a model's runtime-plan latency.
     Bench(cmd::bench::BenchArgs),
+    /// Run a model through the compiled runtime on a dataset: accuracy, examples/s, logits.
+    Run(cmd::run::RunArgs),
     /// Latency, MACs, params (and accuracy) of an original and a compressed model side by side.
     Compare(cmd::compare::CompareArgs),
     /// Join the shards (--shard I/N) of a sweep, sensitivity scan or mixed search into the whole run's outputs.
@@ -89,6 +91,7 @@ fn main() -> ExitCode {
         Command::Info(a) => cmd::info::run(a),
         Command::Export(a) => cmd::export::run(a),
         Command::Bench(a) => cmd::bench::run(a),
+        Command::Run(a) => cmd::run::run(a),
         Command::Compare(a) => cmd::compare::run(a),
         Command::Prune(a) => cmd::prune::run(a),
         Command::Quantize(a) => cmd::quantize::run(a),

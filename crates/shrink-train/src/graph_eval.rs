@@ -64,13 +64,27 @@ pub fn plan_input(graph: &Graph, image: [usize; 3], batch_size: usize, what: &st
 }
 
 /// Evaluate the graph's first output as class scores (logits, or probabilities of a softmax
-/// head) on every example of `ds`.
+/// head) on every example of `ds`, with the reference executor.
 pub fn evaluate_graph(
     graph: &Graph,
     ds: &Dataset,
     norm: &Normalize,
     plan: &InputPlan,
     progress: Option<&indicatif::ProgressBar>,
+) -> Result<EvalResult> {
+    evaluate_with(ds, norm, plan, progress, |x| {
+        shrink_runtime::run(graph, &[x]).map_err(|e| TrainError::Config(e.to_string()))
+    })
+}
+
+/// [`evaluate_graph`] with any runner of the graph (e.g. a compiled plan's sessions): `run`
+/// maps one input batch to the graph's outputs; only its time counts as latency.
+pub fn evaluate_with(
+    ds: &Dataset,
+    norm: &Normalize,
+    plan: &InputPlan,
+    progress: Option<&indicatif::ProgressBar>,
+    mut run: impl FnMut(Tensor) -> Result<Vec<Tensor>>,
 ) -> Result<EvalResult> {
     let example: usize = plan.example_shape.iter().product();
     let indices: Vec<usize> = (0..ds.len()).collect();
@@ -86,7 +100,7 @@ pub fn evaluate_graph(
         let shape: Vec<usize> = [rows].into_iter().chain(plan.example_shape.iter().copied()).collect();
         let x = Tensor::f32(shape, std::mem::take(&mut buf));
         let start = Instant::now();
-        let out = shrink_runtime::run(graph, &[x]).map_err(|e| TrainError::Config(e.to_string()))?;
+        let out = run(x)?;
         secs += start.elapsed().as_secs_f64();
         let y = out.into_iter().next().ok_or_else(|| TrainError::Config("the graph has no output".into()))?;
         let scores = y.as_f32().ok_or_else(|| {

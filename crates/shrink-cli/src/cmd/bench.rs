@@ -1,5 +1,6 @@
 //! `shrink bench`: training-step or inference throughput of a zoo architecture on synthetic
-//! data, with the same flags and JSON output as `bench/torch_bench.py` for side-by-side ratios.
+//! data, with the same flags and JSON output as `bench/torch_bench.py` for side-by-side ratios;
+//! given a MODEL file, the latency of its compiled runtime plan instead (`bench_plan.rs`).
 use anyhow::{bail, Result};
 use clap::Args;
 use shrink_ir::candle_core::{Device, Tensor};
@@ -9,6 +10,25 @@ use std::time::Instant;
 
 #[derive(Args)]
 pub struct BenchArgs {
+    /// An ONNX model: measure its compiled runtime plan (latency per --batch size) instead of
+    /// training or evaluating a zoo architecture.
+    #[arg(value_name = "MODEL")]
+    pub path: Option<std::path::PathBuf>,
+    /// Runtime plan: batch sizes to measure (comma separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,64")]
+    pub batch: Vec<usize>,
+    /// Runtime plan: timed runs per batch size (the median is reported).
+    #[arg(long, default_value_t = 50)]
+    pub iters: usize,
+    /// Runtime plan: a table of the slowest steps (name, op, kernel, ms, % of total).
+    #[arg(long)]
+    pub per_layer: bool,
+    /// Runtime plan: time the candidate kernels of every layer and keep the fastest.
+    #[arg(long)]
+    pub tune: bool,
+    /// Runtime plan: one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
     /// Zoo architecture to benchmark (simple-dnn, lenet-300-100, lenet5, resnet20|32|44|56, vgg11-bn, vgg16-bn).
     #[arg(long, default_value = "simple-dnn")]
     pub arch: String,
@@ -69,6 +89,9 @@ fn sparsify_linears(model: &shrink_ir::Model, density: f64) -> Result<()> {
 }
 
 pub fn run(a: &BenchArgs) -> Result<()> {
+    if let Some(path) = &a.path {
+        return super::bench_plan::run(a, path);
+    }
     if a.batch_size == 0 || a.steps == 0 {
         bail!("--batch-size and --steps must be positive");
     }

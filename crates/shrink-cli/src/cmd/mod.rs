@@ -1,5 +1,6 @@
 //! One module per subcommand.
 pub mod bench;
+pub mod bench_plan;
 pub mod compare;
 pub mod eval;
 pub mod export;
@@ -10,6 +11,7 @@ pub mod merge;
 pub mod mixed;
 pub mod prune;
 pub mod quantize;
+pub mod run;
 pub mod sensitivity;
 pub mod share;
 pub mod sparseopt;

@@ -74,18 +74,18 @@ pub(crate) fn gemm_strided(
 }
 
 /// Geometry of one convolution with its spatial axes padded to three.
-struct Geo {
-    batch: usize,
-    c: usize,
-    m: usize,
-    groups: usize,
+pub(crate) struct Geo {
+    pub(crate) batch: usize,
+    pub(crate) c: usize,
+    pub(crate) m: usize,
+    pub(crate) groups: usize,
     /// Input, kernel and output spatial sizes (D, H, W).
-    inp: [usize; 3],
-    k: [usize; 3],
-    out: [usize; 3],
-    stride: [usize; 3],
-    dil: [usize; 3],
-    pad: [usize; 3],
+    pub(crate) inp: [usize; 3],
+    pub(crate) k: [usize; 3],
+    pub(crate) out: [usize; 3],
+    pub(crate) stride: [usize; 3],
+    pub(crate) dil: [usize; 3],
+    pub(crate) pad: [usize; 3],
 }
 
 /// Pad a per-spatial-axis list to three entries by prepending `fill`.
@@ -100,7 +100,7 @@ fn three(v: &[usize], fill: usize) -> Result<[usize; 3], EvalError> {
 
 impl Geo {
     #[allow(clippy::too_many_arguments)]
-    fn new(
+    pub(crate) fn new(
         x: &[usize],
         w: &[usize],
         out: &[usize],
@@ -124,13 +124,13 @@ impl Geo {
             pad: three(&pads[..n], 0)?,
         })
     }
-    fn in_size(&self) -> usize {
+    pub(crate) fn in_size(&self) -> usize {
         self.inp.iter().product()
     }
-    fn out_size(&self) -> usize {
+    pub(crate) fn out_size(&self) -> usize {
         self.out.iter().product()
     }
-    fn k_size(&self) -> usize {
+    pub(crate) fn k_size(&self) -> usize {
         self.k.iter().product()
     }
     /// Input coordinate of output coordinate `o` and kernel offset `k` along axis `a`, if inside.
@@ -139,13 +139,13 @@ impl Geo {
         (o * self.stride[a] + k * self.dil[a]).checked_sub(self.pad[a]).filter(|&i| i < self.inp[a])
     }
     /// True when the convolution reads its input as is (1×1 kernel, stride 1, no padding).
-    fn is_pointwise(&self) -> bool {
+    pub(crate) fn is_pointwise(&self) -> bool {
         self.k == [1; 3] && self.stride == [1; 3] && self.pad == [0; 3] && self.out == self.inp
     }
 }
 
 /// im2col of `cg` channels starting at `x` (each `in_size` long) into `col[cg·K, P]`.
-fn im2col(g: &Geo, x: &[f32], cg: usize, col: &mut [f32]) {
+pub(crate) fn im2col(g: &Geo, x: &[f32], cg: usize, col: &mut [f32]) {
     let (p, isz) = (g.out_size(), g.in_size());
     let [_, ih, iw] = g.inp;
     let mut row = 0;
@@ -184,7 +184,7 @@ fn im2col(g: &Geo, x: &[f32], cg: usize, col: &mut [f32]) {
 
 /// Depthwise-style convolution (one input channel per group): a direct loop per output plane
 /// (planes in parallel).
-fn conv_direct(g: &Geo, x: &[f32], w: &[f32], out: &mut [f32]) {
+pub(crate) fn conv_direct(g: &Geo, x: &[f32], w: &[f32], out: &mut [f32]) {
     let (isz, osz, ksz) = (g.in_size(), g.out_size(), g.k_size());
     let mg = g.m / g.groups;
     let [_, ih, iw] = g.inp;
@@ -239,7 +239,7 @@ fn conv_direct(g: &Geo, x: &[f32], w: &[f32], out: &mut [f32]) {
 }
 
 /// Fill each channel plane of `out` (`[batch, m, plane]`) with its bias, or zero.
-fn init_bias(out: &mut [f32], bias: Option<&[f32]>, m: usize, plane: usize) {
+pub(crate) fn init_bias(out: &mut [f32], bias: Option<&[f32]>, m: usize, plane: usize) {
     match bias {
         None => out.fill(0.0),
         Some(b) => {

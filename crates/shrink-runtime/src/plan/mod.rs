@@ -1,0 +1,310 @@
+//! The compiled runtime plan: a graph compiled once into a list of steps, then run by
+//! [`Session`]s that own their memory.
+//!
+//! [`Plan::compile`] runs graph passes on its own copy of the graph (BatchNorm folded into the
+//! preceding Conv / Gemm / MatMul, Identity removed), then lowers every node to a [`Step`]:
+//! a conv or linear kernel with pre-packed weights and a fused ReLU / Clip epilogue, or the
+//! reference evaluation ([`crate::exec::eval_op`]) of any other operator — so a plan runs every
+//! graph the reference executor runs, with the same outputs.
+//!
+//! [`Plan::session`] binds the batch size, plans memory (liveness over the steps, intermediate
+//! buffers in reusable arena slots) and allocates the arena once; [`Session::run`] then writes
+//! every conv / linear output into the arena and allocates only the returned outputs (and the
+//! results of reference-evaluated operators, which make their own tensors).
+//!
+//! ```
+//! use shrink_graph::{ops::matmul::Gemm, DType, Dim, Fact, Graph, Tensor};
+//! use shrink_runtime::plan::{Plan, PlanOptions};
+//!
+//! let mut g = Graph::new();
+//! let x = g.add_input("x", Fact::dims(DType::F32, vec![Dim::Sym("N".into()), Dim::Fixed(2)])).unwrap();
+//! let w = g.add_const("w", Tensor::f32(vec![1, 2], vec![1.0, 2.0])).unwrap();
+//! let gemm = Gemm { alpha: 1.0, beta: 1.0, trans_a: false, trans_b: true };
+//! let y = g.add_node("fc", gemm, &[x, w], &["y".into()]).unwrap();
+//! g.set_outputs(y);
+//! let plan = Plan::compile(&g, &PlanOptions::default()).unwrap();
+//! let mut session = plan.session(1).unwrap();
+//! let out = session.run(&[Tensor::f32(vec![1, 2], vec![3.0, 4.0])]).unwrap();
+//! assert_eq!(out[0].as_f32().unwrap(), &[11.0]);
+//! ```
+//!
+//! Deploy files (`.shrink`) load into a [`Graph`] and compile through this same API.
+
+pub mod conv;
+pub mod epilogue;
+pub mod linear;
+pub mod memory;
+pub mod panel;
+pub mod passes;
+mod session;
+
+pub use conv::{ConvKernel, ConvStep};
+pub use epilogue::Epilogue;
+pub use linear::{LinearKernel, LinearStep, LinearWeights};
+pub use session::Session;
+
+use crate::exec::EvalError;
+use shrink_graph::ops::matmul::Gemm;
+use shrink_graph::{Graph, Op, Tensor, ValueId};
+
+/// Compilation choices.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// Time every candidate kernel of each linear step when a session is created (for its
+    /// batch size) and keep the fastest; otherwise a fixed rule picks by batch size.
+    pub tune: bool,
+}
+
+/// What one step computes.
+#[derive(Debug, Clone)]
+pub enum StepKind {
+    /// A convolution kernel (reads the step's one input).
+    Conv(ConvStep),
+    /// A linear kernel (reads the step's one input).
+    Linear(LinearStep),
+    /// The reference evaluation of the operator.
+    Reference(Op),
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// The node's name (the first node's, when activations were fused into it).
+    pub name: String,
+    /// The operator's name, with fused epilogues (`Conv+relu`).
+    pub op: String,
+    /// Values read (kernels: only the data input; weights are packed into the step).
+    pub inputs: Vec<ValueId>,
+    /// Values written.
+    pub outputs: Vec<ValueId>,
+    pub kind: StepKind,
+}
+
+/// What the passes did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PassStats {
+    pub batchnorms_folded: usize,
+    pub identities_removed: usize,
+    pub activations_fused: usize,
+}
+
+/// A compiled graph.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    graph: Graph,
+    steps: Vec<Step>,
+    options: PlanOptions,
+    stats: PassStats,
+}
+
+fn compile_err(e: impl std::fmt::Display) -> EvalError {
+    EvalError::op(format!("compiling the plan: {e}"))
+}
+
+impl Plan {
+    /// Compile `graph`: passes, then one step per remaining node (fused activations included in
+    /// their producer's step).
+    pub fn compile(graph: &Graph, options: &PlanOptions) -> Result<Plan, EvalError> {
+        let mut g = graph.clone();
+        let identities_removed = passes::remove_identity(&mut g);
+        let batchnorms_folded = passes::fold_batchnorm(&mut g).map_err(compile_err)?;
+        let consumers = g.consumers();
+        let mut fused = vec![false; g.nodes.len()];
+        let mut steps = Vec::with_capacity(g.nodes.len());
+        let mut activations_fused = 0;
+        for (k, node) in g.nodes.iter().enumerate() {
+            if fused[k] {
+                continue;
+            }
+            let name = node.name.clone();
+            let op_name = node.op.def().name();
+            let Some(mut kernel) = lower(&g, &node.op, &node.inputs) else {
+                steps.push(Step {
+                    name,
+                    op: op_name.to_string(),
+                    inputs: node.inputs.clone(),
+                    outputs: node.outputs.clone(),
+                    kind: StepKind::Reference(node.op.clone()),
+                });
+                continue;
+            };
+            let mut outputs = node.outputs.clone();
+            let out = outputs[0];
+            if let [c] = consumers[out].as_slice() {
+                let act = &g.nodes[*c];
+                if let (Some(ep), false, [_]) =
+                    (Epilogue::of(&act.op), g.outputs.contains(&out), act.inputs.as_slice())
+                {
+                    match &mut kernel {
+                        StepKind::Conv(s) => s.epilogue = ep,
+                        StepKind::Linear(s) => s.epilogue = ep,
+                        StepKind::Reference(_) => unreachable!("lower makes kernels only"),
+                    }
+                    fused[*c] = true;
+                    outputs = act.outputs.clone();
+                    activations_fused += 1;
+                }
+            }
+            let suffix = match &kernel {
+                StepKind::Conv(s) => s.epilogue.suffix(),
+                StepKind::Linear(s) => s.epilogue.suffix(),
+                StepKind::Reference(_) => "",
+            };
+            steps.push(Step {
+                name,
+                op: format!("{op_name}{suffix}"),
+                inputs: vec![node.inputs[0]],
+                outputs,
+                kind: kernel,
+            });
+        }
+        let stats = PassStats { batchnorms_folded, identities_removed, activations_fused };
+        Ok(Plan { graph: g, steps, options: *options, stats })
+    }
+
+    /// The steps, in execution order.
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// The graph after the passes (what the steps index into).
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// What the passes did.
+    pub fn stats(&self) -> PassStats {
+        self.stats
+    }
+
+    /// The options it was compiled with.
+    pub fn options(&self) -> PlanOptions {
+        self.options
+    }
+
+    /// A session for `batch` examples: every input's first dimension, when symbolic, is bound
+    /// to `batch` (other symbolic dimensions: use [`Plan::session_for_shapes`]).
+    pub fn session(&self, batch: usize) -> Result<Session<'_>, EvalError> {
+        let shapes = self
+            .graph
+            .inputs
+            .iter()
+            .map(|&i| {
+                let v = &self.graph.values[i];
+                v.fact
+                    .shape
+                    .iter()
+                    .enumerate()
+                    .map(|(a, d)| match d.fixed() {
+                        Some(n) => Ok(n),
+                        None if a == 0 => Ok(batch),
+                        None => Err(EvalError::Input {
+                            name: v.name.clone(),
+                            msg: format!(
+                                "{} has a symbolic dimension besides the batch; give its shape",
+                                v.fact
+                            ),
+                        }),
+                    })
+                    .collect()
+            })
+            .collect::<Result<Vec<Vec<usize>>, _>>()?;
+        self.session_for_shapes(&shapes)
+    }
+
+    /// A session for inputs of exactly these shapes (in the order of the graph's inputs).
+    pub fn session_for_shapes(&self, shapes: &[Vec<usize>]) -> Result<Session<'_>, EvalError> {
+        Session::new(self, shapes)
+    }
+}
+
+/// The f32 data and shape of constant `v`.
+fn const_f32(g: &Graph, v: ValueId) -> Option<(&[usize], &[f32])> {
+    let t = g.const_value(v)?;
+    Some((&t.shape, t.as_f32()?))
+}
+
+/// The kernel step of a node, when one applies.
+fn lower(g: &Graph, op: &Op, ins: &[ValueId]) -> Option<StepKind> {
+    let f32_data = |v: ValueId| g.values[v].fact.dtype == shrink_graph::DType::F32;
+    match op {
+        Op::Conv(c) if (2..=3).contains(&ins.len()) && f32_data(ins[0]) => {
+            let (ws, w) = const_f32(g, ins[1])?;
+            if ws.len() < 3 || ws.len() > 5 {
+                return None;
+            }
+            let bias = match ins.get(2) {
+                Some(&b) => Some(const_f32(g, b)?.1.to_vec()),
+                None => None,
+            };
+            Some(StepKind::Conv(ConvStep {
+                op: c.clone(),
+                weight: w.to_vec(),
+                weight_shape: ws.to_vec(),
+                bias,
+                epilogue: Epilogue::None,
+            }))
+        }
+        Op::Gemm(gm) if (2..=3).contains(&ins.len()) && !gm.trans_a && g.values[ins[0]].fact.rank() == 2 => {
+            let (bs, b) = const_f32(g, ins[1])?;
+            let c = match ins.get(2) {
+                Some(&c) => Some(const_f32(g, c)?),
+                None => None,
+            };
+            linear_step(gm, bs, b, c)
+        }
+        Op::MatMul(_) if ins.len() == 2 && f32_data(ins[0]) && g.values[ins[0]].fact.rank() >= 1 => {
+            let (bs, b) = const_f32(g, ins[1])?;
+            let gm = Gemm { alpha: 1.0, beta: 1.0, trans_a: false, trans_b: false };
+            linear_step(&gm, bs, b, None)
+        }
+        _ => None,
+    }
+}
+
+/// Pack `alpha·op(B)` as `[N, K]` rows and `beta·C` as a per-output bias (C must be constant
+/// along the rows: a scalar, `[N]` or `[1, N]`).
+fn linear_step(gm: &Gemm, bs: &[usize], b: &[f32], c: Option<(&[usize], &[f32])>) -> Option<StepKind> {
+    if bs.len() != 2 {
+        return None;
+    }
+    let (k, n) = if gm.trans_b { (bs[1], bs[0]) } else { (bs[0], bs[1]) };
+    let bias = match c {
+        None => None,
+        Some(_) if gm.beta == 0.0 => None,
+        Some((cs, cv)) => {
+            if cs.len() > 2 || cs.iter().rev().skip(1).any(|&d| d != 1) {
+                return None;
+            }
+            match cv.len() {
+                1 => Some(vec![gm.beta * cv[0]; n]),
+                l if l == n => Some(cv.iter().map(|v| gm.beta * v).collect()),
+                _ => return None,
+            }
+        }
+    };
+    let mut w = vec![0f32; n * k];
+    for j in 0..n {
+        for t in 0..k {
+            let v = if gm.trans_b { b[j * k + t] } else { b[t * n + j] };
+            w[j * k + t] = gm.alpha * v;
+        }
+    }
+    Some(StepKind::Linear(LinearStep {
+        k,
+        n,
+        weights: LinearWeights::for_this_cpu(w, k, n),
+        bias,
+        epilogue: Epilogue::None,
+    }))
+}
+
+/// Convenience: compile and run once on `inputs` (batch taken from the inputs' shapes).
+pub fn run_once(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, EvalError> {
+    let plan = Plan::compile(graph, &PlanOptions::default())?;
+    let shapes: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape.clone()).collect();
+    plan.session_for_shapes(&shapes)?.run(inputs)
+}
+
+#[cfg(test)]
+mod tests;
