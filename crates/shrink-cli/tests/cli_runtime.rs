@@ -101,7 +101,7 @@ fn missing_and_unsupported_models_are_one_line_errors() {
     let missing = data.join("missing.onnx");
     assert_one_line_error(&shrink(&["run", p(&missing), "--data", p(&data)]), "missing.onnx");
     let deploy = data.join("m.shrink");
-    std::fs::write(&deploy, b"x").unwrap();
+    std::fs::write(&deploy, b"SHRKDPL1\x01\x00").unwrap(); // a truncated deploy file
     assert_one_line_error(&shrink(&["bench", p(&deploy)]), "m.shrink");
     assert_one_line_error(&shrink(&["bench", p(&corpus("lenet_bn1d_softmax")), "--iters", "0"]), "--iters");
 }

@@ -5,6 +5,7 @@
 //! folders and archives).
 pub mod atomic;
 pub mod data;
+pub mod deploy;
 pub mod error;
 pub mod format;
 pub mod graph_weights;

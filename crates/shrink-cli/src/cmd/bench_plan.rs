@@ -62,7 +62,7 @@ pub fn run(a: &BenchArgs, path: &Path) -> Result<()> {
     if a.iters == 0 || a.batch.is_empty() || a.batch.contains(&0) {
         bail!("--iters and every --batch size must be positive");
     }
-    let graph = load_runtime_graph(path)?;
+    let graph = load_runtime_graph(path)?.graph;
     let plan = compile(&graph, path, a.tune)?;
     let mut results = Vec::new();
     let mut tables = Vec::new();

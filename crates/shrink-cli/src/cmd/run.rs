@@ -42,14 +42,34 @@ pub struct RunArgs {
     pub json: bool,
 }
 
-/// Load a model as a graph for the runtime. The one place model formats are told apart: the
-/// `.shrink` deploy file loads here (into the same [`Graph`]) once its reader exists.
-pub fn load_runtime_graph(path: &Path) -> Result<Graph> {
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("shrink") => {
-            bail!("{}: .shrink deploy files cannot be read yet; give an ONNX model", path.display())
+/// A model loaded for the runtime: its graph and the input normalization it stores (empty
+/// when the file has none, as ONNX files).
+pub struct RuntimeModel {
+    pub graph: Graph,
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+/// Load a model for the runtime, the format told by content: a `.shrink` deploy file (every
+/// constant decoded from its encoding), an ONNX file (graph import), or a shrink/PyTorch model
+/// file of a zoo architecture (converted to the open IR).
+pub fn load_runtime_graph(path: &Path) -> Result<RuntimeModel> {
+    match shrink_io::format::detect(path)? {
+        shrink_io::format::ModelFormat::Deploy => {
+            let d = shrink_io::deploy::load_deploy(path)?;
+            let graph = d.to_graph_f32().map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            Ok(RuntimeModel { graph, mean: d.meta.mean, std: d.meta.std })
         }
-        _ => Ok(shrink_io::onnx::graph_import::load_graph(path)?),
+        shrink_io::format::ModelFormat::Onnx => Ok(RuntimeModel {
+            graph: shrink_io::onnx::graph_import::load_graph(path)?,
+            mean: vec![],
+            std: vec![],
+        }),
+        _ => {
+            let m = shrink_io::load_model(path, None)?;
+            let graph = m.to_graph().map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            Ok(RuntimeModel { graph, mean: m.meta.mean, std: m.meta.std })
+        }
     }
 }
 
@@ -60,10 +80,13 @@ pub fn compile(graph: &Graph, path: &Path, tune: bool) -> Result<Plan> {
 
 pub fn run(a: &RunArgs) -> Result<()> {
     let what = a.model.display().to_string();
-    let graph = load_runtime_graph(&a.model)?;
+    let RuntimeModel { graph, mean, std } = load_runtime_graph(&a.model)?;
     let ds = load_data(&a.data, parse_split(&a.split)?)?;
     let input = plan_input(&graph, ds.image_shape(), a.batch_size, &what)?;
     let mut norm = default_normalize(ds.channels);
+    if !mean.is_empty() && mean.len() == std.len() {
+        (norm.mean, norm.std) = (mean, std);
+    }
     for (flag, given, field) in [("--mean", &a.mean, &mut norm.mean), ("--std", &a.std, &mut norm.std)] {
         if let Some(s) = given {
             *field = parse_floats(flag, s)?;
