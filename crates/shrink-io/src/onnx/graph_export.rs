@@ -32,6 +32,9 @@ fn tensor_proto(name: &str, t: &Tensor) -> Message {
         TensorData::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
         TensorData::I64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
         TensorData::Bool(v) => v.iter().map(|&b| b as u8).collect(),
+        TensorData::I8(v) => v.iter().map(|&b| b as u8).collect(),
+        TensorData::U8(v) => v.to_vec(),
+        TensorData::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
     };
     m.bytes(9, &raw);
     m
