@@ -92,7 +92,7 @@ fn softplus(x: &Tensor) -> Result<Tensor> {
 /// Round half to even (ONNX/torch `Round`; candle's `round` goes half away from zero). Ties are
 /// exact: `x - round(x)` has no rounding error when |x - round(x)| ≤ 1/2. No gradient (zero,
 /// as torch).
-fn round_half_even(x: &Tensor) -> Result<Tensor> {
+pub(crate) fn round_half_even(x: &Tensor) -> Result<Tensor> {
     let x = x.detach();
     let r = x.round()?;
     let even = x.affine(0.5, 0.0)?.round()?.affine(2.0, 0.0)?;

@@ -8,6 +8,7 @@
 pub mod array;
 pub mod math;
 pub mod nn;
+pub mod quant;
 
 use crate::error::{IrError, Result};
 use candle_core::{DType as CDType, Device, Tensor, Var};
@@ -91,6 +92,8 @@ pub fn lower_op(op: &Op, ins: &[&Tensor], ctx: &LowerCtx) -> Result<Vec<Tensor>>
         Op::Pad(o) => o.lower(ins, ctx),
         Op::Gather(o) => o.lower(ins, ctx),
         Op::Identity(o) => o.lower(ins, ctx),
+        Op::QuantizeLinear(o) => o.lower(ins, ctx),
+        Op::DequantizeLinear(o) => o.lower(ins, ctx),
     }
 }
 

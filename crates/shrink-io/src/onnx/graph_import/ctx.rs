@@ -214,7 +214,10 @@ impl Ctx {
         inputs: &[ValueId],
         onnx_outs: &[String],
     ) -> R<Vec<ValueId>> {
-        let foldable = !inputs.is_empty() && inputs.iter().all(|&v| self.const_of(v).is_some());
+        // DequantizeLinear of constant codes stays a node: a QDQ model keeps its int8 weights.
+        let foldable = !matches!(op, Op::DequantizeLinear(_))
+            && !inputs.is_empty()
+            && inputs.iter().all(|&v| self.const_of(v).is_some());
         let ids = if foldable {
             let ins: Vec<&Tensor> = inputs.iter().map(|&v| self.const_of(v).expect("checked")).collect();
             let outs =

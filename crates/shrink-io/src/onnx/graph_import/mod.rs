@@ -8,6 +8,7 @@ pub mod array;
 pub mod ctx;
 pub mod math;
 pub mod nn;
+pub mod quant;
 
 use crate::error::{IoError, Result};
 use crate::onnx::decode::{self, Dim as OnnxDim, NodeProto};
@@ -22,7 +23,10 @@ pub type ImportFn = fn(&mut Ctx, &NodeProto) -> R<()>;
 
 /// The mapping of an ONNX op type, if shrink supports it.
 pub fn lookup(op_type: &str) -> Option<ImportFn> {
-    nn::lookup(op_type).or_else(|| math::lookup(op_type)).or_else(|| array::lookup(op_type))
+    nn::lookup(op_type)
+        .or_else(|| math::lookup(op_type))
+        .or_else(|| array::lookup(op_type))
+        .or_else(|| quant::lookup(op_type))
 }
 
 /// Oldest and newest default-domain opsets the importer accepts.
