@@ -38,7 +38,8 @@ pub fn activation_params(min: f32, max: f32, bits: u32) -> (f32, u8) {
     let qmax = ((1u32 << bits) - 1) as f32;
     let (lo, hi) = (min.min(0.0), max.max(0.0));
     let scale = (hi - lo) / qmax;
-    if !(scale >= f32::MIN_POSITIVE) || !scale.is_finite() {
+    // NaN, zero or a subnormal width: no usable scale.
+    if scale.is_nan() || scale < f32::MIN_POSITIVE || !scale.is_finite() {
         return (1.0, 0);
     }
     let zp = round_ties_even(0.0 - lo / scale).clamp(0.0, qmax);
