@@ -12,11 +12,17 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-_DTYPES = {np.dtype("float32"): "F32", np.dtype("int64"): "I64", np.dtype("bool"): "BOOL"}
+_DTYPES = {
+    np.dtype("float32"): "F32",
+    np.dtype("int64"): "I64",
+    np.dtype("bool"): "BOOL",
+    np.dtype("int8"): "I8",
+    np.dtype("uint8"): "U8",
+}
 
 
 def write_safetensors(path, tensors):
-    """Write a dict name -> np.ndarray (float32, int64 or bool) as safetensors."""
+    """Write a dict name -> np.ndarray (float32, int64, bool, int8 or uint8; int32 widens to int64) as safetensors."""
     header, blobs, offset = {}, [], 0
     for name, arr in tensors.items():
         arr = np.asarray(arr, order="C")  # keeps 0-d scalars 0-d (ascontiguousarray makes them 1-d)

@@ -145,3 +145,80 @@ pub fn load_engine_graph(model: &Path, graph: Option<&Path>) -> Result<shrink_gr
         None => shrink_io::onnx::graph_import::load_graph(model)?,
     })
 }
+
+/// Quantization flags of `shrink export` (`--format onnx` QDQ today; reusable by other formats).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct QuantFlags {
+    /// Quantize to int8: weights symmetric per output channel, activations uint8 per tensor
+    /// calibrated on --calib (static PTQ; biases stay f32).
+    #[arg(long)]
+    pub int8: bool,
+    /// Calibration dataset (MNIST/CIFAR directory or archive) for --int8; its train split is read.
+    #[arg(long)]
+    pub calib: Option<std::path::PathBuf>,
+    /// Calibration batches, taken from the start of the train split.
+    #[arg(long, default_value_t = 1)]
+    pub calib_batches: usize,
+    /// Images per calibration batch.
+    #[arg(long, default_value_t = 64)]
+    pub calib_batch_size: usize,
+    /// Node names to keep in f32 (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub skip: Vec<String>,
+}
+
+impl QuantFlags {
+    /// Check the flags' consistency (before any long work).
+    pub fn check(&self) -> Result<()> {
+        if !self.int8 {
+            if self.calib.is_some() || !self.skip.is_empty() {
+                bail!("--calib and --skip only apply with --int8");
+            }
+            return Ok(());
+        }
+        let Some(calib) = &self.calib else { bail!("--int8 needs calibration data: pass --calib DATA") };
+        if !calib.exists() {
+            bail!("--calib `{}` does not exist", calib.display());
+        }
+        if self.calib_batches == 0 || self.calib_batch_size == 0 {
+            bail!("--calib-batches and --calib-batch-size must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The quantizer settings.
+    pub fn config(&self) -> shrink_compress::quant::graph::QdqConfig {
+        shrink_compress::quant::graph::QdqConfig { skip: self.skip.clone(), ..Default::default() }
+    }
+
+    /// The calibration batches for `graph` (one f32 image input): the first
+    /// `calib_batches × calib_batch_size` train images of --calib, normalized as `shrink eval`
+    /// does (the dataset's default mean/std).
+    pub fn calibration_batches(
+        &self,
+        graph: &shrink_graph::Graph,
+        what: &str,
+    ) -> Result<Vec<Vec<shrink_graph::Tensor>>> {
+        let path = self.calib.as_deref().context("--int8 needs --calib")?;
+        let ds = load_data(path, Split::Train).with_context(|| format!("--calib `{}`", path.display()))?;
+        let plan =
+            shrink_train::graph_eval::plan_input(graph, ds.image_shape(), self.calib_batch_size, what)?;
+        let norm = data::default_normalize(ds.channels);
+        let example: usize = plan.example_shape.iter().product();
+        let n = (self.calib_batches * plan.batch).min(ds.len());
+        if n == 0 {
+            bail!("--calib `{}` has no images", path.display());
+        }
+        let indices: Vec<usize> = (0..n).collect();
+        let mut out = Vec::new();
+        for chunk in indices.chunks(plan.batch) {
+            let mut buf = Vec::new();
+            data::make_batch(&ds, chunk, &norm, None, &mut buf);
+            let rows = if plan.fixed_batch { plan.batch } else { chunk.len() };
+            buf.resize(rows * example, 0.0);
+            let shape: Vec<usize> = [rows].into_iter().chain(plan.example_shape.iter().copied()).collect();
+            out.push(vec![shrink_graph::Tensor::f32(shape, buf)]);
+        }
+        Ok(out)
+    }
+}

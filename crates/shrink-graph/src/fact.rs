@@ -10,6 +10,12 @@ pub enum DType {
     F32,
     I64,
     Bool,
+    /// Signed 8-bit integers (quantization codes).
+    I8,
+    /// Unsigned 8-bit integers (quantization codes).
+    U8,
+    /// Signed 32-bit integers (integer accumulators, quantized biases).
+    I32,
 }
 
 impl DType {
@@ -19,7 +25,29 @@ impl DType {
             DType::F32 => 1,
             DType::I64 => 7,
             DType::Bool => 9,
+            DType::I8 => 3,
+            DType::U8 => 2,
+            DType::I32 => 6,
         }
+    }
+
+    /// The dtype of an ONNX `TensorProto.DataType` code this IR stores as such (f32, i64, bool,
+    /// int8, uint8, int32), if any.
+    pub fn from_onnx_code(code: i64) -> Option<DType> {
+        Some(match code {
+            1 => DType::F32,
+            7 => DType::I64,
+            9 => DType::Bool,
+            3 => DType::I8,
+            2 => DType::U8,
+            6 => DType::I32,
+            _ => return None,
+        })
+    }
+
+    /// True for the 8-bit quantization code types (`I8`, `U8`).
+    pub fn is_quantized(self) -> bool {
+        matches!(self, DType::I8 | DType::U8)
     }
 }
 

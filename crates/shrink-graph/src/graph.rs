@@ -163,11 +163,14 @@ impl Graph {
         })
     }
 
-    /// Number of f32 constant elements read by some node (the parameters).
+    /// Number of f32 and 8-bit (quantized weight codes) constant elements read by some node
+    /// (the parameters).
     pub fn params(&self) -> usize {
         let used = self.used_values();
         self.consts()
-            .filter(|(id, _, t)| used[*id] && matches!(t.data, TensorData::F32(_)))
+            .filter(|(id, _, t)| {
+                used[*id] && matches!(t.data, TensorData::F32(_) | TensorData::I8(_) | TensorData::U8(_))
+            })
             .map(|(_, _, t)| t.len())
             .sum()
     }

@@ -80,9 +80,9 @@ pub fn encode_f32(w: &[f32], allowed: Encodings) -> Result<Encoding> {
         for gap_bits in 1..=8u8 {
             let sparse = Sparse::encode(w, gap_bits, allowed.huffman, |vals| {
                 if allowed.codebook {
-                    if let Some(e) = exact_codebook(vals, allowed.huffman).map_err(|e| {
-                        shrink_runtime::deploy::DeployError::invalid(e.to_string())
-                    })? {
+                    if let Some(e) = exact_codebook(vals, allowed.huffman)
+                        .map_err(|e| shrink_runtime::deploy::DeployError::invalid(e.to_string()))?
+                    {
                         return Ok(e);
                     }
                 }
@@ -143,7 +143,12 @@ mod tests {
         let raw = encode_f32(&w, Encodings::RAW).unwrap();
         let all = encode_f32(&w, Encodings::ALL).unwrap();
         assert!(matches!(all, Encoding::Sparse(_)));
-        assert!(all.encoded_size() * 10 < raw.encoded_size(), "{} vs {}", all.encoded_size(), raw.encoded_size());
+        assert!(
+            all.encoded_size() * 10 < raw.encoded_size(),
+            "{} vs {}",
+            all.encoded_size(),
+            raw.encoded_size()
+        );
         assert_eq!(all.decode_f32(&[64, 64]).unwrap(), w);
         let dense: Vec<f32> = (0..300).map(|i| i as f32 * 0.01).collect();
         let e = encode_f32(&dense, Encodings::ALL).unwrap();

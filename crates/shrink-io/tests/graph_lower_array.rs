@@ -27,6 +27,7 @@ fn carrier(d: DType) -> CDType {
         DType::F32 => CDType::F32,
         DType::I64 => CDType::I64,
         DType::Bool => CDType::U8,
+        DType::I8 | DType::U8 | DType::I32 => CDType::I64,
     }
 }
 
@@ -121,7 +122,7 @@ fn graph_inputs(g: &Graph, rng: &mut Lcg, ints: &[Vec<i64>], syms: &[(&str, usiz
                 DType::I64 => {
                     Tensor::from_vec(ints.next().expect("i64 input").clone(), shape, &Device::Cpu).unwrap()
                 }
-                DType::Bool => unreachable!(),
+                d => unreachable!("no {d:?} graph inputs in these cases"),
             }
         })
         .collect()

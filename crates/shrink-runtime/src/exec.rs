@@ -66,6 +66,8 @@ pub fn eval_op(op: &Op, ins: &[&Tensor], ctx: &EvalCtx) -> Result<Vec<Tensor>, E
         Op::Pad(o) => o.eval(ins, ctx),
         Op::Gather(o) => o.eval(ins, ctx),
         Op::Identity(o) => o.eval(ins, ctx),
+        Op::QuantizeLinear(o) => o.eval(ins, ctx),
+        Op::DequantizeLinear(o) => o.eval(ins, ctx),
     }
 }
 

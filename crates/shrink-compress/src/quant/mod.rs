@@ -18,6 +18,7 @@ use thiserror::Error;
 
 pub mod activation;
 pub mod formula;
+pub mod graph;
 pub mod in_place;
 pub mod mixed;
 pub mod pass;

@@ -50,6 +50,7 @@ impl OpDef for Unary {
             DType::Bool => self.kind == UnaryKind::Not,
             DType::I64 => matches!(self.kind, UnaryKind::Neg | UnaryKind::Abs | UnaryKind::Relu),
             DType::F32 => self.kind != UnaryKind::Not,
+            DType::I8 | DType::U8 | DType::I32 => false,
         };
         if !ok {
             return Err(OpError::Shape(format!("{:?} does not apply to {:?} values", self.kind, f.dtype)));
@@ -197,8 +198,8 @@ impl OpDef for Clip {
     fn infer(&self, ins: &[InFact]) -> OpResult<Vec<Fact>> {
         check_arity(ins, 1, 1)?;
         let f = ins[0].fact;
-        if f.dtype == DType::Bool {
-            return Err(OpError::Shape("needs f32 or i64 values, got Bool".into()));
+        if !matches!(f.dtype, DType::F32 | DType::I64) {
+            return Err(OpError::Shape(format!("needs f32 or i64 values, got {:?}", f.dtype)));
         }
         for (name, v) in [("min", self.min), ("max", self.max)] {
             if v.is_some_and(f32::is_nan) {

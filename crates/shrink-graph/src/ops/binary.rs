@@ -44,6 +44,10 @@ impl BinaryKind {
 
     /// Whether the operation is defined on inputs of `dtype`.
     pub fn accepts(self, dtype: DType) -> bool {
+        if matches!(dtype, DType::I8 | DType::U8 | DType::I32) {
+            // Quantization codes and accumulators: only QuantizeLinear/DequantizeLinear read them.
+            return false;
+        }
         match self {
             BinaryKind::And | BinaryKind::Or => dtype == DType::Bool,
             BinaryKind::Equal => true,

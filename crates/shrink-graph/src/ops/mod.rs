@@ -4,7 +4,8 @@
 //! (BatchNorm, LayerNorm, GroupNorm, InstanceNorm), `pool` (Pool, GlobalPool, Resize),
 //! `activation` (Unary, LeakyRelu, HardSigmoid, Elu, Gelu, Clip, Softmax, LogSoftmax), `binary`
 //! (Binary, Where, Cast), `reduce` (Reduce), `shape` (Reshape, Flatten, Transpose, Squeeze,
-//! Unsqueeze, Expand, Shape), `combine` (Concat, Split, Slice, Pad, Gather, Identity).
+//! Unsqueeze, Expand, Shape), `combine` (Concat, Split, Slice, Pad, Gather, Identity), `quant`
+//! (QuantizeLinear, DequantizeLinear).
 //!
 //! Adding an operator: its struct and `OpDef` impl in the family file, one line in
 //! [`declare_ops!`] below; the compiler then points at the one match of each backend (ONNX
@@ -17,6 +18,7 @@ pub mod conv;
 pub mod matmul;
 pub mod norm;
 pub mod pool;
+pub mod quant;
 pub mod reduce;
 pub mod shape;
 
@@ -131,4 +133,6 @@ declare_ops! {
     Pad(combine::Pad),
     Gather(combine::Gather),
     Identity(combine::Identity),
+    QuantizeLinear(quant::QuantizeLinear),
+    DequantizeLinear(quant::DequantizeLinear),
 }

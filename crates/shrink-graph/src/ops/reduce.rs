@@ -52,8 +52,11 @@ impl OpDef for Reduce {
     fn infer(&self, ins: &[InFact]) -> OpResult<Vec<Fact>> {
         check_arity(ins, 1, 1)?;
         let f = ins[0].fact;
-        if f.dtype == DType::Bool {
-            return Err(OpError::Shape(format!("{:?} needs f32 or i64 values, got Bool", self.kind)));
+        if !matches!(f.dtype, DType::F32 | DType::I64) {
+            return Err(OpError::Shape(format!(
+                "{:?} needs f32 or i64 values, got {:?}",
+                self.kind, f.dtype
+            )));
         }
         let axes = self.resolved_axes(f.rank())?;
         let mut shape = Vec::with_capacity(f.rank());

@@ -32,6 +32,9 @@ fn tensor_proto(name: &str, t: &Tensor) -> Message {
         TensorData::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
         TensorData::I64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
         TensorData::Bool(v) => v.iter().map(|&b| b as u8).collect(),
+        TensorData::I8(v) => v.iter().map(|&b| b as u8).collect(),
+        TensorData::U8(v) => v.to_vec(),
+        TensorData::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
     };
     m.bytes(9, &raw);
     m
@@ -457,6 +460,20 @@ fn export_node(w: &mut Writer, node: &Node) -> Result<()> {
         }
         Op::Gather(g) => w.emit("Gather", name, &ins, &outs, &[("axis", Attr::I(g.axis))]),
         Op::Identity(_) => w.emit("Identity", name, &ins, &outs, &[]),
+        Op::QuantizeLinear(q) => {
+            let mut ins = ins.clone();
+            if ins.len() == 2 && q.dtype != DType::U8 {
+                // ONNX's default code type is uint8: an int8 node without zero point gets zeros.
+                let s =
+                    in_fact(1).fixed_shape().map_err(|e| IoError::Format(format!("node `{name}`: {e}")))?;
+                let n = s.iter().product();
+                ins.push(w.konst(name, Tensor::from_i64s(q.dtype, s, &vec![0; n])));
+            }
+            w.emit("QuantizeLinear", name, &ins, &outs, &[("axis", Attr::I(q.axis))]);
+        }
+        Op::DequantizeLinear(d) => {
+            w.emit("DequantizeLinear", name, &ins, &outs, &[("axis", Attr::I(d.axis))])
+        }
     }
     Ok(())
 }

@@ -24,6 +24,11 @@ fn to_tensor(v: safetensors::tensor::TensorView) -> Tensor {
             Tensor::i64(shape, b.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect())
         }
         Dtype::BOOL => Tensor::bool(shape, b.iter().map(|&x| x != 0).collect()),
+        Dtype::I8 => Tensor::i8(shape, b.iter().map(|&x| x as i8).collect()),
+        Dtype::U8 => Tensor::u8(shape, b.to_vec()),
+        Dtype::I32 => {
+            Tensor::i32(shape, b.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect())
+        }
         d => panic!("unsupported fixture dtype {d:?}"),
     }
 }

@@ -92,7 +92,7 @@ fn softplus(x: &Tensor) -> Result<Tensor> {
 /// Round half to even (ONNX/torch `Round`; candle's `round` goes half away from zero). Ties are
 /// exact: `x - round(x)` has no rounding error when |x - round(x)| ≤ 1/2. No gradient (zero,
 /// as torch).
-fn round_half_even(x: &Tensor) -> Result<Tensor> {
+pub(crate) fn round_half_even(x: &Tensor) -> Result<Tensor> {
     let x = x.detach();
     let r = x.round()?;
     let even = x.affine(0.5, 0.0)?.round()?.affine(2.0, 0.0)?;
@@ -212,7 +212,7 @@ impl Lower for Clip {
                     y = y.minimum(hi.floor() as i64)?;
                 }
             }
-            DType::Bool => return Err(invalid("Clip is not defined on Bool values")),
+            d => return Err(invalid(format!("Clip is not defined on {d:?} values"))),
         }
         Ok(vec![y])
     }
@@ -400,6 +400,7 @@ impl Lower for Binary {
                 None => return on_host(self, ins, ctx),
             },
             DType::Bool => binary_bool(self.kind, a, b)?,
+            d => return Err(invalid(format!("{:?} is not defined on {d:?} values", self.kind))),
         };
         Ok(vec![y])
     }
@@ -422,7 +423,7 @@ impl Lower for Where {
 }
 
 impl Lower for Cast {
-    fn lower(&self, ins: &[&Tensor], _ctx: &LowerCtx) -> Result<Vec<Tensor>> {
+    fn lower(&self, ins: &[&Tensor], ctx: &LowerCtx) -> Result<Vec<Tensor>> {
         let [x] = inputs::<1>(ins, "Cast")?;
         let from = ir_dtype(x)?;
         let y = match self.to {
@@ -431,6 +432,8 @@ impl Lower for Cast {
             // Float to integer truncates toward zero (NaN gives 0, out of range saturates).
             DType::I64 => x.to_dtype(CDType::I64)?,
             DType::F32 => x.to_dtype(CDType::F32)?,
+            // Narrow integers are i64 tensors in candle: the runtime's conversion, kept in i64.
+            DType::I8 | DType::U8 | DType::I32 => return on_host(self, ins, ctx),
         };
         Ok(vec![y])
     }
@@ -464,7 +467,7 @@ impl Lower for Reduce {
             DType::F32 => {}
             // Wrapping sums and products, truncating mean: the runtime's integer rules.
             DType::I64 => return on_host(self, ins, ctx),
-            DType::Bool => return Err(invalid(format!("{:?} is not defined on Bool values", self.kind))),
+            d => return Err(invalid(format!("{:?} is not defined on {d:?} values", self.kind))),
         }
         let axes =
             self.resolved_axes(x.rank()).map_err(|e| invalid(format!("Reduce{:?}: {e}", self.kind)))?;

@@ -8,6 +8,7 @@
 pub mod array;
 pub mod math;
 pub mod nn;
+pub mod quant;
 
 use crate::error::{IrError, Result};
 use candle_core::{DType as CDType, Device, Tensor, Var};
@@ -91,10 +92,13 @@ pub fn lower_op(op: &Op, ins: &[&Tensor], ctx: &LowerCtx) -> Result<Vec<Tensor>>
         Op::Pad(o) => o.lower(ins, ctx),
         Op::Gather(o) => o.lower(ins, ctx),
         Op::Identity(o) => o.lower(ins, ctx),
+        Op::QuantizeLinear(o) => o.lower(ins, ctx),
+        Op::DequantizeLinear(o) => o.lower(ins, ctx),
     }
 }
 
-/// An IR tensor as a candle tensor (bool → u8).
+/// An IR tensor as a candle tensor (bool → u8; candle has no i8/i32, so int8, uint8 and int32
+/// values, exact in i64, become i64 tensors and [`from_candle`] gives them their dtype back).
 pub fn to_candle(t: &shrink_graph::Tensor, device: &Device) -> Result<Tensor> {
     let shape = t.shape.as_slice();
     Ok(match &t.data {
@@ -102,6 +106,9 @@ pub fn to_candle(t: &shrink_graph::Tensor, device: &Device) -> Result<Tensor> {
         TensorData::I64(v) => Tensor::from_slice(v, shape, device)?,
         TensorData::Bool(v) => {
             Tensor::from_vec(v.iter().map(|&b| b as u8).collect::<Vec<u8>>(), shape, device)?
+        }
+        TensorData::I8(_) | TensorData::U8(_) | TensorData::I32(_) => {
+            Tensor::from_vec(t.to_i64_vec(), shape, device)?
         }
     })
 }
@@ -117,6 +124,10 @@ pub fn from_candle(t: &Tensor, dtype: DType) -> Result<shrink_graph::Tensor> {
             shape,
             flat.to_dtype(CDType::U8)?.to_vec1::<u8>()?.into_iter().map(|b| b != 0).collect(),
         ),
+        // Saturated to the dtype's range (the values came from a tensor of that dtype).
+        d @ (DType::I8 | DType::U8 | DType::I32) => {
+            shrink_graph::Tensor::from_i64s(d, shape, &flat.to_dtype(CDType::I64)?.to_vec1::<i64>()?)
+        }
     })
 }
 

@@ -5,7 +5,7 @@ use super::model::DeployModel;
 use std::fmt;
 
 /// One tensor's line of a [`SizeReport`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct TensorSize {
     pub name: String,
     pub shape: Vec<usize>,
@@ -18,7 +18,7 @@ pub struct TensorSize {
 }
 
 /// The sizes of a deploy file, per tensor and in total.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SizeReport {
     pub tensors: Vec<TensorSize>,
     /// Magic, version, header length and the JSON header.

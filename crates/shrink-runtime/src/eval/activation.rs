@@ -62,7 +62,7 @@ impl Eval for Clip {
                 let hi = self.max.map_or(i64::MAX, |m| m.floor() as i64);
                 Ok(vec![Tensor::i64(x.shape.clone(), v.iter().map(|&a| a.max(lo).min(hi)).collect())])
             }
-            TensorData::Bool(_) => Err(EvalError::op("Clip is not defined on Bool values")),
+            _ => Err(EvalError::op(format!("Clip is not defined on {:?} values", x.dtype()))),
         }
     }
 }
@@ -182,9 +182,7 @@ impl Eval for Unary {
                 };
                 Ok(vec![Tensor::i64(x.shape.clone(), v.iter().map(|&a| g(a)).collect())])
             }
-            shrink_graph::DType::Bool => {
-                Err(EvalError::op(format!("{:?} is not defined on bool values", self.kind)))
-            }
+            d => Err(EvalError::op(format!("{:?} is not defined on {d:?} values", self.kind))),
         }
     }
 }

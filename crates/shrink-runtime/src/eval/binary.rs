@@ -325,26 +325,38 @@ impl Eval for Where {
     }
 }
 
+/// `x` converted to `to`. Float to integer truncates toward zero (NaN gives 0, out-of-range
+/// saturates); integer to narrower integer wraps (two's complement, as C and NumPy).
+fn cast(x: &Tensor, to: DType) -> Tensor {
+    let shape = x.shape.clone();
+    if let TensorData::F32(v) = &x.data {
+        return match to {
+            DType::F32 => x.clone(),
+            DType::I64 => Tensor::i64(shape, v.iter().map(|&a| a as i64).collect()),
+            DType::Bool => Tensor::bool(shape, v.iter().map(|&a| a != 0.0).collect()),
+            DType::I8 => Tensor::i8(shape, v.iter().map(|&a| a as i8).collect()),
+            DType::U8 => Tensor::u8(shape, v.iter().map(|&a| a as u8).collect()),
+            DType::I32 => Tensor::i32(shape, v.iter().map(|&a| a as i32).collect()),
+        };
+    }
+    let w = x.to_i64_vec();
+    match to {
+        DType::F32 => Tensor::f32(shape, w.iter().map(|&a| a as f32).collect()),
+        DType::I64 => Tensor::i64(shape, w),
+        DType::Bool => Tensor::bool(shape, w.iter().map(|&a| a != 0).collect()),
+        DType::I8 => Tensor::i8(shape, w.iter().map(|&a| a as i8).collect()),
+        DType::U8 => Tensor::u8(shape, w.iter().map(|&a| a as u8).collect()),
+        DType::I32 => Tensor::i32(shape, w.iter().map(|&a| a as i32).collect()),
+    }
+}
+
 impl Eval for Cast {
     fn eval(&self, ins: &[&Tensor], _ctx: &EvalCtx) -> Result<Vec<Tensor>, EvalError> {
         let [x] = ins else { return Err(EvalError::op(format!("expects 1 input, got {}", ins.len()))) };
         if x.dtype() == self.to {
             return Ok(vec![(*x).clone()]);
         }
-        let shape = x.shape.clone();
-        let out = match (&x.data, self.to) {
-            // Float to integer truncates toward zero (NaN gives 0, out-of-range saturates).
-            (TensorData::F32(v), DType::I64) => Tensor::i64(shape, v.iter().map(|&a| a as i64).collect()),
-            (TensorData::F32(v), DType::Bool) => Tensor::bool(shape, v.iter().map(|&a| a != 0.0).collect()),
-            (TensorData::I64(v), DType::F32) => Tensor::f32(shape, v.iter().map(|&a| a as f32).collect()),
-            (TensorData::I64(v), DType::Bool) => Tensor::bool(shape, v.iter().map(|&a| a != 0).collect()),
-            (TensorData::Bool(v), DType::F32) => {
-                Tensor::f32(shape, v.iter().map(|&a| a as u8 as f32).collect())
-            }
-            (TensorData::Bool(v), DType::I64) => Tensor::i64(shape, v.iter().map(|&a| a as i64).collect()),
-            _ => unreachable!("equal dtypes returned above"),
-        };
-        Ok(vec![out])
+        Ok(vec![cast(x, self.to)])
     }
 }
 
@@ -445,5 +457,21 @@ mod tests {
         assert_eq!(c.unwrap()[0].as_i64().unwrap(), &[2, -2, 0]);
         let c = Cast { to: DType::Bool }.eval(&[&Tensor::i64(vec![2], vec![0, 5])], &EvalCtx::default());
         assert_eq!(c.unwrap()[0].as_bool().unwrap(), &[false, true]);
+    }
+
+    #[test]
+    fn quantized_dtypes_cast_and_refuse_arithmetic() {
+        let ctx = EvalCtx::default();
+        let c = Cast { to: DType::I8 }.eval(&[&Tensor::f32(vec![3], vec![300.0, -2.7, 5.5])], &ctx);
+        assert_eq!(c.unwrap()[0].as_i8().unwrap(), &[127, -2, 5]);
+        let c = Cast { to: DType::U8 }.eval(&[&Tensor::i32(vec![2], vec![257, 3])], &ctx);
+        assert_eq!(c.unwrap()[0].as_u8().unwrap(), &[1, 3]);
+        let c = Cast { to: DType::F32 }.eval(&[&Tensor::i8(vec![2], vec![-128, 7])], &ctx);
+        assert_eq!(c.unwrap()[0].as_f32().unwrap(), &[-128.0, 7.0]);
+        let q = Tensor::u8(vec![2], vec![1, 2]);
+        let e = bin(BinaryKind::Add, q.clone(), q.clone()).unwrap_err();
+        assert!(e.to_string().contains("U8") || e.to_string().contains("one dtype"), "{e}");
+        let e = Where {}.eval(&[&Tensor::bool(vec![2], vec![true, false]), &q, &q], &ctx);
+        assert!(e.is_err());
     }
 }

@@ -236,6 +236,20 @@ mod tests {
     }
 
     #[test]
+    fn array_ops_move_integer_codes() {
+        let a = Tensor::i8(vec![1, 2], vec![-1, 2]);
+        let b = Tensor::i8(vec![1, 2], vec![3, -4]);
+        let y = run(&Concat { axis: 0 }, &[&a, &b]).remove(0);
+        assert_eq!(y.as_i8().unwrap(), &[-1, 2, 3, -4]);
+        let u = Tensor::u8(vec![3], vec![7, 8, 9]);
+        let s = Slice { starts: vec![1], ends: vec![3], axes: vec![0], steps: vec![] };
+        assert_eq!(run(&s, &[&u])[0].as_u8().unwrap(), &[8, 9]);
+        let i = Tensor::i32(vec![3], vec![1, 2, 3]);
+        let g = run(&Gather { axis: 0 }, &[&i, &Tensor::i64(vec![2], vec![2, 0])]).remove(0);
+        assert_eq!(g.as_i32().unwrap(), &[3, 1]);
+    }
+
+    #[test]
     fn concat_and_split_round_trip() {
         let (a, b) = (t(&[2, 1, 2]), t(&[2, 2, 2]));
         let y = run(&Concat { axis: 1 }, &[&a, &b]).remove(0);

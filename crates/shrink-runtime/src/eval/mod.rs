@@ -7,6 +7,7 @@ pub mod conv;
 pub mod matmul;
 pub mod norm;
 pub mod pool;
+pub mod quant;
 pub mod reduce;
 pub mod shape;
 

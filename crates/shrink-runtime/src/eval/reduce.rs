@@ -105,8 +105,12 @@ impl Eval for Reduce {
         let t = match &x.data {
             TensorData::F32(v) => Tensor::f32(out, reduce_f32(self.kind, v, &x.shape, &kept, count)?),
             TensorData::I64(v) => Tensor::i64(out, reduce_i64(self.kind, v, &x.shape, &kept, count)?),
-            TensorData::Bool(_) => {
-                return Err(EvalError::op(format!("{:?} is not defined on Bool values", self.kind)))
+            _ => {
+                return Err(EvalError::op(format!(
+                    "{:?} is not defined on {:?} values",
+                    self.kind,
+                    x.dtype()
+                )))
             }
         };
         Ok(vec![t])

@@ -7,7 +7,7 @@ use crate::exec::EvalError;
 use shrink_graph::ops::shape::*;
 use shrink_graph::Tensor;
 
-/// Element types moved by the array ops (f32, i64, bool).
+/// Element types moved by the array ops (every dtype).
 pub(crate) trait Elem: Copy + Default + 'static {
     /// The elements of `t` if it has this type.
     fn slice(t: &Tensor) -> Option<&[Self]>;
@@ -53,6 +53,27 @@ impl Elem for bool {
     }
 }
 
+/// The integer element types of quantized graphs (codes, zero points, accumulators).
+macro_rules! int_elem {
+    ($t:ty, $as:ident, $new:ident) => {
+        impl Elem for $t {
+            fn slice(t: &Tensor) -> Option<&[Self]> {
+                t.$as()
+            }
+            fn tensor(shape: Vec<usize>, data: Vec<Self>) -> Tensor {
+                Tensor::$new(shape, data)
+            }
+            fn from_f32(v: f32) -> Self {
+                // `as` saturates (NaN gives 0).
+                v as $t
+            }
+        }
+    };
+}
+int_elem!(i8, as_i8, i8);
+int_elem!(u8, as_u8, u8);
+int_elem!(i32, as_i32, i32);
+
 /// Call the generic function `$f::<T>(args)` with `T` the element type of tensor `$t`.
 macro_rules! per_dtype {
     ($t:expr, $f:ident($($a:expr),* $(,)?)) => {
@@ -60,6 +81,9 @@ macro_rules! per_dtype {
             shrink_graph::DType::F32 => $f::<f32>($($a),*),
             shrink_graph::DType::I64 => $f::<i64>($($a),*),
             shrink_graph::DType::Bool => $f::<bool>($($a),*),
+            shrink_graph::DType::I8 => $f::<i8>($($a),*),
+            shrink_graph::DType::U8 => $f::<u8>($($a),*),
+            shrink_graph::DType::I32 => $f::<i32>($($a),*),
         }
     };
 }

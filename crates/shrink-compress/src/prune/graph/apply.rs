@@ -29,6 +29,9 @@ fn slice_axis(t: &Tensor, axis: usize, remove: &[usize]) -> Tensor {
         TensorData::F32(d) => Tensor::f32(shape, pick(d, outer, size, inner, &keep)),
         TensorData::I64(d) => Tensor::i64(shape, pick(d, outer, size, inner, &keep)),
         TensorData::Bool(d) => Tensor::bool(shape, pick(d, outer, size, inner, &keep)),
+        TensorData::I8(d) => Tensor::i8(shape, pick(d, outer, size, inner, &keep)),
+        TensorData::U8(d) => Tensor::u8(shape, pick(d, outer, size, inner, &keep)),
+        TensorData::I32(d) => Tensor::i32(shape, pick(d, outer, size, inner, &keep)),
     }
 }
 

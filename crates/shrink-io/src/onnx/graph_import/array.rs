@@ -436,7 +436,7 @@ fn constant_of_shape(ctx: &mut Ctx, node: &NodeProto) -> R<()> {
     let t = match value.dtype() {
         DType::F32 => Tensor::f32(shape, vec![value.to_f32_vec()[0]; n]),
         DType::I64 => Tensor::i64(shape, vec![value.to_i64_vec()[0]; n]),
-        DType::Bool => Tensor::bool(shape, vec![value.to_i64_vec()[0] != 0; n]),
+        d => Tensor::from_i64s(d, shape, &vec![value.to_i64_vec()[0]; n]),
     };
     let id = ctx.add_const(out0(node)?, t)?;
     ctx.alias(out0(node)?, id);

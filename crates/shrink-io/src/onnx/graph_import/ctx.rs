@@ -3,7 +3,7 @@
 
 use super::tensor_proto::{Const, Data};
 use crate::onnx::decode::{AttributeProto, NodeProto};
-use shrink_graph::{Dim, Fact, Graph, Op, Tensor, ValueId};
+use shrink_graph::{DType, Dim, Fact, Graph, Op, Tensor, ValueId};
 use std::collections::HashMap;
 
 /// Result of an import step; the message is completed with the node's name by the driver.
@@ -156,15 +156,7 @@ impl Ctx {
                 let ints: Vec<i64> =
                     vals.iter().map(|v| if let SymInt::Int(i) = v { *i } else { 0 }).collect();
                 if shape.iter().product::<usize>() == ints.len() {
-                    let t = match fact.dtype {
-                        shrink_graph::DType::Bool => {
-                            Tensor::bool(shape, ints.iter().map(|&i| i != 0).collect())
-                        }
-                        shrink_graph::DType::F32 => {
-                            Tensor::f32(shape, ints.iter().map(|&i| i as f32).collect())
-                        }
-                        shrink_graph::DType::I64 => Tensor::i64(shape, ints),
-                    };
+                    let t = Tensor::from_i64s(fact.dtype, shape, &ints);
                     let base = if onnx_outs[0].is_empty() {
                         format!("{}.out", node.name)
                     } else {
@@ -222,7 +214,10 @@ impl Ctx {
         inputs: &[ValueId],
         onnx_outs: &[String],
     ) -> R<Vec<ValueId>> {
-        let foldable = !inputs.is_empty() && inputs.iter().all(|&v| self.const_of(v).is_some());
+        // DequantizeLinear of constant codes stays a node: a QDQ model keeps its int8 weights.
+        let foldable = !matches!(op, Op::DequantizeLinear(_))
+            && !inputs.is_empty()
+            && inputs.iter().all(|&v| self.const_of(v).is_some());
         let ids = if foldable {
             let ins: Vec<&Tensor> = inputs.iter().map(|&v| self.const_of(v).expect("checked")).collect();
             let outs =
@@ -312,19 +307,20 @@ pub fn attr_s(node: &NodeProto, name: &str) -> Option<String> {
 pub fn attr_t(node: &NodeProto, name: &str) -> R<Option<Tensor>> {
     match attr(node, name).and_then(|a| a.t.as_ref()) {
         None => Ok(None),
-        Some(t) => {
-            let bool_type = t.data_type == 9;
-            Const::from_proto(t).map(|c| Some(to_tensor(c, bool_type)))
-        }
+        Some(t) => Const::from_proto(t).map(|c| Some(to_tensor(c, t.data_type))),
     }
 }
 
-/// Convert a decoded ONNX constant to an IR tensor (integers become i64; `bool_type` bool).
-pub fn to_tensor(c: Const, bool_type: bool) -> Tensor {
+/// Convert a decoded ONNX constant of ONNX type `data_type` to an IR tensor: floats become f32,
+/// bool bool, int8 / uint8 / int32 keep their type (quantization codes, zero points, biases),
+/// the other integers become i64.
+pub fn to_tensor(c: Const, data_type: i64) -> Tensor {
     match c.data {
         Data::F(v) => Tensor::f32(c.dims, v),
-        Data::I(v) if bool_type => Tensor::bool(c.dims, v.into_iter().map(|x| x != 0).collect()),
-        Data::I(v) => Tensor::i64(c.dims, v),
+        Data::I(v) => match DType::from_onnx_code(data_type) {
+            Some(d @ (DType::Bool | DType::I8 | DType::U8 | DType::I32)) => Tensor::from_i64s(d, c.dims, &v),
+            _ => Tensor::i64(c.dims, v),
+        },
     }
 }
 

@@ -278,7 +278,7 @@ fn prelu(ctx: &mut Ctx, node: &NodeProto) -> R<()> {
     let zero = match ctx.fact(x).dtype {
         DType::F32 => Tensor::f32(vec![], vec![0.0]),
         DType::I64 => Tensor::i64(vec![], vec![0]),
-        DType::Bool => return Err("needs f32 or i64 values, got Bool".into()),
+        d => return Err(format!("needs f32 or i64 values, got {d:?}")),
     };
     let zero = ctx.add_const(&format!("{base}.zero"), zero)?;
     let neg = ctx.add_internal(&format!("{base}.negative"), Binary { kind: BinaryKind::Less }, &[x, zero])?;

@@ -8,6 +8,7 @@ pub mod array;
 pub mod ctx;
 pub mod math;
 pub mod nn;
+pub mod quant;
 pub mod tensor_proto;
 
 use crate::error::{IoError, Result};
@@ -23,7 +24,10 @@ pub type ImportFn = fn(&mut Ctx, &NodeProto) -> R<()>;
 
 /// The mapping of an ONNX op type, if shrink supports it.
 pub fn lookup(op_type: &str) -> Option<ImportFn> {
-    nn::lookup(op_type).or_else(|| math::lookup(op_type)).or_else(|| array::lookup(op_type))
+    nn::lookup(op_type)
+        .or_else(|| math::lookup(op_type))
+        .or_else(|| array::lookup(op_type))
+        .or_else(|| quant::lookup(op_type))
 }
 
 /// Oldest and newest default-domain opsets the importer accepts.
@@ -33,11 +37,14 @@ fn err(msg: impl Into<String>) -> IoError {
     IoError::Format(msg.into())
 }
 
-/// ONNX element type → IR dtype of a graph input.
+/// ONNX element type → IR dtype of a graph input (uint8 and int8 keep their type: quantized
+/// inputs; the other integers are i64).
 fn input_dtype(name: &str, elem_type: i64) -> Result<DType> {
     match elem_type {
         0 | 1 | 10 | 11 | 16 => Ok(DType::F32),
-        2..=7 | 12 | 13 => Ok(DType::I64),
+        2 => Ok(DType::U8),
+        3 => Ok(DType::I8),
+        4..=7 | 12 | 13 => Ok(DType::I64),
         9 => Ok(DType::Bool),
         t => Err(err(format!("input `{name}` has unsupported element type {t}"))),
     }
@@ -64,7 +71,7 @@ pub fn import_graph(bytes: &[u8]) -> Result<Graph> {
     let init_names: HashSet<&str> = g.initializers.iter().map(|t| t.name.as_str()).collect();
     for t in &g.initializers {
         let c = Const::from_proto(t).map_err(|e| err(format!("initializer `{}`: {e}", t.name)))?;
-        let id = ctx.add_const(&t.name, ctx::to_tensor(c, t.data_type == 9)).map_err(err)?;
+        let id = ctx.add_const(&t.name, ctx::to_tensor(c, t.data_type)).map_err(err)?;
         ctx.bind(&t.name, id);
     }
     for (k, i) in g.inputs.iter().filter(|i| !init_names.contains(i.name.as_str())).enumerate() {
