@@ -66,7 +66,7 @@ fn exact_codebook(w: &[f32], huffman: bool) -> Result<Option<Encoding>> {
 /// The smallest lossless encoding of one f32 tensor among those `allowed`.
 pub fn encode_f32(w: &[f32], allowed: Encodings) -> Result<Encoding> {
     let mut best = Encoding::Raw(TensorData::F32(w.to_vec().into()));
-    let mut consider = |e: Encoding, best: &mut Encoding| {
+    let consider = |e: Encoding, best: &mut Encoding| {
         if e.encoded_size() < best.encoded_size() {
             *best = e;
         }

@@ -41,8 +41,8 @@ fn inputs(plan: &Plan, batch: usize, path: &Path) -> Result<Vec<Tensor>> {
                 DType::F32 => {
                     Tensor::f32(shape, (0..n).map(|k| ((k * 7919 % 1000) as f32 - 500.0) / 500.0).collect())
                 }
-                DType::I64 => Tensor::i64(shape, vec![0; n]),
                 DType::Bool => Tensor::bool(shape, vec![true; n]),
+                d => Tensor::from_i64s(d, shape, &vec![0; n]),
             })
         })
         .collect()

@@ -10,6 +10,9 @@ pub fn code(d: DType) -> u8 {
         DType::F32 => 0,
         DType::I64 => 1,
         DType::Bool => 2,
+        DType::I8 => 3,
+        DType::U8 => 4,
+        DType::I32 => 5,
     }
 }
 
@@ -19,6 +22,9 @@ pub fn from_code(c: u8) -> Result<DType> {
         0 => DType::F32,
         1 => DType::I64,
         2 => DType::Bool,
+        3 => DType::I8,
+        4 => DType::U8,
+        5 => DType::I32,
         _ => bail!("unknown dtype code {c}"),
     })
 }
@@ -28,7 +34,8 @@ pub fn size(d: DType) -> usize {
     match d {
         DType::F32 => 4,
         DType::I64 => 8,
-        DType::Bool => 1,
+        DType::Bool | DType::I8 | DType::U8 => 1,
+        DType::I32 => 4,
     }
 }
 
@@ -38,6 +45,9 @@ pub fn of(data: &TensorData) -> DType {
         TensorData::F32(_) => DType::F32,
         TensorData::I64(_) => DType::I64,
         TensorData::Bool(_) => DType::Bool,
+        TensorData::I8(_) => DType::I8,
+        TensorData::U8(_) => DType::U8,
+        TensorData::I32(_) => DType::I32,
     }
 }
 
@@ -47,6 +57,9 @@ pub fn len(data: &TensorData) -> usize {
         TensorData::F32(v) => v.len(),
         TensorData::I64(v) => v.len(),
         TensorData::Bool(v) => v.len(),
+        TensorData::I8(v) => v.len(),
+        TensorData::U8(v) => v.len(),
+        TensorData::I32(v) => v.len(),
     }
 }
 
@@ -56,6 +69,9 @@ pub fn write(data: &TensorData, out: &mut Vec<u8>) {
         TensorData::F32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
         TensorData::I64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
         TensorData::Bool(v) => out.extend(v.iter().map(|&b| b as u8)),
+        TensorData::I8(v) => out.extend(v.iter().map(|&b| b as u8)),
+        TensorData::U8(v) => out.extend_from_slice(v),
+        TensorData::I32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
     }
 }
 
@@ -75,5 +91,8 @@ pub fn read(dtype: DType, bytes: &[u8]) -> Result<TensorData> {
             }
             TensorData::Bool(bytes.iter().map(|&b| b == 1).collect())
         }
+        DType::I8 => TensorData::I8(bytes.iter().map(|&b| b as i8).collect()),
+        DType::U8 => TensorData::U8(bytes.to_vec().into()),
+        DType::I32 => TensorData::I32(bytes.chunks_exact(4).map(|c| i32::from_le_bytes(arr(c))).collect()),
     })
 }

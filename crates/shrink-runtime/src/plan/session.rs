@@ -418,8 +418,8 @@ fn empty_like(dtype: shrink_graph::DType, shape: &[usize]) -> Tensor {
     let n: usize = shape.iter().product();
     match dtype {
         shrink_graph::DType::F32 => Tensor::f32(shape.to_vec(), vec![0.0; n]),
-        shrink_graph::DType::I64 => Tensor::i64(shape.to_vec(), vec![0; n]),
         shrink_graph::DType::Bool => Tensor::bool(shape.to_vec(), vec![false; n]),
+        d => Tensor::from_i64s(d, shape.to_vec(), &vec![0; n]),
     }
 }
 
