@@ -62,7 +62,7 @@ proptest! {
     #[test]
     fn codebook_roundtrips(n in 0usize..500, bits in 1u8..=8, huffman: bool, seed: u64) {
         let vals: Vec<f32> = (0..n).map(|i| ((i as u64 * 7919 + seed) % 1000) as f32 / 100.0).collect();
-        let cb = Codebook::kmeans(&vals, bits, 3).unwrap();
+        let cb = Codebook::linear(&vals, bits).unwrap();
         let cb = Codebook { indices: cb.indices.restored(huffman).unwrap(), ..cb };
         let back = roundtrip(&Encoding::Codebook(cb.clone()), &[n]);
         let dec = back.decode_f32(&[n]).unwrap();

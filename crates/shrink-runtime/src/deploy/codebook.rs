@@ -36,9 +36,10 @@ impl Codebook {
         Ok(Codebook { centroids, indices: Codes::packed(&idx, bits)? })
     }
 
-    /// 1-D k-means with `2^bits` centroids, linearly initialised between the minimum and the
-    /// maximum (Deep Compression's choice), `iters` Lloyd iterations.
-    pub fn kmeans(values: &[f32], bits: u8, iters: usize) -> Result<Self> {
+    /// `2^bits` centroids evenly spaced between the minimum and the maximum of `values`, each
+    /// value mapped to the nearest (a uniform codebook; the k-means codebooks of weight sharing
+    /// are made by `shrink_compress::share` and stored with [`Codebook::nearest`]).
+    pub fn linear(values: &[f32], bits: u8) -> Result<Self> {
         if !(1..=8).contains(&bits) {
             bail!("index width {bits} is outside 1..=8");
         }
@@ -46,21 +47,7 @@ impl Codebook {
         let lo = values.iter().copied().fold(f32::INFINITY, f32::min);
         let hi = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let (lo, hi) = if lo <= hi { (lo, hi) } else { (0.0, 0.0) };
-        let mut cent: Vec<f32> = (0..k).map(|i| lo + (hi - lo) * i as f32 / (k - 1).max(1) as f32).collect();
-        for _ in 0..iters {
-            let cb = Codebook::nearest(values, cent.clone(), bits)?;
-            let idx = cb.indices.decode()?;
-            let (mut sum, mut cnt) = (vec![0f64; k], vec![0usize; k]);
-            for (&v, &i) in values.iter().zip(&idx) {
-                sum[i as usize] += v as f64;
-                cnt[i as usize] += 1;
-            }
-            for ((c, s), &m) in cent.iter_mut().zip(&sum).zip(&cnt) {
-                if m > 0 {
-                    *c = (s / m as f64) as f32;
-                }
-            }
-        }
+        let cent: Vec<f32> = (0..k).map(|i| lo + (hi - lo) * i as f32 / (k - 1).max(1) as f32).collect();
         Codebook::nearest(values, cent, bits)
     }
 

@@ -66,7 +66,7 @@ pub fn model() -> DeployModel {
     .unwrap();
     let cw = BitPacked { codes: cw.codes.restored(true).unwrap(), ..cw };
     let fw = Sparse::encode(&f32s(&g, "fc.weight"), 3, true, |v| {
-        let cb = Codebook::kmeans(v, 4, 5)?;
+        let cb = Codebook::linear(v, 4)?;
         // Fillers must decode to 0: make the centroid nearest 0 exactly 0.
         let mut c = cb.centroids.clone();
         let k = (0..c.len()).min_by(|&a, &b| c[a].abs().total_cmp(&c[b].abs())).unwrap();
