@@ -32,6 +32,9 @@
 
 pub mod conv;
 pub mod epilogue;
+pub mod int8;
+pub mod int8_conv;
+pub mod int8_linear;
 pub mod linear;
 pub mod memory;
 pub mod panel;
@@ -40,6 +43,8 @@ mod session;
 
 pub use conv::{ConvKernel, ConvStep};
 pub use epilogue::Epilogue;
+pub use int8_conv::{Int8ConvKernel, Int8ConvStep, Int8ConvWeights};
+pub use int8_linear::Int8LinearStep;
 pub use linear::{LinearKernel, LinearStep, LinearWeights};
 pub use session::Session;
 
@@ -64,6 +69,12 @@ pub enum StepKind {
     Linear(LinearStep),
     /// The reference evaluation of the operator.
     Reference(Op),
+    /// An int8 linear layer compiled from a QDQ Gemm / MatMul (reads the f32 input of the
+    /// activation's QuantizeLinear; see [`int8`]).
+    Int8Linear(Int8LinearStep),
+    /// An int8 convolution compiled from a QDQ Conv (reads the f32 input of the activation's
+    /// QuantizeLinear; see [`int8`]).
+    Int8Conv(Int8ConvStep),
 }
 
 /// One step of a plan.
@@ -109,16 +120,24 @@ impl Plan {
         let identities_removed = passes::remove_identity(&mut g);
         let batchnorms_folded = passes::fold_batchnorm(&mut g).map_err(compile_err)?;
         let consumers = g.consumers();
+        // QDQ layers that run as int8 steps, and the nodes still needed once they read the
+        // QuantizeLinear's input directly (their Quantize/Dequantize nodes usually are not).
+        let mut int8: Vec<Option<(StepKind, ValueId)>> = g.nodes.iter().map(|n| int8::lower(&g, n)).collect();
+        let live = live_nodes(&g, &int8);
         let mut fused = vec![false; g.nodes.len()];
         let mut steps = Vec::with_capacity(g.nodes.len());
         let mut activations_fused = 0;
         for (k, node) in g.nodes.iter().enumerate() {
-            if fused[k] {
+            if fused[k] || !live[k] {
                 continue;
             }
             let name = node.name.clone();
             let op_name = node.op.def().name();
-            let Some(mut kernel) = lower(&g, &node.op, &node.inputs) else {
+            let (kernel, data_in) = match int8[k].take() {
+                Some((s, x)) => (Some(s), x),
+                None => (lower(&g, &node.op, &node.inputs), node.inputs[0]),
+            };
+            let Some(mut kernel) = kernel else {
                 steps.push(Step {
                     name,
                     op: op_name.to_string(),
@@ -139,6 +158,8 @@ impl Plan {
                         StepKind::Conv(s) => s.epilogue = ep,
                         StepKind::Linear(s) => s.epilogue = ep,
                         StepKind::Reference(_) => unreachable!("lower makes kernels only"),
+                        StepKind::Int8Linear(s) => s.epilogue = ep,
+                        StepKind::Int8Conv(s) => s.epilogue = ep,
                     }
                     fused[*c] = true;
                     outputs = act.outputs.clone();
@@ -149,11 +170,13 @@ impl Plan {
                 StepKind::Conv(s) => s.epilogue.suffix(),
                 StepKind::Linear(s) => s.epilogue.suffix(),
                 StepKind::Reference(_) => "",
+                StepKind::Int8Linear(s) => s.epilogue.suffix(),
+                StepKind::Int8Conv(s) => s.epilogue.suffix(),
             };
             steps.push(Step {
                 name,
                 op: format!("{op_name}{suffix}"),
-                inputs: vec![node.inputs[0]],
+                inputs: vec![data_in],
                 outputs,
                 kind: kernel,
             });
@@ -299,6 +322,27 @@ fn linear_step(gm: &Gemm, bs: &[usize], b: &[f32], c: Option<(&[usize], &[f32])>
     }))
 }
 
+/// Which nodes compute something the graph's outputs need, when node `k` reads only
+/// `int8[k]`'s input (if it is an int8 layer) instead of its own inputs.
+fn live_nodes(g: &Graph, int8: &[Option<(StepKind, ValueId)>]) -> Vec<bool> {
+    let mut needed = vec![false; g.values.len()];
+    for &o in &g.outputs {
+        needed[o] = true;
+    }
+    let mut live = vec![false; g.nodes.len()];
+    for (k, node) in g.nodes.iter().enumerate().rev() {
+        if !node.outputs.iter().any(|&o| needed[o]) {
+            continue;
+        }
+        live[k] = true;
+        match &int8[k] {
+            Some((_, x)) => needed[*x] = true,
+            None => node.inputs.iter().for_each(|&i| needed[i] = true),
+        }
+    }
+    live
+}
+
 /// Convenience: compile and run once on `inputs` (batch taken from the inputs' shapes).
 pub fn run_once(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, EvalError> {
     let plan = Plan::compile(graph, &PlanOptions::default())?;
@@ -308,3 +352,6 @@ pub fn run_once(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, EvalErr
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod int8_tests;

@@ -2,6 +2,8 @@
 //! the conv geometries, the chosen linear kernels; runs the steps.
 
 use super::conv::{scratch_workers, ConvGeo};
+use super::int8_conv::Int8ConvGeo;
+use super::int8_linear::Int8LinearStep;
 use super::linear::{candidates, default_kernel, LinearKernel};
 use super::memory::{assign, Interval};
 use super::{Plan, StepKind};
@@ -39,8 +41,13 @@ pub struct Session<'p> {
     conv_geo: Vec<Option<ConvGeo>>,
     /// The kernel of each linear step.
     kernels: Vec<Option<LinearKernel>>,
-    /// im2col scratch of the conv steps (one per parallel worker).
+    /// im2col scratch of the conv steps (one per parallel worker); also the f32 GEMM results
+    /// of the int8 conv steps.
     scratch: Vec<f32>,
+    /// The geometry of each int8 conv step.
+    int8_geo: Vec<Option<Int8ConvGeo>>,
+    /// u8 scratch of the int8 steps (quantized inputs, im2col rows).
+    scratch_u8: Vec<u8>,
 }
 
 fn err_at(plan: &Plan, step: usize, msg: String) -> EvalError {
@@ -106,8 +113,9 @@ impl<'p> Session<'p> {
         let mut conv_geo = Vec::with_capacity(steps.len());
         let mut kernels = Vec::with_capacity(steps.len());
         let mut scratch_len = 0;
+        let (mut int8_geo, mut scratch_u8_len) = (Vec::with_capacity(steps.len()), 0);
         for (i, s) in steps.iter().enumerate() {
-            let (mut geo, mut kernel) = (None, None);
+            let (mut geo, mut kernel, mut geo8) = (None, None, None);
             match &s.kind {
                 StepKind::Reference(_) => {}
                 StepKind::Conv(c) => {
@@ -121,6 +129,19 @@ impl<'p> Session<'p> {
                     let rows = x.iter().product::<usize>().checked_div(l.k).unwrap_or(1);
                     kernel = Some(default_kernel(&l.weights, rows));
                 }
+                StepKind::Int8Linear(l) => {
+                    let x = resolve(s.inputs[0], i)?;
+                    let rows = x.iter().product::<usize>() / l.k;
+                    scratch_u8_len = scratch_u8_len.max(l.scratch_len(rows));
+                }
+                StepKind::Int8Conv(c) => {
+                    let (x, o) = (resolve(s.inputs[0], i)?, resolve(s.outputs[0], i)?);
+                    let g = c.geometry(&x, &o).map_err(|e| err_at(plan, i, e))?;
+                    let (nu8, nf32) = g.scratch_len();
+                    scratch_u8_len = scratch_u8_len.max(nu8);
+                    scratch_len = scratch_len.max(nf32);
+                    geo8 = Some(g);
+                }
             }
             if !matches!(s.kind, StepKind::Reference(_)) {
                 let o = s.outputs[0];
@@ -129,6 +150,7 @@ impl<'p> Session<'p> {
             }
             conv_geo.push(geo);
             kernels.push(kernel);
+            int8_geo.push(geo8);
         }
         let intervals: Vec<Interval> = arena_values
             .iter()
@@ -151,6 +173,8 @@ impl<'p> Session<'p> {
             conv_geo,
             kernels,
             scratch: vec![0f32; scratch_len],
+            int8_geo,
+            scratch_u8: vec![0u8; scratch_u8_len],
         };
         if plan.options.tune {
             session.tune();
@@ -185,6 +209,11 @@ impl<'p> Session<'p> {
         match (&self.plan.steps[step].kind, self.kernels[step], &self.conv_geo[step]) {
             (StepKind::Linear(_), Some(k), _) => k.name(),
             (StepKind::Conv(_), _, Some(g)) => g.kernel.name(),
+            (StepKind::Int8Linear(_), _, _) => Int8LinearStep::KERNEL,
+            (StepKind::Int8Conv(_), _, _) => match &self.int8_geo[step] {
+                Some(g) => g.kernel.name(),
+                None => "int8",
+            },
             _ => "reference",
         }
     }
@@ -328,6 +357,16 @@ impl<'p> Session<'p> {
                     self.slots[s] = out;
                     r?;
                 }
+                StepKind::Int8Linear(l) => self.int8_step(inputs, i, |x, out, _, su8, _| {
+                    if x.len() % l.k != 0 || x.len() / l.k * l.n != out.len() {
+                        return Err(format!("input has {} values for {} outputs", x.len(), out.len()));
+                    }
+                    l.run(x, out, su8)
+                })?,
+                StepKind::Int8Conv(c) => self.int8_step(inputs, i, |x, out, geo, su8, sf32| {
+                    let geo = geo.ok_or("int8 conv step without a geometry")?;
+                    c.run(geo, x, out, su8, sf32)
+                })?,
             }
             // Drop reference results after their last reader.
             for &v in &step.inputs {
@@ -359,6 +398,33 @@ impl<'p> Session<'p> {
             }
         }
         Ok(outs)
+    }
+
+    /// Run int8 step `i`: `f(input, output, int8 conv geometry, u8 scratch, f32 scratch)` with
+    /// the output in its arena slot; an error names the step.
+    fn int8_step(
+        &mut self,
+        inputs: &[Tensor],
+        i: usize,
+        f: impl FnOnce(&[f32], &mut [f32], Option<&Int8ConvGeo>, &mut [u8], &mut [f32]) -> Result<(), String>,
+    ) -> Result<(), EvalError> {
+        let plan = self.plan;
+        let step = &plan.steps[i];
+        let Loc::Arena(s) = self.loc[step.outputs[0]] else {
+            unreachable!("kernel outputs are in the arena")
+        };
+        let mut out = std::mem::take(&mut self.slots[s]);
+        let mut su8 = std::mem::take(&mut self.scratch_u8);
+        let mut sf32 = std::mem::take(&mut self.scratch);
+        let n: usize = self.shapes[step.outputs[0]].iter().product();
+        let r = match self.f32_of(inputs, step.inputs[0]) {
+            Some(x) => f(x, &mut out[..n], self.int8_geo[i].as_ref(), &mut su8, &mut sf32),
+            None => Err("input is not f32".into()),
+        };
+        self.slots[s] = out;
+        self.scratch_u8 = su8;
+        self.scratch = sf32;
+        r.map_err(|m| err_at(plan, i, m))
     }
 
     /// Evaluate step `i` with the reference operator (arena inputs are copied into tensors).
