@@ -64,8 +64,8 @@ pub use epilogue::{Activation, Int8Epilogue, QuantParams};
 pub use error::{KernelError, Result};
 pub use int4::{linear_i4, Int4Group, PackedI4};
 pub use int8::{
-    depthwise_u8i8, gemm_u8i8_f32, gemm_u8i8_i32, gemm_u8i8_u8, im2col_u8, Conv2dGeom, DwOut, PackedI8,
-    MAX_K, NB,
+    depthwise_u8i8, gemm_u8i8_f32, gemm_u8i8_f32_channel_major, gemm_u8i8_i32, gemm_u8i8_u8, im2col_u8,
+    Conv2dGeom, DwOut, PackedI8, MAX_K, NB,
 };
 pub use isa::{Isa, ISA_ENV};
 pub use sparse::{block14_linear, csr_i8_linear, csr_linear, Block14, Csr, CsrI8, MAX_SPARSE_K};

@@ -317,3 +317,83 @@ pub fn gemm_u8i8_u8(
     run(isa, x, m, xq.zero_point, w, &sink);
     Ok(())
 }
+
+/// [`F32Sink`] writing `out[n, m]` (channel-major): a convolution's NCHW output plane per
+/// channel, with no transpose pass.
+struct F32ChannelMajorSink<'a> {
+    out: OutPtr<f32>,
+    m: usize,
+    ep: Int8Epilogue<'a>,
+    sa: f32,
+}
+impl Sink for F32ChannelMajorSink<'_> {
+    #[inline(always)]
+    fn put(&self, m: usize, n0: usize, vals: &[i32]) {
+        for (j, &v) in vals.iter().enumerate() {
+            let y = self.ep.apply(v, self.sa, n0 + j);
+            // SAFETY: (n0 + j, m) is in bounds and written by this task only.
+            unsafe { self.out.write((n0 + j) * self.m + m, y) };
+        }
+    }
+}
+
+/// [`gemm_u8i8_f32`] with the output stored channel-major: `out[n · m + r]` is row `r`, channel
+/// `n` (`out` is `[N, m]`). With the im2col rows of one image as `x`, that is the image's NCHW
+/// output.
+///
+/// ```
+/// use shrink_kernels::{gemm_u8i8_f32_channel_major, Activation, Int8Epilogue, Isa, PackedI8, QuantParams};
+/// let w = PackedI8::pack(&[1, 0, 0, 2], 2, 2).unwrap(); // channel 0 reads k0, channel 1 2·k1
+/// let q = QuantParams { scale: 1.0, zero_point: 0 };
+/// let ep = Int8Epilogue { weight_scales: &[1.0, 1.0], bias: None, act: Activation::None };
+/// let mut y = [0f32; 6];
+/// gemm_u8i8_f32_channel_major(Isa::detect(), &[1, 2, 3, 4, 5, 6], 3, q, &w, &ep, &mut y).unwrap();
+/// assert_eq!(y, [1.0, 3.0, 5.0, 4.0, 8.0, 12.0]);
+/// ```
+pub fn gemm_u8i8_f32_channel_major(
+    isa: Isa,
+    x: &[u8],
+    m: usize,
+    xq: QuantParams,
+    w: &PackedI8,
+    ep: &Int8Epilogue,
+    out: &mut [f32],
+) -> Result<()> {
+    check_x(x, m, w)?;
+    ep.check(w.n)?;
+    check_len("int8 GEMM output", out.len(), mul("int8 GEMM output", m, w.n)?)?;
+    let sink = F32ChannelMajorSink { out: OutPtr(out.as_mut_ptr()), m, ep: *ep, sa: xq.scale };
+    run(isa, x, m, xq.zero_point, w, &sink);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Activation;
+
+    #[test]
+    fn channel_major_output_is_the_transpose_on_every_isa() {
+        for isa in Isa::available() {
+            for (m, n, k) in [(1, 1, 1), (5, 17, 9), (33, 40, 70), (300, 16, 144)] {
+                let w: Vec<i8> = (0..n * k).map(|i| ((i * 37 + 11) % 255) as i32 as i8).collect();
+                let x: Vec<u8> = (0..m * k).map(|i| ((i * 53 + 7) % 256) as u8).collect();
+                let packed = PackedI8::pack(&w, n, k).unwrap();
+                let scales: Vec<f32> = (0..n).map(|j| 0.01 + j as f32 * 1e-3).collect();
+                let bias: Vec<f32> = (0..n).map(|j| j as f32 - 3.0).collect();
+                let ep = Int8Epilogue { weight_scales: &scales, bias: Some(&bias), act: Activation::Relu };
+                let q = QuantParams { scale: 0.02, zero_point: 121 };
+                let mut rm = vec![0f32; m * n];
+                gemm_u8i8_f32(isa, &x, m, q, &packed, &ep, &mut rm).unwrap();
+                let mut cm = vec![f32::NAN; m * n];
+                gemm_u8i8_f32_channel_major(isa, &x, m, q, &packed, &ep, &mut cm).unwrap();
+                for r in 0..m {
+                    for j in 0..n {
+                        assert_eq!(cm[j * m + r], rm[r * n + j], "{isa:?} {m}x{n}x{k} [{r}, {j}]");
+                    }
+                }
+                assert!(gemm_u8i8_f32_channel_major(isa, &x, m, q, &packed, &ep, &mut cm[1..]).is_err());
+            }
+        }
+    }
+}

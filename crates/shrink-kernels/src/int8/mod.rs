@@ -9,6 +9,6 @@ pub(crate) mod pack;
 mod x86;
 
 pub use depthwise::{depthwise_u8i8, DwOut};
-pub use gemm::{gemm_u8i8_f32, gemm_u8i8_i32, gemm_u8i8_u8};
+pub use gemm::{gemm_u8i8_f32, gemm_u8i8_f32_channel_major, gemm_u8i8_i32, gemm_u8i8_u8};
 pub use im2col::{im2col_u8, Conv2dGeom};
 pub use pack::{PackedI8, MAX_K, NB};

@@ -3,8 +3,8 @@
 //! * One group: the f32 NCHW input is quantized straight into u8 NHWC (one pass), then per
 //!   example an NHWC im2col (each row `kh·kw` copies of `C` bytes; the weight columns were
 //!   reordered to `(ky, kx, c)` at compile time) feeds the u8 × i8 GEMM with the fused f32
-//!   epilogue; a 1×1, stride-1, unpadded conv skips the im2col (the NHWC input is the GEMM
-//!   operand). The GEMM's `[pixel, channel]` result is transposed into the NCHW output.
+//!   epilogue, which stores channel-major: straight into the NCHW output. A 1×1, stride-1,
+//!   unpadded conv skips the im2col (the NHWC input is the GEMM operand).
 //! * Depthwise (one input channel per group, as many outputs): the input is quantized in NCHW
 //!   and `shrink_kernels::depthwise_u8i8` writes the f32 output directly.
 //!
@@ -13,10 +13,12 @@
 //! comes from the session ([`Int8ConvGeo::scratch_len`]): nothing is allocated per call.
 
 use super::epilogue::Epilogue;
-use super::int8::{activation, quantize_slice, quantize_u8, InputQuant};
+use super::int8::{activation, quantize_slice, InputQuant};
 use rayon::prelude::*;
 use shrink_graph::ops::conv::Conv;
-use shrink_kernels::{depthwise_u8i8, gemm_u8i8_f32, Conv2dGeom, DwOut, Int8Epilogue, Isa, PackedI8};
+use shrink_kernels::{
+    depthwise_u8i8, gemm_u8i8_f32_channel_major, Conv2dGeom, DwOut, Int8Epilogue, Isa, PackedI8,
+};
 
 /// The packed weights of an int8 conv step.
 #[derive(Debug, Clone)]
@@ -95,18 +97,10 @@ impl Int8ConvGeo {
         }
     }
 
-    /// f32 `[pixel, channel]` GEMM results of one example.
-    fn tmp_len(&self) -> usize {
-        match self.kernel {
-            Int8ConvKernel::Depthwise => 0,
-            _ => self.pixels() * self.m,
-        }
-    }
-
-    /// `(u8, f32)` scratch a run needs: the quantized batch plus per-worker im2col rows, and
-    /// per-worker GEMM results.
+    /// `(u8, f32)` scratch a run needs: the quantized batch plus per-worker im2col rows (no
+    /// f32 scratch: the kernels write the NCHW output directly).
     pub fn scratch_len(&self) -> (usize, usize) {
-        (self.batch * self.in_len() + self.workers * self.col_len(), self.workers * self.tmp_len())
+        (self.batch * self.in_len() + self.workers * self.col_len(), 0)
     }
 }
 
@@ -194,10 +188,10 @@ impl Int8ConvStep {
             Int8ConvWeights::Gemm(pw) => {
                 quantize_batch(x, self.xq, xq, in_len, Some(g.geom.h * g.geom.w));
                 let xq: &[u8] = xq;
-                let (col_len, tmp_len) = (g.col_len(), g.tmp_len());
+                let col_len = g.col_len();
                 let per_worker = g.batch.div_ceil(g.workers);
-                // Worker w: examples w·per_worker.., its own im2col rows and GEMM results.
-                let worker = |wi: usize, dst: &mut [f32], col: &mut [u8], tmp: &mut [f32]| {
+                // Worker w: examples w·per_worker.., with its own im2col rows.
+                let worker = |wi: usize, dst: &mut [f32], col: &mut [u8]| {
                     for (i, oe) in dst.chunks_mut(out_len).enumerate() {
                         let xe = &xq[(wi * per_worker + i) * in_len..][..in_len];
                         let rows: &[u8] = if g.kernel == Int8ConvKernel::Pointwise {
@@ -206,26 +200,22 @@ impl Int8ConvStep {
                             im2col_nhwc(xe, &g.geom, g.oh, g.ow, self.xq.q.zero_point, &mut col[..col_len]);
                             &col[..col_len]
                         };
-                        let t = &mut tmp[..tmp_len];
-                        gemm_u8i8_f32(isa, rows, g.pixels(), self.xq.q, pw, &ep, t)
+                        gemm_u8i8_f32_channel_major(isa, rows, g.pixels(), self.xq.q, pw, &ep, oe)
                             .map_err(|e| e.to_string())?;
-                        transpose(t, g.pixels(), g.m, oe);
                     }
                     Ok::<(), String>(())
                 };
                 let cols = &mut cols[..g.workers * col_len];
-                let tmps = &mut sf32[..g.workers * tmp_len];
                 if g.workers <= 1 {
-                    return worker(0, out, cols, tmps);
+                    return worker(0, out, cols);
                 }
                 let outs = out.par_chunks_mut(out_len * per_worker);
-                let tmps = tmps.par_chunks_mut(tmp_len);
                 if col_len == 0 {
-                    outs.zip(tmps).enumerate().try_for_each(|(wi, (dst, tmp))| worker(wi, dst, &mut [], tmp))
+                    outs.enumerate().try_for_each(|(wi, dst)| worker(wi, dst, &mut []))
                 } else {
-                    outs.zip(cols.par_chunks_mut(col_len).zip(tmps))
+                    outs.zip(cols.par_chunks_mut(col_len))
                         .enumerate()
-                        .try_for_each(|(wi, (dst, (col, tmp)))| worker(wi, dst, col, tmp))
+                        .try_for_each(|(wi, (dst, col))| worker(wi, dst, col))
                 }
             }
         }
@@ -246,22 +236,30 @@ fn quantize_batch(x: &[f32], q: InputQuant, out: &mut [u8], in_len: usize, hw: O
     }
 }
 
-/// One example `[C, H·W]` f32 → `[H·W, C]` u8 codes.
+/// One example `[C, H·W]` f32 → `[H·W, C]` u8 codes: blocks of 64 pixels of one channel
+/// quantized together (vectorized), then scattered to their pixels.
 fn quantize_nhwc(x: &[f32], q: InputQuant, out: &mut [u8], hw: usize) {
+    const B: usize = 64;
     let c = x.len() / hw.max(1);
     if c == 1 {
         return quantize_slice(x, q, out);
     }
-    for (ch, plane) in x.chunks_exact(hw).enumerate() {
-        for (p, &v) in plane.iter().enumerate() {
-            out[p * c + ch] = quantize_u8(v, q);
+    let mut tmp = [0u8; B];
+    for p0 in (0..hw).step_by(B) {
+        let n = (hw - p0).min(B);
+        for ch in 0..c {
+            quantize_slice(&x[ch * hw + p0..][..n], q, &mut tmp[..n]);
+            for (i, &v) in tmp[..n].iter().enumerate() {
+                out[(p0 + i) * c + ch] = v;
+            }
         }
     }
 }
 
 /// The im2col of one NHWC u8 example: row `oy·ow + ox` holds, for each tap `(ky, kx)`, the `C`
 /// codes of input pixel `(oy·sh − pt + ky·dh, ox·sw − pl + kx·dw)`, or the zero point `pad`
-/// outside the image.
+/// outside the image. Without horizontal dilation, a kernel row inside the image is one run of
+/// `kw·C` bytes.
 fn im2col_nhwc(x: &[u8], g: &Conv2dGeom, oh: usize, ow: usize, pad: u8, col: &mut [u8]) {
     let c = g.c;
     let k = g.kh * g.kw * c;
@@ -269,14 +267,22 @@ fn im2col_nhwc(x: &[u8], g: &Conv2dGeom, oh: usize, ow: usize, pad: u8, col: &mu
         |oy: usize, i: usize| (oy * g.stride.0 + i * g.dilation.0).checked_sub(g.pad.0).filter(|&y| y < g.h);
     let in_x =
         |ox: usize, j: usize| (ox * g.stride.1 + j * g.dilation.1).checked_sub(g.pad.1).filter(|&v| v < g.w);
+    let run = g.kw * c;
     for (p, row) in col.chunks_exact_mut(k).take(oh * ow).enumerate() {
         let (oy, ox) = (p / ow, p % ow);
+        // The kernel row's first input column, when the whole row is inside the image.
+        let whole =
+            (ox * g.stride.1).checked_sub(g.pad.1).filter(|&x0| g.dilation.1 == 1 && x0 + g.kw <= g.w);
         for i in 0..g.kh {
             let iy = in_y(oy, i);
+            if let (Some(y), Some(x0)) = (iy, whole) {
+                copy_run(&mut row[i * run..][..run], &x[(y * g.w + x0) * c..][..run]);
+                continue;
+            }
             for j in 0..g.kw {
                 let dst = &mut row[(i * g.kw + j) * c..][..c];
                 match (iy, in_x(ox, j)) {
-                    (Some(y), Some(xx)) => dst.copy_from_slice(&x[(y * g.w + xx) * c..][..c]),
+                    (Some(y), Some(xx)) => copy_run(dst, &x[(y * g.w + xx) * c..][..c]),
                     _ => dst.fill(pad),
                 }
             }
@@ -284,18 +290,17 @@ fn im2col_nhwc(x: &[u8], g: &Conv2dGeom, oh: usize, ow: usize, pad: u8, col: &mu
     }
 }
 
-/// `dst[j, i] = src[i, j]` for `src` `[rows, cols]`, in blocks of 8 rows (each destination row
-/// written 8 values at a time).
-fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
-    for i0 in (0..rows).step_by(8) {
-        let i1 = (i0 + 8).min(rows);
-        for j in 0..cols {
-            let d = &mut dst[j * rows + i0..j * rows + i1];
-            for (t, v) in d.iter_mut().enumerate() {
-                *v = src[(i0 + t) * cols + j];
-            }
-        }
+/// `dst.copy_from_slice(src)` for the short runs of an im2col row (`C` bytes): 16-byte moves
+/// inlined instead of a `memcpy` call per run.
+#[inline(always)]
+fn copy_run(dst: &mut [u8], src: &[u8]) {
+    let n = dst.len().min(src.len());
+    let mut i = 0;
+    while i + 16 <= n {
+        dst[i..i + 16].copy_from_slice(&src[i..i + 16]);
+        i += 16;
     }
+    dst[i..n].iter_mut().zip(&src[i..n]).for_each(|(d, s)| *d = *s);
 }
 
 #[cfg(test)]
@@ -304,40 +309,56 @@ mod tests {
 
     #[test]
     fn nhwc_im2col_matches_the_kernels_nchw_im2col_up_to_column_order() {
-        // 3 channels, 5x4 image, 3x2 kernel, stride (2, 1), pads (1, 0, 2, 1), dilation (1, 2).
-        let g = Conv2dGeom {
-            c: 3,
-            h: 5,
-            w: 4,
-            kh: 3,
-            kw: 2,
-            stride: (2, 1),
-            pad: (1, 0, 2, 1),
-            dilation: (1, 2),
-        };
-        let (oh, ow) = g.out_hw().unwrap();
-        let nchw: Vec<u8> = (0..3 * 5 * 4).map(|i| (i * 7 % 251) as u8 + 1).collect();
-        let mut nhwc = vec![0u8; nchw.len()];
-        for c in 0..3 {
-            for p in 0..20 {
-                nhwc[p * 3 + c] = nchw[c * 20 + p];
-            }
-        }
-        let k = g.k();
-        let mut want = vec![0u8; oh * ow * k];
-        shrink_kernels::im2col_u8(&nchw, &g, 0, &mut want).unwrap();
-        let mut got = vec![9u8; oh * ow * k];
-        im2col_nhwc(&nhwc, &g, oh, ow, 0, &mut got);
-        let taps = g.kh * g.kw;
-        for p in 0..oh * ow {
+        // 3 channels, 5x4 image; a 3x2 kernel with stride (2, 1), pads (1, 0, 2, 1), dilation
+        // (1, 2), and a 3x3 kernel with stride 1, pads (1, 2, 0, 1) (whole-row runs).
+        let geoms = [
+            Conv2dGeom {
+                c: 3,
+                h: 5,
+                w: 4,
+                kh: 3,
+                kw: 2,
+                stride: (2, 1),
+                pad: (1, 0, 2, 1),
+                dilation: (1, 2),
+            },
+            Conv2dGeom {
+                c: 3,
+                h: 5,
+                w: 4,
+                kh: 3,
+                kw: 3,
+                stride: (1, 1),
+                pad: (1, 2, 0, 1),
+                dilation: (1, 1),
+            },
+        ];
+        for g in geoms {
+            let (oh, ow) = g.out_hw().unwrap();
+            let nchw: Vec<u8> = (0..3 * 5 * 4).map(|i| (i * 7 % 251) as u8 + 1).collect();
+            let mut nhwc = vec![0u8; nchw.len()];
             for c in 0..3 {
-                for t in 0..taps {
-                    assert_eq!(got[p * k + t * 3 + c], want[p * k + c * taps + t], "pixel {p} c {c} tap {t}");
+                for p in 0..20 {
+                    nhwc[p * 3 + c] = nchw[c * 20 + p];
+                }
+            }
+            let k = g.k();
+            let mut want = vec![0u8; oh * ow * k];
+            shrink_kernels::im2col_u8(&nchw, &g, 0, &mut want).unwrap();
+            let mut got = vec![9u8; oh * ow * k];
+            im2col_nhwc(&nhwc, &g, oh, ow, 0, &mut got);
+            let taps = g.kh * g.kw;
+            for p in 0..oh * ow {
+                for c in 0..3 {
+                    for t in 0..taps {
+                        assert_eq!(
+                            got[p * k + t * 3 + c],
+                            want[p * k + c * taps + t],
+                            "{g:?}: pixel {p} c {c} tap {t}"
+                        );
+                    }
                 }
             }
         }
-        let mut t = vec![0f32; 6];
-        transpose(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2, 3, &mut t);
-        assert_eq!(t, [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
     }
 }
