@@ -52,6 +52,8 @@ pub struct ActQuant {
 /// `q.nan`): the reference QuantizeLinear's arithmetic (f32 division, then rounding), so the
 /// codes are identical.
 #[inline(always)]
+// `max`/`min` on purpose: unlike `clamp`, they turn NaN into a number.
+#[allow(clippy::manual_clamp)]
 pub fn quantize_u8(v: f32, q: InputQuant) -> u8 {
     // Outside ±512 the result saturates either way; inside, adding and subtracting 1.5·2²³
     // rounds half to even in the default rounding mode (no SSE4.1 needed). `max`/`min` map NaN
@@ -59,7 +61,7 @@ pub fn quantize_u8(v: f32, q: InputQuant) -> u8 {
     const MAGIC: f32 = 12_582_912.0;
     let t = v / q.q.scale;
     let r = (t.max(-512.0).min(512.0) + MAGIC) - MAGIC;
-    let c = (r + q.q.zero_point as f32).max(0.0).min(255.0);
+    let c = (r + q.q.zero_point as f32).clamp(0.0, 255.0);
     // SAFETY: `c` is finite and in 0..=255.
     let code = unsafe { c.to_int_unchecked::<i32>() } as u8;
     if t.is_nan() {
