@@ -32,11 +32,13 @@
 
 pub mod conv;
 pub mod epilogue;
+pub mod int4_linear;
 pub mod linear;
 pub mod memory;
 pub mod panel;
 pub mod passes;
 mod session;
+pub mod sparse_linear;
 
 pub use conv::{ConvKernel, ConvStep};
 pub use epilogue::Epilogue;
@@ -109,7 +111,8 @@ impl Plan {
         let identities_removed = passes::remove_identity(&mut g);
         let batchnorms_folded = passes::fold_batchnorm(&mut g).map_err(compile_err)?;
         let consumers = g.consumers();
-        let mut fused = vec![false; g.nodes.len()];
+        // Int4 weights: their Gemm / MatMul steps, and the DequantizeLinear nodes they absorb.
+        let (mut fused, mut int4_steps) = int4_linear::prepare(&g);
         let mut steps = Vec::with_capacity(g.nodes.len());
         let mut activations_fused = 0;
         for (k, node) in g.nodes.iter().enumerate() {
@@ -118,7 +121,7 @@ impl Plan {
             }
             let name = node.name.clone();
             let op_name = node.op.def().name();
-            let Some(mut kernel) = lower(&g, &node.op, &node.inputs) else {
+            let Some(mut kernel) = int4_steps.remove(&k).or_else(|| lower(&g, &node.op, &node.inputs)) else {
                 steps.push(Step {
                     name,
                     op: op_name.to_string(),
@@ -293,7 +296,7 @@ fn linear_step(gm: &Gemm, bs: &[usize], b: &[f32], c: Option<(&[usize], &[f32])>
     Some(StepKind::Linear(LinearStep {
         k,
         n,
-        weights: LinearWeights::for_this_cpu(w, k, n),
+        weights: sparse_linear::weights_for(w, k, n),
         bias,
         epilogue: Epilogue::None,
     }))
@@ -308,3 +311,6 @@ pub fn run_once(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, EvalErr
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod tests_sparse_int4;
