@@ -101,6 +101,28 @@ pub fn candidates(w: &LinearWeights) -> &'static [LinearKernel] {
     }
 }
 
+/// Environment variable naming a linear kernel ([`LinearKernel::name`]) that every step able
+/// to run it uses (benchmarks and accuracy checks of one representation).
+pub const FORCE_KERNEL_ENV: &str = "SHRINK_PLAN_KERNEL";
+
+/// The kernel `SHRINK_PLAN_KERNEL` names, if it names one.
+pub fn forced_kernel() -> Option<LinearKernel> {
+    let name = std::env::var(FORCE_KERNEL_ENV).ok()?;
+    ALL_KERNELS.into_iter().find(|k| k.name() == name.trim())
+}
+
+/// Every linear kernel.
+pub const ALL_KERNELS: [LinearKernel; 8] = [
+    LinearKernel::DenseF32Gemm,
+    LinearKernel::DenseF32Gemv,
+    LinearKernel::DenseF32Panel,
+    LinearKernel::DenseF32PanelGemv,
+    LinearKernel::SparseCsrF32,
+    LinearKernel::SparseBlock14F32,
+    LinearKernel::Int4F32,
+    LinearKernel::Int4U8,
+];
+
 /// The kernel used without tuning: a GEMV for one row, a matrix kernel for more.
 pub fn default_kernel(w: &LinearWeights, rows: usize) -> LinearKernel {
     match w {
