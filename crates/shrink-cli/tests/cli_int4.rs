@@ -14,7 +14,12 @@ fn p(path: &Path) -> &str {
 fn kernels(model: &Path) -> Vec<String> {
     let out = ok(shrink(&["bench", p(model), "--batch", "1", "--iters", "1", "--per-layer", "--json"]));
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    v["per_layer"][0]["steps"].as_array().unwrap().iter().map(|s| s["kernel"].as_str().unwrap().to_string()).collect()
+    v["per_layer"][0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kernel"].as_str().unwrap().to_string())
+        .collect()
 }
 
 fn logits(model: &Path, data: &Path, cmd: &str) -> Vec<f32> {
@@ -36,7 +41,8 @@ fn int4_export_runs_with_int4_kernels_close_to_the_f32_model() {
     assert_eq!(k.iter().filter(|k| *k == "int4-u8act").count(), 3, "{k:?}");
     let (a, b) = (logits(&q4, &data, "run"), logits(&dense, &data, "eval"));
     assert_eq!(a.len(), b.len());
-    let err: f32 = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum::<f32>() / b.iter().map(|y| y.abs()).sum::<f32>();
+    let err: f32 =
+        a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum::<f32>() / b.iter().map(|y| y.abs()).sum::<f32>();
     assert!(err < 0.15, "int4 logits differ from f32 by {err} (relative L1)");
 }
 
@@ -60,7 +66,10 @@ fn int4_requests_that_cannot_be_served_are_errors() {
     let (_tmp, data) = tiny_mnist_dir(8, 5);
     let dense = init_model_on(&data, "lenet-300-100", &data);
     let out = data.join("out.pt");
-    assert_one_line_error(&shrink(&["export", p(&dense), "--format", "pt", "--int4", "-o", p(&out)]), "--int4");
+    assert_one_line_error(
+        &shrink(&["export", p(&dense), "--format", "pt", "--int4", "-o", p(&out)]),
+        "--int4",
+    );
     assert_one_line_error(
         &shrink(&["export", p(&dense), "--format", "shrink", "--int4", "--int8", "-o", p(&out)]),
         "--int4",

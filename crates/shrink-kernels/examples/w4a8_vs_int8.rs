@@ -28,7 +28,10 @@ fn main() {
     let rounds: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(21);
     let isa = Isa::detect();
     let mut r = Gen(0x9E37_79B9_7F4A_7C15);
-    println!("ISA {isa}, {} threads, {rounds} rounds (median of per-call times)\n", rayon::current_num_threads());
+    println!(
+        "ISA {isa}, {} threads, {rounds} rounds (median of per-call times)\n",
+        rayon::current_num_threads()
+    );
     println!("| layer | batch | int8 u8×i8 | int4 f32-act | int4 × u8 (W4A8) | int8 / W4A8 |");
     println!("|---|---:|---:|---:|---:|---:|");
     let mut tot = [[0f64; 3]; 2];
@@ -57,7 +60,9 @@ fn main() {
                                 gemm_u8i8_f32(isa, &x8, m, xq, &p8, &ep, &mut y).unwrap()
                             }
                             1 => linear_i4(isa, &x, m, &p4, Some(&bias), Activation::Relu, &mut y).unwrap(),
-                            _ => linear_i4u8(isa, &x, m, &p4u8, Some(&bias), Activation::Relu, &mut y).unwrap(),
+                            _ => {
+                                linear_i4u8(isa, &x, m, &p4u8, Some(&bias), Activation::Relu, &mut y).unwrap()
+                            }
                         }
                     }
                     ti.push(s.elapsed().as_secs_f64() * 1e3 / reps as f64);
@@ -78,6 +83,12 @@ fn main() {
     }
     for (bi, m) in [1, 64].into_iter().enumerate() {
         let s = tot[bi];
-        println!("| **all four** | {m} | {:.3} ms | {:.3} ms | {:.3} ms | **{:.2}x** |", s[0], s[1], s[2], s[0] / s[2]);
+        println!(
+            "| **all four** | {m} | {:.3} ms | {:.3} ms | {:.3} ms | **{:.2}x** |",
+            s[0],
+            s[1],
+            s[2],
+            s[0] / s[2]
+        );
     }
 }

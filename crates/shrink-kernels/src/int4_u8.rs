@@ -226,7 +226,8 @@ pub fn linear_i4u8(
     let work = m.saturating_mul(w.n).saturating_mul(w.k.max(1)) / 4;
     let bounds = split(w.n, task_count(work), NR);
     let isa = isa.effective();
-    let a = Args { xq: &xq, kp, m, params: &params, asum: &asum, w, bias, act, out: OutPtr(out.as_mut_ptr()) };
+    let a =
+        Args { xq: &xq, kp, m, params: &params, asum: &asum, w, bias, act, out: OutPtr(out.as_mut_ptr()) };
     #[allow(unused_unsafe)]
     for_each_task(bounds.len() - 1, work, |t| {
         let (n0, n1) = (bounds[t], bounds[t + 1]);
@@ -262,7 +263,8 @@ impl Args<'_> {
     /// The integer correction of group `g` for `(row, n)`: `8·Σ qa + za·Σ q`.
     #[inline(always)]
     fn correction(&self, row: usize, n: usize, g: usize) -> i32 {
-        8 * self.asum[row * self.w.ng + g] + self.params[row].zero_point as i32 * self.w.qsum[n * self.w.ng + g]
+        8 * self.asum[row * self.w.ng + g]
+            + self.params[row].zero_point as i32 * self.w.qsum[n * self.w.ng + g]
     }
 
     /// Writes `act(bias[n] + sa · s)` at `(row, n)`, `s = Σ_g scale·(Σ qa·u − correction)`.

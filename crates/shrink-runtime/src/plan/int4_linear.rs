@@ -47,7 +47,12 @@ impl Int4Weights {
 /// The int4 codes (`[N, K]`) and per-output scales of weight value `w` when it is an int4
 /// `DequantizeLinear` laid out as `[N, K]` (`trans_b`) or `[K, N]`; scales multiplied by
 /// `alpha`.
-fn int4_source(g: &Graph, w: ValueId, trans_b: bool, alpha: f32) -> Option<(Vec<i8>, Vec<f32>, usize, usize)> {
+fn int4_source(
+    g: &Graph,
+    w: ValueId,
+    trans_b: bool,
+    alpha: f32,
+) -> Option<(Vec<i8>, Vec<f32>, usize, usize)> {
     let ValueDef::Node { node: p, slot: 0 } = g.values[w].def else { return None };
     let node = &g.nodes[p];
     let Op::DequantizeLinear(dq) = &node.op else { return None };

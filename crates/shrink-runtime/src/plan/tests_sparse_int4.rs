@@ -20,7 +20,12 @@ fn scales(n: usize, k: f32, base: f32, amp: f32) -> Tensor {
 
 fn max_err(a: &Tensor, b: &Tensor) -> f32 {
     assert_eq!(a.shape, b.shape);
-    a.as_f32().unwrap().iter().zip(b.as_f32().unwrap()).map(|(x, y)| (x - y).abs() / y.abs().max(1.0)).fold(0.0, f32::max)
+    a.as_f32()
+        .unwrap()
+        .iter()
+        .zip(b.as_f32().unwrap())
+        .map(|(x, y)| (x - y).abs() / y.abs().max(1.0))
+        .fold(0.0, f32::max)
 }
 
 /// `mlp(sizes)` with all but one weight in `keep` of every weight matrix set to zero.
@@ -31,8 +36,13 @@ fn pruned_mlp(sizes: &[usize], keep: usize) -> Graph {
         if t.shape.len() != 2 {
             continue;
         }
-        let w: Vec<f32> =
-            t.as_f32().unwrap().iter().enumerate().map(|(i, &v)| if (i * 7919) % keep == 0 { v } else { 0.0 }).collect();
+        let w: Vec<f32> = t
+            .as_f32()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| if (i * 7919) % keep == 0 { v } else { 0.0 })
+            .collect();
         let shape = t.shape.clone();
         g.set_const(id, Tensor::f32(shape, w));
     }
@@ -144,7 +154,10 @@ fn int8_codes_outside_int4_stay_on_the_reference_path() {
     let g = int4_graph(40, 8, 3, 9);
     let plan = Plan::compile(&g, &PlanOptions::default()).unwrap();
     assert!(plan.steps().iter().any(|s| s.op == "DequantizeLinear"));
-    assert!(!plan.steps().iter().any(|s| matches!(&s.kind, StepKind::Linear(l) if matches!(l.weights, LinearWeights::Int4(_)))));
+    assert!(!plan
+        .steps()
+        .iter()
+        .any(|s| matches!(&s.kind, StepKind::Linear(l) if matches!(l.weights, LinearWeights::Int4(_)))));
     let x = seq(vec![2, 40], 0.2);
     let got = plan.session(2).unwrap().run(std::slice::from_ref(&x)).unwrap().remove(0);
     assert!(max_err(&got, &run(&g, &[x]).unwrap()[0]) <= 1e-5);

@@ -21,7 +21,8 @@ fn weight_of(g: &Graph, k: usize) -> Option<(ValueId, usize)> {
         _ => return None,
     };
     let &w = n.inputs.get(1)?;
-    let is_w = matches!(&g.values[w].def, ValueDef::Const(t) if t.dtype() == DType::F32 && t.shape.len() == 2);
+    let is_w =
+        matches!(&g.values[w].def, ValueDef::Const(t) if t.dtype() == DType::F32 && t.shape.len() == 2);
     is_w.then_some((w, axis))
 }
 
@@ -38,18 +39,19 @@ pub fn quantize_weights_int4(graph: &Graph, skip: &[String]) -> Result<(Graph, u
         let v = &graph.values[i];
         map.insert(i, out.add_input(&v.name, v.fact.clone()).map_err(gerr)?);
     }
-    let copy = |out: &mut Graph, map: &mut HashMap<ValueId, ValueId>, v: ValueId| -> Result<ValueId, QdqError> {
-        if let Some(&n) = map.get(&v) {
-            return Ok(n);
-        }
-        let val = &graph.values[v];
-        let ValueDef::Const(t) = &val.def else {
-            return Err(QdqError::Graph(format!("value `{}` is read before it is defined", val.name)));
+    let copy =
+        |out: &mut Graph, map: &mut HashMap<ValueId, ValueId>, v: ValueId| -> Result<ValueId, QdqError> {
+            if let Some(&n) = map.get(&v) {
+                return Ok(n);
+            }
+            let val = &graph.values[v];
+            let ValueDef::Const(t) = &val.def else {
+                return Err(QdqError::Graph(format!("value `{}` is read before it is defined", val.name)));
+            };
+            let n = out.add_const(&val.name, t.as_ref().clone()).map_err(gerr)?;
+            map.insert(v, n);
+            Ok(n)
         };
-        let n = out.add_const(&val.name, t.as_ref().clone()).map_err(gerr)?;
-        map.insert(v, n);
-        Ok(n)
-    };
     // Quantized weights by old id (a weight shared by two nodes is quantized once).
     let mut dq: HashMap<ValueId, ValueId> = HashMap::new();
     for (k, node) in graph.nodes.iter().enumerate() {
@@ -86,7 +88,8 @@ pub fn quantize_weights_int4(graph: &Graph, skip: &[String]) -> Result<(Graph, u
 fn quantize_weight(graph: &Graph, out: &mut Graph, w: ValueId, axis: usize) -> Result<ValueId, QdqError> {
     let gerr = |e: shrink_graph::GraphError| QdqError::Graph(e.to_string());
     let name = &graph.values[w].name;
-    let t = graph.const_value(w).ok_or_else(|| QdqError::Graph(format!("weight `{name}` is not a constant")))?;
+    let t =
+        graph.const_value(w).ok_or_else(|| QdqError::Graph(format!("weight `{name}` is not a constant")))?;
     let data = t.as_f32().ok_or_else(|| QdqError::Graph(format!("weight `{name}` is not f32")))?;
     let (scales, codes) = weight_params(data, &t.shape, axis, 4);
     let c = scales.len();
