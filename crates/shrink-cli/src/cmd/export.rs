@@ -6,8 +6,8 @@
 //! `--encodings` allows (pruned zeros as sparse gaps, shared weights as codebook indices,
 //! Huffman-coded streams), or the QDQ graph's int8 codes with `--int8`. `--int4` (no
 //! calibration) turns every Gemm / MatMul weight into 4-bit symmetric per-output-channel codes
-//! + `DequantizeLinear` (activations stay f32); the deploy file stores the codes at 4 bits and
-//! `shrink run` executes them with int4 kernels.
+//! and a `DequantizeLinear` (activations stay f32); the deploy file stores the codes at 4 bits
+//! and `shrink run` executes them with int4 kernels.
 use crate::common::QuantFlags;
 use anyhow::{bail, Context, Result};
 use clap::Args;

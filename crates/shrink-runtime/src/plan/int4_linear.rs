@@ -175,7 +175,7 @@ pub fn run(
     out: &mut [f32],
 ) {
     let (k, n) = (w.f32act.k(), w.f32act.n());
-    let rows = if k > 0 { x.len() / k } else { out.len() / n.max(1) };
+    let rows = x.len().checked_div(k).unwrap_or(out.len() / n.max(1));
     let out = &mut out[..rows * n];
     let act = activation(ep);
     let r = match (&w.u8act, kernel) {
