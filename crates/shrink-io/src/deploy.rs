@@ -6,7 +6,9 @@
 //! growing set of encodings.
 use crate::{IoError, Result};
 use shrink_graph::{Graph, TensorData};
-use shrink_runtime::deploy::{Codebook, Codes, DeployMeta, DeployModel, Encoding, SizeReport, Sparse};
+use shrink_runtime::deploy::{
+    Codebook, Codes, DeployMeta, DeployModel, Encoding, SignedCodes, SizeReport, Sparse,
+};
 use std::path::Path;
 
 /// Which encodings the writer may choose from (raw is always allowed).
@@ -96,7 +98,8 @@ pub fn encode_f32(w: &[f32], allowed: Encodings) -> Result<Encoding> {
 }
 
 /// `graph` as a deploy model: every f32 constant of rank ≥ 2 (weights) in the smallest lossless
-/// encoding `allowed` offers; other constants raw.
+/// encoding `allowed` offers, every int8 constant of rank ≥ 2 whose values fit fewer than 8 bits
+/// (int4 weight codes) at its bit width ([`SignedCodes`]); other constants raw.
 pub fn to_deploy(graph: Graph, meta: DeployMeta, allowed: Encodings) -> Result<DeployModel> {
     let mut model = DeployModel::from_graph(graph, meta);
     let weights: Vec<(String, Vec<f32>)> = model
@@ -114,6 +117,7 @@ pub fn to_deploy(graph: Graph, meta: DeployMeta, allowed: Encodings) -> Result<D
             model.set_encoding(&name, e).map_err(deploy_err)?;
         }
     }
+    encode_small_int8(&mut model, allowed)?;
     Ok(model)
 }
 
@@ -153,5 +157,48 @@ mod tests {
         let dense: Vec<f32> = (0..300).map(|i| i as f32 * 0.01).collect();
         let e = encode_f32(&dense, Encodings::ALL).unwrap();
         assert!(matches!(e, Encoding::Raw(_)), "300 distinct nonzero values stay raw");
+    }
+}
+
+/// Int8 constants of rank ≥ 2 whose values fit fewer than 8 bits (int4 weight codes) stored at
+/// their width, Huffman-coded when allowed and smaller.
+fn encode_small_int8(model: &mut DeployModel, allowed: Encodings) -> Result<()> {
+    let small: Vec<(String, Vec<i8>)> = model
+        .tensors
+        .iter()
+        .filter(|(_, t)| t.shape.len() >= 2)
+        .filter_map(|(n, t)| match &t.encoding {
+            Encoding::Raw(TensorData::I8(v)) if v.iter().all(|&x| (-64..64).contains(&x)) => {
+                Some((n.clone(), v.to_vec()))
+            }
+            _ => None,
+        })
+        .collect();
+    for (name, v) in small {
+        let e = Encoding::SignedCodes(SignedCodes::encode(&v, allowed.huffman).map_err(deploy_err)?);
+        model.set_encoding(&name, e).map_err(deploy_err)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod signed_tests {
+    use super::*;
+    use shrink_graph::{DType, Dim, Fact, Tensor};
+
+    #[test]
+    fn int4_codes_are_stored_at_four_bits_and_read_back() {
+        let mut g = Graph::new();
+        let x = g.add_input("x", Fact::dims(DType::I8, vec![Dim::Fixed(1)])).unwrap();
+        let codes: Vec<i8> = (0..1000).map(|i| ((i * 7) % 15) as i8 - 7).collect();
+        g.add_const("w_int4", Tensor::i8(vec![10, 100], codes.clone())).unwrap();
+        g.set_outputs(vec![x]);
+        let m = to_deploy(g, DeployMeta::default(), Encodings::RAW).unwrap();
+        let t = &m.tensors["w_int4"];
+        assert!(matches!(&t.encoding, Encoding::SignedCodes(c) if c.bits() == 4));
+        assert!(t.encoded_size() < 520, "{}", t.encoded_size());
+        let back = DeployModel::read(&m.to_bytes().unwrap()).unwrap();
+        let g = back.to_graph_f32().unwrap();
+        assert_eq!(g.const_value(g.find("w_int4").unwrap()).unwrap().as_i8().unwrap(), &codes[..]);
     }
 }

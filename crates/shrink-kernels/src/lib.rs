@@ -11,6 +11,7 @@
 //! | int8 conv | same, `[oc, c·kh·kw]` | u8 NCHW → [`im2col_u8`] | the GEMM above |
 //! | int8 depthwise | i8 `[c, kh, kw]`, per-channel scale | u8 NCHW | [`depthwise_u8i8`] |
 //! | int4 weight-only | [`PackedI4`]: 2 codes per byte, scale per channel or group of 32/64/128 | f32 | [`linear_i4`] |
+//! | int4 × u8 (W4A8) | [`PackedI4U8`]: 2 codes per byte, scale per channel or group of 128·j | f32, quantized to u8 per row on the fly | [`linear_i4u8`] |
 //! | sparse | [`Csr`] (f32), [`CsrI8`] (i8 + row scale), [`Block14`] (1×4 blocks, f32) | f32 | [`csr_linear`], [`csr_i8_linear`], [`block14_linear`] |
 //!
 //! ## Instruction sets
@@ -55,6 +56,7 @@
 mod epilogue;
 mod error;
 mod int4;
+mod int4_u8;
 mod int8;
 mod isa;
 mod par;
@@ -63,6 +65,7 @@ mod sparse;
 pub use epilogue::{Activation, Int8Epilogue, QuantParams};
 pub use error::{KernelError, Result};
 pub use int4::{linear_i4, Int4Group, PackedI4};
+pub use int4_u8::{linear_i4u8, quantize_row_u8, row_params, PackedI4U8, MAX_K_I4U8};
 pub use int8::{
     depthwise_u8i8, gemm_u8i8_f32, gemm_u8i8_f32_channel_major, gemm_u8i8_i32, gemm_u8i8_u8, im2col_u8,
     Conv2dGeom, DwOut, PackedI8, MAX_K, NB,

@@ -4,7 +4,10 @@
 //! written as a QDQ ONNX model (`shrink_compress::quant::graph`). `--format shrink` writes the
 //! deploy file `shrink run` executes: every weight in the smallest lossless encoding
 //! `--encodings` allows (pruned zeros as sparse gaps, shared weights as codebook indices,
-//! Huffman-coded streams), or the QDQ graph's int8 codes with `--int8`.
+//! Huffman-coded streams), or the QDQ graph's int8 codes with `--int8`. `--int4` (no
+//! calibration) turns every Gemm / MatMul weight into 4-bit symmetric per-output-channel codes
+//! and a `DequantizeLinear` (activations stay f32); the deploy file stores the codes at 4 bits
+//! and `shrink run` executes them with int4 kernels.
 use crate::common::QuantFlags;
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -41,6 +44,11 @@ pub struct ExportArgs {
     pub force: bool,
     #[command(flatten)]
     pub quant: QuantFlags,
+    /// Int4 weight-only quantization of every Gemm / MatMul weight (4-bit symmetric per output
+    /// channel, activations f32; no calibration): --format shrink (stored at 4 bits) or onnx
+    /// (a QDQ weight onnxruntime reads).
+    #[arg(long, conflicts_with = "int8")]
+    pub int4: bool,
 }
 
 pub fn run(a: &ExportArgs) -> Result<()> {
@@ -51,6 +59,9 @@ pub fn run(a: &ExportArgs) -> Result<()> {
     if a.quant.int8 && !matches!(a.format.as_str(), "onnx" | "shrink") {
         bail!("--int8 writes a QDQ model: it needs --format onnx or shrink, got `{}`", a.format);
     }
+    if a.int4 && !matches!(a.format.as_str(), "onnx" | "shrink") {
+        bail!("--int4 writes int4 weight codes: it needs --format onnx or shrink, got `{}`", a.format);
+    }
     let encodings = parse_encodings(&a.encodings)?;
     crate::common::check_output("--output", &a.output, &[&a.model], a.force)?;
     if a.format == "shrink" {
@@ -58,6 +69,12 @@ pub fn run(a: &ExportArgs) -> Result<()> {
     }
     if a.quant.int8 {
         return export_qdq(a);
+    }
+    if a.int4 {
+        let (q, n) = quantize_int4(a, &load_graph(a)?)?;
+        shrink_io::onnx::graph_export::save_graph_onnx(&q, &a.output)?;
+        eprintln!("wrote {} (int4 weights: {n} Gemm/MatMul weights)", a.output.display());
+        return Ok(());
     }
     let model = shrink_io::load_model(&a.model, a.arch.as_deref())?;
     match a.format.as_str() {
@@ -130,6 +147,9 @@ fn export_deploy(a: &ExportArgs, encodings: Encodings) -> Result<()> {
     if a.quant.int8 {
         graph = quantize(a, &graph)?.0;
     }
+    if a.int4 {
+        graph = quantize_int4(a, &graph)?.0;
+    }
     let deploy = shrink_io::deploy::to_deploy(graph, meta, encodings)?;
     let report = shrink_io::deploy::save_deploy(&deploy, &a.output)?;
     if a.json {
@@ -163,4 +183,14 @@ fn export_qdq(a: &ExportArgs) -> Result<()> {
         images
     );
     Ok(())
+}
+
+/// Int4 weight-only quantization of `graph` (errors name the model).
+fn quantize_int4(a: &ExportArgs, graph: &Graph) -> Result<(Graph, usize)> {
+    let (q, n) = shrink_compress::quant::graph::quantize_weights_int4(graph, &[])
+        .with_context(|| format!("model `{}`: int4 quantization", a.model.display()))?;
+    if n == 0 {
+        bail!("model `{}`: --int4 found no Gemm or MatMul with a constant weight", a.model.display());
+    }
+    Ok((q, n))
 }

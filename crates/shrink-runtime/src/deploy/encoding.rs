@@ -1,12 +1,15 @@
 //! The per-tensor encodings ([`Encoding`]) and an encoded tensor ([`Encoded`]).
 //!
-//! Payload of an encoding: a tag byte (0 raw, 1 bit-packed, 2 codebook, 3 sparse), then
+//! Payload of an encoding: a tag byte (0 raw, 1 bit-packed, 2 codebook, 3 sparse, 4 signed
+//! codes), then
 //! - raw: the dtype code ([`super::dtype`]) and the elements, little-endian;
-//! - bit-packed: [`BitPacked`]'s payload; codebook: [`Codebook`]'s; sparse: [`Sparse`]'s.
+//! - bit-packed: [`BitPacked`]'s payload; codebook: [`Codebook`]'s; sparse: [`Sparse`]'s;
+//!   signed codes: [`SignedCodes`]'s (int8 tensors of small values, e.g. int4 weight codes).
 use super::bitpacked::BitPacked;
 use super::codebook::Codebook;
 use super::dtype;
 use super::error::{bail, Result};
+use super::signed::SignedCodes;
 use super::sparse::Sparse;
 use super::wire::Cursor;
 use shrink_graph::{DType, Tensor, TensorData};
@@ -22,6 +25,8 @@ pub enum Encoding {
     Codebook(Codebook),
     /// The kept entries' positions as relative gaps, and their values in a dense encoding.
     Sparse(Sparse),
+    /// An int8 tensor of small values at their bit width (int4 weight codes: 4 bits).
+    SignedCodes(SignedCodes),
 }
 
 impl Encoding {
@@ -29,6 +34,7 @@ impl Encoding {
     pub fn dtype(&self) -> DType {
         match self {
             Encoding::Raw(d) => dtype::of(d),
+            Encoding::SignedCodes(_) => DType::I8,
             _ => DType::F32,
         }
     }
@@ -40,6 +46,7 @@ impl Encoding {
             Encoding::BitPacked(_) => "bitpacked",
             Encoding::Codebook(_) => "codebook",
             Encoding::Sparse(_) => "sparse",
+            Encoding::SignedCodes(_) => "signed",
         }
     }
 
@@ -63,6 +70,7 @@ impl Encoding {
             Encoding::Sparse(s) => {
                 format!("sparse gaps {}-bit{} + {}", s.gaps.bits(), store(&s.gaps), s.values.describe())
             }
+            Encoding::SignedCodes(c) => format!("signed int{}{}", c.bits(), store(&c.codes)),
         }
     }
 
@@ -89,6 +97,7 @@ impl Encoding {
             Encoding::BitPacked(b) => TensorData::F32(b.decode(shape)?.into()),
             Encoding::Codebook(c) => TensorData::F32(c.decode(n)?.into()),
             Encoding::Sparse(s) => TensorData::F32(s.decode(n)?.into()),
+            Encoding::SignedCodes(c) => TensorData::I8(c.decode(n)?.into()),
         })
     }
 
@@ -107,6 +116,7 @@ impl Encoding {
             Encoding::BitPacked(b) => b.encoded_size(),
             Encoding::Codebook(c) => c.encoded_size(),
             Encoding::Sparse(s) => s.encoded_size(),
+            Encoding::SignedCodes(c) => c.encoded_size(),
         }
     }
 
@@ -130,6 +140,10 @@ impl Encoding {
                 out.push(3);
                 s.write(out);
             }
+            Encoding::SignedCodes(c) => {
+                out.push(4);
+                c.write(out);
+            }
         }
     }
 
@@ -149,6 +163,8 @@ impl Encoding {
             2 => Encoding::Codebook(Codebook::read(c, n)?),
             3 if !dense_only => Encoding::Sparse(Sparse::read(c, n)?),
             3 => bail!("the values of a sparse tensor cannot be sparse themselves"),
+            4 if !dense_only => Encoding::SignedCodes(SignedCodes::read(c, n)?),
+            4 => bail!("the values of a sparse tensor cannot be signed codes"),
             t => bail!("unknown encoding tag {t}"),
         })
     }

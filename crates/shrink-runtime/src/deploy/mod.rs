@@ -24,13 +24,14 @@
 //!   in node order.
 //! - `M` = [`DeployMeta`]: dataset, mean/std, class names, producer, other strings.
 //! - `T` = the tensor table, sorted by name: `{"name", "dtype", "shape", "encoding": "raw" |
-//!   "bitpacked" | "codebook" | "sparse", "offset", "length"}`, offsets from the start of the
+//!   "bitpacked" | "codebook" | "sparse" | "signed", "offset", "length"}`, offsets from the start of the
 //!   payload area.
 //!
 //! A payload is one [`Encoding`]: a tag byte then its fields ([`encoding`]): raw elements;
 //! bit-packed codes ([`BitPacked`]); codebook ([`Codebook`]); sparse ([`Sparse`]). Their
 //! integer streams ([`Codes`]) are bit-packed LSB-first at 1..=8 bits or canonical-Huffman
-//! coded ([`huffman`]).
+//! coded ([`huffman`]); signed codes ([`SignedCodes`]: an int8 tensor of small values, e.g.
+//! int4 weight codes, at their bit width).
 //!
 //! # Reading untrusted files
 //!
@@ -50,6 +51,7 @@ pub mod file;
 pub mod huffman;
 pub mod model;
 pub mod report;
+pub mod signed;
 pub mod sparse;
 pub mod wire;
 
@@ -60,6 +62,7 @@ pub use encoding::{Encoded, Encoding};
 pub use error::DeployError;
 pub use model::{DeployMeta, DeployModel};
 pub use report::{SizeReport, TensorSize};
+pub use signed::SignedCodes;
 pub use sparse::{CsrPattern, Sparse};
 
 /// First bytes of a deploy file.

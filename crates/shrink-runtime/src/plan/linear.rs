@@ -26,6 +26,14 @@ pub enum LinearKernel {
     DenseF32Panel,
     /// Panel-packed f32, one input row at a time (each row streams the weights once).
     DenseF32PanelGemv,
+    /// Sparse: compressed rows, f32 values (`shrink_kernels::csr_linear`).
+    SparseCsrF32,
+    /// Sparse: 1×4 blocks, f32 values (`shrink_kernels::block14_linear`).
+    SparseBlock14F32,
+    /// Int4 weights, f32 activations (`shrink_kernels::linear_i4`).
+    Int4F32,
+    /// Int4 weights × activations quantized to u8 per row (`shrink_kernels::linear_i4u8`).
+    Int4U8,
 }
 
 impl LinearKernel {
@@ -36,6 +44,10 @@ impl LinearKernel {
             LinearKernel::DenseF32Gemv => "dense-f32-gemv",
             LinearKernel::DenseF32Panel => "dense-f32-panel",
             LinearKernel::DenseF32PanelGemv => "dense-f32-panel-gemv",
+            LinearKernel::SparseCsrF32 => "sparse-csr-f32",
+            LinearKernel::SparseBlock14F32 => "sparse-block1x4-f32",
+            LinearKernel::Int4F32 => "int4-f32act",
+            LinearKernel::Int4U8 => "int4-u8act",
         }
     }
 }
@@ -47,6 +59,10 @@ pub enum LinearWeights {
     DenseF32(Vec<f32>),
     /// f32 in panels of [`super::panel::NR`] outputs (`[N/NR][K][NR]`, zero-padded).
     PanelF32(Vec<f32>),
+    /// A mostly-zero weight: its dense packing plus sparse formats.
+    Sparse(Box<super::sparse_linear::SparseWeights>),
+    /// Int4 codes with per-output scales.
+    Int4(Box<super::int4_linear::Int4Weights>),
 }
 
 impl LinearWeights {
@@ -67,8 +83,45 @@ pub fn candidates(w: &LinearWeights) -> &'static [LinearKernel] {
     match w {
         LinearWeights::DenseF32(_) => &[LinearKernel::DenseF32Gemv, LinearKernel::DenseF32Gemm],
         LinearWeights::PanelF32(_) => &[LinearKernel::DenseF32PanelGemv, LinearKernel::DenseF32Panel],
+        LinearWeights::Sparse(s) => match s.dense {
+            LinearWeights::PanelF32(_) => &[
+                LinearKernel::DenseF32PanelGemv,
+                LinearKernel::DenseF32Panel,
+                LinearKernel::SparseCsrF32,
+                LinearKernel::SparseBlock14F32,
+            ],
+            _ => &[
+                LinearKernel::DenseF32Gemv,
+                LinearKernel::DenseF32Gemm,
+                LinearKernel::SparseCsrF32,
+                LinearKernel::SparseBlock14F32,
+            ],
+        },
+        LinearWeights::Int4(w) => w.candidates(),
     }
 }
+
+/// Environment variable naming a linear kernel ([`LinearKernel::name`]) that every step able
+/// to run it uses (benchmarks and accuracy checks of one representation).
+pub const FORCE_KERNEL_ENV: &str = "SHRINK_PLAN_KERNEL";
+
+/// The kernel `SHRINK_PLAN_KERNEL` names, if it names one.
+pub fn forced_kernel() -> Option<LinearKernel> {
+    let name = std::env::var(FORCE_KERNEL_ENV).ok()?;
+    ALL_KERNELS.into_iter().find(|k| k.name() == name.trim())
+}
+
+/// Every linear kernel.
+pub const ALL_KERNELS: [LinearKernel; 8] = [
+    LinearKernel::DenseF32Gemm,
+    LinearKernel::DenseF32Gemv,
+    LinearKernel::DenseF32Panel,
+    LinearKernel::DenseF32PanelGemv,
+    LinearKernel::SparseCsrF32,
+    LinearKernel::SparseBlock14F32,
+    LinearKernel::Int4F32,
+    LinearKernel::Int4U8,
+];
 
 /// The kernel used without tuning: a GEMV for one row, a matrix kernel for more.
 pub fn default_kernel(w: &LinearWeights, rows: usize) -> LinearKernel {
@@ -77,6 +130,10 @@ pub fn default_kernel(w: &LinearWeights, rows: usize) -> LinearKernel {
         LinearWeights::DenseF32(_) => LinearKernel::DenseF32Gemm,
         LinearWeights::PanelF32(_) if rows <= 1 => LinearKernel::DenseF32PanelGemv,
         LinearWeights::PanelF32(_) => LinearKernel::DenseF32Panel,
+        LinearWeights::Sparse(s) => {
+            super::sparse_linear::default_kernel(s, rows).unwrap_or_else(|| default_kernel(&s.dense, rows))
+        }
+        LinearWeights::Int4(w) => super::int4_linear::default_kernel(w),
     }
 }
 
@@ -97,10 +154,24 @@ impl LinearStep {
     /// `out[rows·n] = x[rows·k] · Wᵀ + b`, then the epilogue, with `kernel` (one of the
     /// weights' [`candidates`]; another runs the weights' matrix kernel).
     pub fn run(&self, kernel: LinearKernel, x: &[f32], out: &mut [f32]) {
+        match &self.weights {
+            LinearWeights::Sparse(s) if super::sparse_linear::SPARSE_KERNELS.contains(&kernel) => {
+                super::sparse_linear::run(s, kernel, self.bias.as_deref(), self.epilogue, x, out)
+            }
+            LinearWeights::Sparse(s) => self.run_dense(&s.dense, kernel, x, out),
+            LinearWeights::Int4(w) => {
+                super::int4_linear::run(w, kernel, self.bias.as_deref(), self.epilogue, x, out)
+            }
+            w => self.run_dense(w, kernel, x, out),
+        }
+    }
+
+    /// [`LinearStep::run`] on dense weights `weights` (this step's or a sparse step's copy).
+    fn run_dense(&self, weights: &LinearWeights, kernel: LinearKernel, x: &[f32], out: &mut [f32]) {
         let rows = x.len().checked_div(self.k).unwrap_or(out.len() / self.n.max(1));
         let out = &mut out[..rows * self.n];
         let bias = self.bias.as_deref();
-        let w = match &self.weights {
+        let w = match weights {
             LinearWeights::PanelF32(p) => {
                 if kernel == LinearKernel::DenseF32PanelGemv && self.k > 0 {
                     for (xr, or) in x.chunks(self.k).zip(out.chunks_mut(self.n.max(1))) {
@@ -112,6 +183,9 @@ impl LinearStep {
                 return;
             }
             LinearWeights::DenseF32(w) => w,
+            LinearWeights::Sparse(_) | LinearWeights::Int4(_) => {
+                unreachable!("run dispatches sparse and int4 weights before")
+            }
         };
         match kernel {
             LinearKernel::DenseF32Gemv => gemv_rows(w, bias, x, out, self.k, self.n, self.epilogue),

@@ -32,6 +32,7 @@
 
 pub mod conv;
 pub mod epilogue;
+pub mod int4_linear;
 pub mod int8;
 pub mod int8_conv;
 pub mod int8_linear;
@@ -40,6 +41,7 @@ pub mod memory;
 pub mod panel;
 pub mod passes;
 mod session;
+pub mod sparse_linear;
 
 pub use conv::{ConvKernel, ConvStep};
 pub use epilogue::Epilogue;
@@ -124,7 +126,9 @@ impl Plan {
         // QuantizeLinear's input directly (their Quantize/Dequantize nodes usually are not).
         let mut int8: Vec<Option<(StepKind, ValueId)>> = g.nodes.iter().map(|n| int8::lower(&g, n)).collect();
         let live = live_nodes(&g, &int8);
-        let mut fused = vec![false; g.nodes.len()];
+        // Int4 weights: their Gemm / MatMul steps, and the DequantizeLinear nodes they absorb
+        // (an int8 step, when one matches the same node, takes precedence).
+        let (mut fused, mut int4_steps) = int4_linear::prepare(&g);
         let mut steps = Vec::with_capacity(g.nodes.len());
         let mut activations_fused = 0;
         for (k, node) in g.nodes.iter().enumerate() {
@@ -135,7 +139,10 @@ impl Plan {
             let op_name = node.op.def().name();
             let (kernel, data_in) = match int8[k].take() {
                 Some((s, x)) => (Some(s), x),
-                None => (lower(&g, &node.op, &node.inputs), node.inputs[0]),
+                None => (
+                    int4_steps.remove(&k).or_else(|| lower(&g, &node.op, &node.inputs)),
+                    node.inputs[0],
+                ),
             };
             let Some(mut kernel) = kernel else {
                 steps.push(Step {
@@ -316,7 +323,7 @@ fn linear_step(gm: &Gemm, bs: &[usize], b: &[f32], c: Option<(&[usize], &[f32])>
     Some(StepKind::Linear(LinearStep {
         k,
         n,
-        weights: LinearWeights::for_this_cpu(w, k, n),
+        weights: sparse_linear::weights_for(w, k, n),
         bias,
         epilogue: Epilogue::None,
     }))
@@ -355,3 +362,6 @@ mod tests;
 
 #[cfg(test)]
 mod int8_tests;
+
+#[cfg(test)]
+mod tests_sparse_int4;

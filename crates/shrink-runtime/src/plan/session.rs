@@ -179,6 +179,7 @@ impl<'p> Session<'p> {
         if plan.options.tune {
             session.tune();
         }
+        session.apply_forced_kernel();
         Ok(session)
     }
 
@@ -201,6 +202,17 @@ impl<'p> Session<'p> {
                     })
                     .fold(f64::INFINITY, f64::min)
             }));
+        }
+    }
+
+    /// `SHRINK_PLAN_KERNEL=NAME` (benchmarks, accuracy checks): every linear step that has
+    /// kernel `NAME` among its candidates runs it, whatever the default or the tuning chose.
+    fn apply_forced_kernel(&mut self) {
+        let Some(k) = super::linear::forced_kernel() else { return };
+        for (i, s) in self.plan.steps.iter().enumerate() {
+            if matches!(&s.kind, StepKind::Linear(l) if candidates(&l.weights).contains(&k)) {
+                self.kernels[i] = Some(k);
+            }
         }
     }
 

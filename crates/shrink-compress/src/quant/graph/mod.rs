@@ -20,9 +20,11 @@
 //! int8/uint8 (the range is what narrows). `round` is half to even, as ONNX and `torch.round`.
 
 pub mod calib;
+pub mod int4;
 pub mod qdq;
 
 pub use calib::{calibrate, ActRanges};
+pub use int4::quantize_weights_int4;
 pub use qdq::{activation_params, quantize_graph, weight_params};
 
 use shrink_graph::{Graph, Op, ValueDef, ValueId};
