@@ -1,51 +1,98 @@
 #!/usr/bin/env bash
-# Deep Compression (Han et al., ICLR 2016) on LeNet-300-100 / the embedded MNIST:
-# train → gradual magnitude pruning with masked retraining → k-means weight sharing (linear
-# init, one code kept for the zeros) → deploy file with sparse relative indices, codebook
-# indices and canonical Huffman coding. Prints the per-stage size table and checks that
-# `shrink run` on the deploy file predicts like the model it came from.
-# Usage: bench/deep_compression.sh [OUTDIR] [FINAL_SPARSITY fc1,fc2,fc3] [BITS]
-#   defaults: runs/deep-compression 0.87,0.86,0.65 4   (the paper's rates: 0.92,0.91,0.74 5)
-# Build first: cargo build --release -p shrink-cli. Takes ~10 min on 2 cores.
+# Deep Compression (Han et al., ICLR 2016) on MNIST, LeNet-300-100 or LeNet-5 (zoo `lenet5`):
+# train → gradual magnitude pruning with masked retraining (a cubic ramp to the final per-layer
+# sparsities, then a long retraining at a lower rate) → k-means weight sharing (linear init, one
+# code kept for the zeros; per-layer bits) → optional centroid fine-tuning (`train
+# --share-weights`) → deploy file with sparse relative indices, codebook indices and canonical
+# Huffman coding, plain and compact (deflated header, packed payloads). Prints the per-stage
+# size table (whole files: header and biases included) and checks that `shrink run` on the
+# deploy file predicts like the model it came from.
+#
+# usage: bench/deep_compression.sh [OUTDIR] [FINAL] [BITS]
+#   FINAL  per-layer final sparsities `layer=P,...` (for lenet-300-100 also `P1,P2,P3`: fc1,fc2,fc3)
+#   BITS   codebook bits: `B` or `B:layer=b,...` (per-layer overrides)
+# env (defaults for lenet-300-100 / lenet5):
+#   ARCH          lenet-300-100 | lenet5
+#   DENSE_EPOCHS  20; a dense model already in OUTDIR/dense.safetensors is reused
+#   STEPS         5 gradual pruning steps (s_k = s_final·(1 − (1 − k/STEPS)³)), each
+#   STEP_EPOCHS   4 epochs at STEP_LR 0.02 (cosine), then
+#   FINAL_EPOCHS  20 epochs at FINAL_LR 0.005 at the final sparsity
+#   FT_EPOCHS     0 epochs of centroid fine-tuning at FT_LR 1e-4 (0: none)
+# Build first: cargo build --release -p shrink-cli. LeNet-300-100 takes ~3 min on 2 quiet
+# cores, LeNet-5 ~10 min.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 S=target/release/shrink
 D=data/mnist
-O=${1:-runs/deep-compression}
-FINAL=${2:-0.87,0.86,0.65}
-BITS=${3:-4}
+ARCH=${ARCH:-lenet-300-100}
+case $ARCH in
+  lenet-300-100) def_final=fc1=0.92,fc2=0.91,fc3=0.74; def_bits=5 ;;
+  lenet5) def_final=conv1=0.5,conv2=0.8,fc1=0.95,fc2=0.9,fc3=0.7; def_bits=5 ;;
+  *) echo "ARCH must be lenet-300-100 or lenet5, got $ARCH" >&2; exit 1 ;;
+esac
+O=${1:-runs/deep-compression-$ARCH}
+FINAL=${2:-$def_final}
+BITS=${3:-$def_bits}
+if [[ $FINAL != *=* ]]; then # the old form: fc1,fc2,fc3 of lenet-300-100
+  IFS=, read -r f1 f2 f3 <<<"$FINAL"
+  FINAL="fc1=$f1,fc2=$f2,fc3=$f3"
+fi
+STEPS=${STEPS:-5}
+STEP_EPOCHS=${STEP_EPOCHS:-4}
+STEP_LR=${STEP_LR:-0.02}
+FINAL_EPOCHS=${FINAL_EPOCHS:-20}
+FINAL_LR=${FINAL_LR:-0.005}
+FT_EPOCHS=${FT_EPOCHS:-0}
+FT_LR=${FT_LR:-1e-4}
 mkdir -p "$O"
-acc() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+py() { python3 -c "$@"; }
+acc() { py "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 [ -f "$O/dense.safetensors" ] ||
-  $S train --arch lenet-300-100 --data $D --epochs 20 -o "$O/dense.safetensors" --json 2>/dev/null >"$O/dense.json"
-IFS=, read -r f1 f2 f3 <<<"$FINAL"
-# Gradual pruning: 50 %, 75 %, 87 % (fc1; fc2 alike, fc3 less), 5 epochs each at lr 0.02 (cosine),
-# then, when the final sparsity differs, one more step of 25 epochs.
-steps=("0.5 0.5 0.3 5" "0.75 0.75 0.5 5" "0.87 0.86 0.65 5")
-[ "$FINAL" = "0.87,0.86,0.65" ] || steps+=("$f1 $f2 $f3 25")
+  $S train --arch "$ARCH" --data $D --epochs "${DENSE_EPOCHS:-20}" -o "$O/dense.safetensors" --json 2>/dev/null >"$O/dense.json"
 p="$O/dense.safetensors"
-for step in "${steps[@]}"; do
-  set -- $step
-  $S prune "$p" --method magnitude --sparsity "$1" --layer-sparsity "fc2=$2,fc3=$3" -o "$O/step.safetensors" --force >/dev/null 2>&1
-  $S train --init "$O/step.safetensors" --data $D --epochs "$4" --lr 0.02 -o "$O/pruned.safetensors" --json 2>/dev/null >"$O/pruned.json"
+layers=$(py "print(','.join(x.split('=')[0] for x in '$FINAL'.split(',')))")
+for k in $(seq 1 "$STEPS"); do
+  spec=$(py "
+k, n = $k, $STEPS
+f = 1 - (1 - k / n) ** 3
+print(','.join(f'{l}={float(s) * f:.4f}' for l, s in (x.split('=') for x in '$FINAL'.split(','))))")
+  if [ "$k" = "$STEPS" ]; then ep=$FINAL_EPOCHS lr=$FINAL_LR; else ep=$STEP_EPOCHS lr=$STEP_LR; fi
+  echo "prune step $k/$STEPS: $spec, $ep epochs at lr $lr" >&2
+  $S prune "$p" --method magnitude --sparsity 0 --layer-sparsity "$spec" --layers "$layers" -o "$O/step.safetensors" --force >/dev/null 2>&1
+  $S train --init "$O/step.safetensors" --data $D --epochs "$ep" --lr "$lr" -o "$O/pruned.safetensors" --json 2>/dev/null >"$O/pruned.json"
   p="$O/pruned.safetensors"
 done
-$S share "$O/pruned.safetensors" --bits "$BITS" -o "$O/shared.safetensors" --force 2>/dev/null
-size() { $S export "$1" --format shrink --encodings "$2" -o "$3" --force --json 2>/dev/null | python3 -c "import json,sys; print(json.load(sys.stdin)['file_bytes'])"; }
+bits=${BITS%%:*}
+layer_bits=()
+[[ $BITS == *:* ]] && layer_bits=(--layer-bits "${BITS#*:}")
+$S share "$O/pruned.safetensors" --bits "$bits" "${layer_bits[@]}" -o "$O/shared.safetensors" --force 2>/dev/null
+if [ "$FT_EPOCHS" != 0 ]; then
+  $S train --init "$O/shared.safetensors" --share-weights --data $D --epochs "$FT_EPOCHS" --lr "$FT_LR" \
+    -o "$O/shared-ft.safetensors" --json 2>/dev/null >"$O/shared-ft.json"
+  mv "$O/shared-ft.safetensors" "$O/shared.safetensors"
+fi
 ref=$(stat -c %s "$O/dense.safetensors")
-printf '%-34s %10s %8s %9s\n' stage bytes ratio accuracy
-row() {
-  local bytes; bytes=$(size "$2" "$3" "$O/$1.shrink")
-  local a; a=$($S run "$O/$1.shrink" --data $D --json 2>/dev/null | acc accuracy)
-  printf '%-34s %10s %7.1fx %8.2f%%\n' "$4" "$bytes" "$(python3 -c "print($ref/$bytes)")" "$(python3 -c "print(100*$a)")"
+dense_acc=$($S eval "$O/dense.safetensors" --data $D --json 2>/dev/null | acc accuracy)
+echo "ARCH=$ARCH FINAL=$FINAL BITS=$BITS STEPS=$STEPS STEP_EPOCHS=$STEP_EPOCHS STEP_LR=$STEP_LR FINAL_EPOCHS=$FINAL_EPOCHS FINAL_LR=$FINAL_LR FT_EPOCHS=$FT_EPOCHS FT_LR=$FT_LR"
+printf '| %-42s | %10s | %8s | %7s | %9s | %7s |\n' stage bytes header ratio accuracy Δ
+printf '|%s|\n' "---|---:|---:|---:|---:|---:"
+line() { # LABEL BYTES HEADER ACCURACY
+  printf '| %-42s | %10s | %8s | %6.1fx | %8.2f%% | %+6.2f |\n' "$1" "$2" "$3" "$(py "print($ref/$2)")" \
+    "$(py "print(100*$4)")" "$(py "print(100*($4-$dense_acc))")"
 }
-printf '%-34s %10s %7.1fx %8.2f%%\n' "fp32 safetensors file" "$ref" 1 "$(python3 -c "print(100*$($S eval "$O/dense.safetensors" --data $D --json 2>/dev/null | acc accuracy))")"
+row() { # NAME MODEL ENCODINGS LABEL [--compact]
+  local j; j=$($S export "$2" --format shrink --encodings "$3" ${5:-} -o "$O/$1.shrink" --force --json 2>/dev/null)
+  local a; a=$($S run "$O/$1.shrink" --data $D --json 2>/dev/null | acc accuracy)
+  line "$4" "$(acc file_bytes <<<"$j")" "$(acc header_bytes <<<"$j")" "$a"
+}
+line "fp32 safetensors file" "$ref" - "$dense_acc"
 row dense "$O/dense.safetensors" raw "dense deploy file (raw f32)"
-row pruned "$O/pruned.safetensors" sparse "pruned (relative indices, f32)"
-row quantized "$O/shared.safetensors" sparse,codebook "+ weight sharing ($BITS-bit codebook)"
+row pruned "$O/pruned.safetensors" sparse "pruned (relative indices, f32 values)"
+row quantized "$O/shared.safetensors" sparse,codebook "+ weight sharing ($BITS bits)"
 row huffman "$O/shared.safetensors" all "+ Huffman coding"
+row compact "$O/shared.safetensors" all "+ compact header (deflated, packed)" --compact
 $S eval "$O/shared.safetensors" --data $D --logits "$O/model.npy" >/dev/null 2>&1
-$S run "$O/huffman.shrink" --data $D --logits "$O/deploy.npy" >/dev/null 2>&1
+$S run "$O/compact.shrink" --data $D --logits "$O/deploy.npy" >/dev/null 2>&1
 python3 - "$O" <<'PY'
 import struct, sys
 def load(p):

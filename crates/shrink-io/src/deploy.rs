@@ -128,6 +128,18 @@ pub fn save_deploy(model: &DeployModel, path: &Path) -> Result<SizeReport> {
     model.size_report().map_err(deploy_err)
 }
 
+/// Writes `model` to `path` atomically in the given form (the compact form: deflated header,
+/// packed payloads) and returns that file's size report.
+pub fn save_deploy_as(
+    model: &DeployModel,
+    path: &Path,
+    form: shrink_runtime::deploy::Form,
+) -> Result<SizeReport> {
+    let bytes = model.to_bytes_as(form).map_err(deploy_err)?;
+    crate::atomic::write_atomic(path, &bytes)?;
+    model.size_report_as(form).map_err(deploy_err)
+}
+
 /// Reads a deploy file; errors name the file.
 pub fn load_deploy(path: &Path) -> Result<DeployModel> {
     let bytes = std::fs::read(path).map_err(|e| IoError::file(path, e))?;

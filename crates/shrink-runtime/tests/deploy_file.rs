@@ -89,7 +89,7 @@ fn versions_and_checksums_are_checked_first() {
     let mut bytes = common::model().to_bytes().unwrap();
     bytes[8..12].copy_from_slice(&7u32.to_le_bytes());
     let e = DeployModel::read(&bytes).unwrap_err();
-    assert_eq!(e.to_string(), "format version 7 is newer than this shrink (1)");
+    assert_eq!(e.to_string(), "format version 7 is newer than this shrink (2)");
     bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
     let last = bytes.len() - 1;
     bytes[last] ^= 0x10;

@@ -33,6 +33,10 @@ pub struct ExportArgs {
     /// Print the deploy file's size report as JSON on stdout (--format shrink).
     #[arg(long)]
     pub json: bool,
+    /// Compact deploy file (--format shrink): deflated header, packed payloads (format
+    /// version 2; for models of a few KB, where the header is a large share of the file).
+    #[arg(long)]
+    pub compact: bool,
     /// Architecture override for plain state_dicts.
     #[arg(long)]
     pub arch: Option<String>,
@@ -56,6 +60,9 @@ pub fn run(a: &ExportArgs) -> Result<()> {
         bail!("--format must be onnx, pt, safetensors or shrink, got `{}`", a.format);
     }
     a.quant.check()?;
+    if a.compact && a.format != "shrink" {
+        bail!("--compact applies to deploy files: it needs --format shrink, got `{}`", a.format);
+    }
     if a.quant.int8 && !matches!(a.format.as_str(), "onnx" | "shrink") {
         bail!("--int8 writes a QDQ model: it needs --format onnx or shrink, got `{}`", a.format);
     }
@@ -151,7 +158,11 @@ fn export_deploy(a: &ExportArgs, encodings: Encodings) -> Result<()> {
         graph = quantize_int4(a, &graph)?.0;
     }
     let deploy = shrink_io::deploy::to_deploy(graph, meta, encodings)?;
-    let report = shrink_io::deploy::save_deploy(&deploy, &a.output)?;
+    let report = if a.compact {
+        shrink_io::deploy::save_deploy_as(&deploy, &a.output, shrink_runtime::deploy::Form::Compact)?
+    } else {
+        shrink_io::deploy::save_deploy(&deploy, &a.output)?
+    };
     if a.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {

@@ -17,6 +17,7 @@
 
 mod batch;
 mod cifar_bin;
+mod cifar_pickle;
 mod error;
 pub mod fetch;
 mod idx;
@@ -139,11 +140,14 @@ impl Dataset {
 ///   files (its directory is loaded);
 /// - CIFAR-10 binary batches (`data_batch_1.bin`..`data_batch_5.bin`, `test_batch.bin`,
 ///   optional `batches.meta.txt` for class names);
+/// - CIFAR-10 python batches (`data_batch_1`..`data_batch_5`, `test_batch`, what torchvision
+///   downloads), read without executing pickle code;
 /// - an image folder `<root>/<split>/<class>/*.{png,jpg,jpeg}` with split directory `train`,
 ///   or `test` (`val` when there is no `test`); classes sorted by name.
 ///
 /// The root may be a directory or a `.tar` / `.tar.gz` / `.tgz` archive; the dataset may sit in
-/// a single subdirectory (or `cifar-10-batches-bin/`), up to two levels down.
+/// a single subdirectory (or `cifar-10-batches-bin/`, `cifar-10-batches-py/`), up to two levels
+/// down.
 pub fn load(path: &Path, split: Split) -> Result<Dataset, DataError> {
     let meta = match fs::metadata(path) {
         Ok(m) => m,
@@ -156,9 +160,11 @@ pub fn load(path: &Path, split: Split) -> Result<Dataset, DataError> {
         return load_tree(&Tree::Dir(path.to_path_buf()), split);
     }
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let dataset_file = [Split::Train, Split::Test]
-        .iter()
-        .any(|&s| idx::is_idx_name(&name, s) || cifar_bin::is_cifar_name(&name, s));
+    let dataset_file = [Split::Train, Split::Test].iter().any(|&s| {
+        idx::is_idx_name(&name, s)
+            || cifar_bin::is_cifar_name(&name, s)
+            || cifar_pickle::is_pickle_name(&name, s)
+    });
     if dataset_file {
         let parent = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
@@ -186,7 +192,13 @@ fn looks_like_archive(path: &Path) -> bool {
 }
 
 fn looked_for() -> String {
-    format!("{}; {}; or {}", idx::LOOKED_FOR, cifar_bin::LOOKED_FOR, image_folder::LOOKED_FOR)
+    format!(
+        "{}; {}; {}; or {}",
+        idx::LOOKED_FOR,
+        cifar_bin::LOOKED_FOR,
+        cifar_pickle::LOOKED_FOR,
+        image_folder::LOOKED_FOR
+    )
 }
 
 fn load_tree(tree: &Tree, split: Split) -> Result<Dataset, DataError> {
@@ -206,6 +218,9 @@ fn load_at(tree: &Tree, base: &str, split: Split, depth: usize) -> Result<Option
     if cifar_bin::detect(&children) {
         return cifar_bin::load(tree, base, &children, split).map(Some);
     }
+    if cifar_pickle::detect(&children) {
+        return cifar_pickle::load(tree, base, &children, split).map(Some);
+    }
     if image_folder::detect(&children) {
         return image_folder::load(tree, base, &children, split).map(Some);
     }
@@ -213,11 +228,8 @@ fn load_at(tree: &Tree, base: &str, split: Split, depth: usize) -> Result<Option
         return Ok(None);
     }
     let dirs: Vec<_> = children.iter().filter(|c| c.is_dir).collect();
-    let next = dirs.iter().find(|c| c.name == cifar_bin::DIR_NAME).or(if dirs.len() == 1 {
-        dirs.first()
-    } else {
-        None
-    });
+    let known = |c: &&&tree::Child| c.name == cifar_bin::DIR_NAME || c.name == cifar_pickle::DIR_NAME;
+    let next = dirs.iter().find(known).or(if dirs.len() == 1 { dirs.first() } else { None });
     match next {
         Some(dir) => load_at(tree, &join(base, &dir.name), split, depth + 1),
         None => Ok(None),

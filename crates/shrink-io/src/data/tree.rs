@@ -186,7 +186,10 @@ fn wanted(comps: &[&str], split: Split) -> bool {
     let Some(name) = comps.last() else {
         return false;
     };
-    if idx::is_idx_name(name, split) || cifar_bin::is_cifar_name(name, split) {
+    if idx::is_idx_name(name, split)
+        || cifar_bin::is_cifar_name(name, split)
+        || super::cifar_pickle::is_pickle_name(name, split)
+    {
         return true;
     }
     if !is_image_name(name) {

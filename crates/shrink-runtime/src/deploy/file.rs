@@ -1,4 +1,5 @@
 //! Writing and reading the bytes of a deploy file (layout in the [module docs](super)).
+use super::compact::{self, ALIGN_COMPACT, VERSION_COMPACT};
 use super::encoding::{Encoded, Encoding};
 use super::error::{bail, DeployError, Result};
 use super::model::{placeholder, DeployMeta, DeployModel};
@@ -70,8 +71,45 @@ struct TableEntry {
     length: u64,
 }
 
-fn align(n: u64) -> u64 {
-    n.div_ceil(ALIGN) * ALIGN
+fn align(n: u64, to: u64) -> u64 {
+    n.div_ceil(to) * to
+}
+
+/// How a deploy file is laid out: both forms hold the same model and both read back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Form {
+    /// Version 1: plain JSON header, payloads at multiples of [`ALIGN`] bytes.
+    #[default]
+    Plain,
+    /// Version 2 ([`compact`]): deflated JSON header, payloads packed back to back.
+    Compact,
+}
+
+impl Form {
+    /// The format version written for this form.
+    pub fn version(self) -> u32 {
+        match self {
+            Form::Plain => VERSION,
+            Form::Compact => VERSION_COMPACT,
+        }
+    }
+
+    /// Payload alignment of this form.
+    pub fn align(self) -> u64 {
+        match self {
+            Form::Plain => ALIGN,
+            Form::Compact => ALIGN_COMPACT,
+        }
+    }
+
+    /// The form a stored version number means (`None`: not one this build reads).
+    pub fn of_version(v: u32) -> Option<Form> {
+        match v {
+            VERSION => Some(Form::Plain),
+            VERSION_COMPACT => Some(Form::Compact),
+            _ => None,
+        }
+    }
 }
 
 /// The serialized header and where everything goes.
@@ -198,8 +236,9 @@ fn check_tensors(m: &DeployModel) -> Result<()> {
 }
 
 impl DeployModel {
-    /// Where everything goes in the file (checks the model first).
-    pub(crate) fn layout(&self) -> Result<Layout> {
+    /// Where everything goes in a file of the given form (checks the model first).
+    pub(crate) fn layout_as(&self, form: Form) -> Result<Layout> {
+        let to = form.align();
         check_tensors(self)?;
         let graph = graph_header(&self.graph);
         check_structure(&graph).map_err(|e| e.context("graph"))?;
@@ -218,22 +257,31 @@ impl DeployModel {
                 length: len,
             });
             payloads.push((name.clone(), offset, len));
-            offset = align(offset + len);
+            offset = align(offset + len, to);
         }
         let end = payloads.last().map(|p| p.1 + p.2).unwrap_or(0);
-        let header = serde_json::to_vec(&Header { graph, meta: self.meta.clone(), tensors })
+        let mut header = serde_json::to_vec(&Header { graph, meta: self.meta.clone(), tensors })
             .map_err(|e| DeployError::invalid(format!("header: {e}")))?;
-        let area = align((PREAMBLE + header.len()) as u64);
+        if form == Form::Compact {
+            header = compact::deflate(&header);
+        }
+        let area = align((PREAMBLE + header.len()) as u64, to);
         Ok(Layout { header, area, payloads, total: area + end + CHECKSUM as u64 })
     }
 
-    /// Writes the file to `w` (streamed: one tensor's payload in memory at a time).
+    /// Writes the plain (version 1) file to `w` (streamed: one tensor's payload in memory at
+    /// a time).
     pub fn write_to<W: Write>(&self, w: W) -> Result<()> {
-        let layout = self.layout()?;
+        self.write_as(w, Form::Plain)
+    }
+
+    /// Writes the file in the given form to `w` (streamed like [`Self::write_to`]).
+    pub fn write_as<W: Write>(&self, w: W, form: Form) -> Result<()> {
+        let layout = self.layout_as(form)?;
         let mut w = Hashing { inner: w, crc: crc32fast::Hasher::new(), pos: 0 };
         let io = |e: std::io::Error| DeployError::invalid(format!("write: {e}"));
         w.write_all(MAGIC).map_err(io)?;
-        w.write_all(&VERSION.to_le_bytes()).map_err(io)?;
+        w.write_all(&form.version().to_le_bytes()).map_err(io)?;
         w.write_all(&(layout.header.len() as u64).to_le_bytes()).map_err(io)?;
         w.write_all(&layout.header).map_err(io)?;
         let mut buf = Vec::new();
@@ -250,14 +298,19 @@ impl DeployModel {
         Ok(())
     }
 
-    /// The file's bytes.
+    /// The plain (version 1) file's bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        self.to_bytes_as(Form::Plain)
+    }
+
+    /// The file's bytes in the given form.
+    pub fn to_bytes_as(&self, form: Form) -> Result<Vec<u8>> {
         let mut out = Vec::new();
-        self.write_to(&mut out)?;
+        self.write_as(&mut out, form)?;
         Ok(out)
     }
 
-    /// Reads a deploy file: magic, version and checksum first, then every length and offset
+    /// Reads a deploy file of either form: magic, version and checksum first, then every length and offset
     /// against the bytes there are before anything is allocated, then every tensor decodes and
     /// the graph is rebuilt (shape inference must agree with the stored facts).
     pub fn read(bytes: &[u8]) -> Result<DeployModel> {
@@ -276,9 +329,9 @@ impl DeployModel {
         if version == 0 {
             return Err(DeployError::BadVersion(version));
         }
-        if version > VERSION {
-            return Err(DeployError::Newer { found: version, supported: VERSION });
-        }
+        let Some(form) = Form::of_version(version) else {
+            return Err(DeployError::Newer { found: version, supported: VERSION_COMPACT });
+        };
         let tail = &bytes[len - CHECKSUM..];
         let stored = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
         let computed = crc32fast::hash(&bytes[..len - CHECKSUM]);
@@ -286,16 +339,25 @@ impl DeployModel {
             return Err(DeployError::Checksum { stored, computed });
         }
         let hlen = c.u64("header length")?;
-        let header = c.take(hlen, "header").map_err(|e| e.context("header"))?;
+        let stored = c.take(hlen, "header").map_err(|e| e.context("header"))?;
+        let inflated;
+        let header = match form {
+            Form::Plain => stored,
+            Form::Compact => {
+                inflated = compact::inflate(stored)?;
+                &inflated[..]
+            }
+        };
         let header: Header =
             serde_json::from_slice(header).map_err(|e| DeployError::invalid(format!("header: {e}")))?;
         check_numbers(&header.graph.nodes, &header.meta).map_err(|e| e.context("header"))?;
-        let area = align(PREAMBLE as u64 + hlen);
+        let area = align(PREAMBLE as u64 + hlen, form.align());
         let body = (len - CHECKSUM) as u64;
         if area > body {
             bail!("header: the payload area would start at byte {area}, past the file's {len} bytes");
         }
-        let tensors = read_tensors(&header.tensors, &bytes[area as usize..body as usize], area, len)?;
+        let tensors =
+            read_tensors(&header.tensors, &bytes[area as usize..body as usize], area, len, form.align())?;
         let graph = rebuild(&header.graph, &tensors).map_err(|e| e.context("graph"))?;
         let model = DeployModel { graph, tensors, meta: header.meta };
         check_tensors(&model)?;
@@ -310,6 +372,7 @@ fn read_tensors(
     data: &[u8],
     area: u64,
     file_len: usize,
+    to: u64,
 ) -> Result<BTreeMap<String, Encoded>> {
     let mut out = BTreeMap::new();
     let mut end = 0u64;
@@ -321,7 +384,7 @@ fn read_tensors(
         if e.offset.checked_add(e.length).is_none_or(|s| s > data.len() as u64) {
             return Err(fail(format!("payload [{start}, {stop}) ends past the file's {file_len} bytes")));
         }
-        if e.offset % ALIGN != 0 || e.offset < end {
+        if e.offset % to != 0 || e.offset < end {
             return Err(fail(format!("payload [{start}, {stop}) is not aligned or overlaps the one before")));
         }
         end = e.offset + e.length;

@@ -33,6 +33,12 @@
 //! coded ([`huffman`]); signed codes ([`SignedCodes`]: an int8 tensor of small values, e.g.
 //! int4 weight codes, at their bit width).
 //!
+//! # The compact form (version 2)
+//!
+//! The same layout with the version field 2, the header stored as raw DEFLATE of the same JSON
+//! (`H` is the deflated length) and payloads packed back to back (alignment 1, no padding): for
+//! models of a few KB, where the header would be a large share of the file ([`compact`]).
+//!
 //! # Reading untrusted files
 //!
 //! [`DeployModel::read`] checks the magic, the version and the checksum before anything else,
@@ -44,6 +50,7 @@
 pub mod bitpacked;
 pub mod codebook;
 pub mod codes;
+pub mod compact;
 pub mod dtype;
 pub mod encoding;
 pub mod error;
@@ -60,6 +67,7 @@ pub use codebook::Codebook;
 pub use codes::{CodeStore, Codes};
 pub use encoding::{Encoded, Encoding};
 pub use error::DeployError;
+pub use file::Form;
 pub use model::{DeployMeta, DeployModel};
 pub use report::{SizeReport, TensorSize};
 pub use signed::SignedCodes;
@@ -67,7 +75,8 @@ pub use sparse::{CsrPattern, Sparse};
 
 /// First bytes of a deploy file.
 pub const MAGIC: &[u8; 8] = b"SHRKDPL1";
-/// The format version this build writes and the newest it reads.
+/// The format version of the plain form ([`Form::Plain`], written by default); this build also
+/// reads and writes the compact form ([`compact::VERSION_COMPACT`], [`Form::Compact`]).
 pub const VERSION: u32 = 1;
 /// Alignment of payloads, in bytes.
 pub const ALIGN: u64 = 64;

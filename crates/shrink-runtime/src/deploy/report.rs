@@ -46,7 +46,12 @@ impl SizeReport {
 impl DeployModel {
     /// Bytes per tensor and encoding, and the file's total (computed without writing it).
     pub fn size_report(&self) -> Result<SizeReport> {
-        let layout = self.layout()?;
+        self.size_report_as(super::Form::Plain)
+    }
+
+    /// The size report of the file in the given form.
+    pub fn size_report_as(&self, form: super::Form) -> Result<SizeReport> {
+        let layout = self.layout_as(form)?;
         let tensors: Vec<TensorSize> = self
             .tensors
             .iter()
