@@ -15,7 +15,7 @@ pub use eval::{evaluate, evaluate_prepared, EvalResult};
 pub use optim::{Optimizer, OptimizerConfig};
 pub use schedule::Schedule;
 pub use sparsity::{Penalty, SparsityConfig};
-pub use trainer::{train, EpochRecord, TrainConfig, TrainReport};
+pub use trainer::{train, train_with_hooks, EpochRecord, HookContext, StepHook, TrainConfig, TrainReport};
 
 /// Errors raised while training or evaluating.
 #[derive(Debug, thiserror::Error)]
