@@ -6,6 +6,7 @@ pub mod eval;
 pub mod graph_eval;
 pub mod graph_train;
 pub mod optim;
+pub mod prune_schedule;
 pub mod schedule;
 mod sharing;
 pub mod sparsity;
