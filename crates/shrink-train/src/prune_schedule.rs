@@ -22,7 +22,7 @@ pub enum ScheduleKind {
     Linear,
     /// Zhu & Gupta: `s_t = s_f + (s_i − s_f)(1 − (t − t0)/(nΔt))³` at `t = t0, t0 + Δt, …`,
     /// `Δt = every` iterations, `nΔt` the last multiple of Δt before the end of the pruning
-    /// epochs (as Distiller's and NNI's AGP compute the span).
+    /// epochs (as Distiller's and NNI's AGP compute the span). `every` 0: once per epoch.
     Agp { every: u64, initial: f64 },
 }
 
@@ -59,10 +59,7 @@ impl PruneSchedule {
         if self.prune_epochs == 0 && self.kind != ScheduleKind::OneShot {
             return Err(TrainError::Config("--epochs must be positive for a linear or agp schedule".into()));
         }
-        if let ScheduleKind::Agp { every, initial } = self.kind {
-            if every == 0 {
-                return Err(TrainError::Config("--every must be a positive number of steps".into()));
-            }
+        if let ScheduleKind::Agp { initial, .. } = self.kind {
             if !(initial.is_finite() && (0.0..=self.sparsity).contains(&initial)) {
                 return Err(TrainError::Config(format!(
                     "--initial-sparsity must be in [0, --sparsity], got {initial}"
@@ -86,9 +83,14 @@ impl PruneSchedule {
             ScheduleKind::OneShot => self.sparsity,
             ScheduleKind::Linear => {
                 let e = (step - t0) / steps_per_epoch.max(1);
-                self.sparsity * (e + 1).min(n) as f64 / n.max(1) as f64
+                if e + 1 >= n {
+                    self.sparsity // exactly, not S·n/n
+                } else {
+                    self.sparsity * (e + 1) as f64 / n as f64
+                }
             }
             ScheduleKind::Agp { every, initial } => {
+                let every = if every == 0 { steps_per_epoch } else { every };
                 agp_sparsity(initial, self.sparsity, t0, t0 + n * steps_per_epoch, every, step)
             }
         }
@@ -239,9 +241,18 @@ mod tests {
     }
 
     #[test]
+    fn agp_every_zero_updates_once_per_epoch() {
+        let s = sched(ScheduleKind::Agp { every: 0, initial: 0.0 });
+        assert_eq!(s.target_at(150, 100), 0.0);
+        assert!(s.target_at(200, 100) > 0.0);
+        assert_eq!(s.target_at(200, 100), s.target_at(299, 100));
+        assert!((s.target_at(1000, 100) - 0.7).abs() < 1e-12);
+    }
+
+    #[test]
     fn bad_settings_name_the_flag() {
-        let mut s = sched(ScheduleKind::Agp { every: 0, initial: 0.0 });
-        assert!(s.check().unwrap_err().to_string().contains("--every"));
+        let mut s = sched(ScheduleKind::Agp { every: 0, initial: 0.8 });
+        assert!(s.check().unwrap_err().to_string().contains("--initial-sparsity"));
         s.kind = ScheduleKind::Linear;
         s.sparsity = 1.5;
         assert!(s.check().unwrap_err().to_string().contains("--sparsity"));

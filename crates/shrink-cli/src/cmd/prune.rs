@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 #[path = "prune_graph.rs"]
 mod prune_graph;
+#[path = "prune_schedule.rs"]
+pub mod prune_schedule;
 
 /// Pruning methods `--method` accepts.
 pub const METHODS: &str = "magnitude, global-magnitude, exact, neuron-l2, filter-ln, channel, zero-groups";
@@ -73,6 +75,9 @@ pub struct PruneArgs {
     /// Overwrite the output even when it is also the input model.
     #[arg(long)]
     pub force: bool,
+    /// Pruning inside one training run (`--schedule`).
+    #[command(flatten)]
+    pub schedule: prune_schedule::ScheduleArgs,
 }
 
 /// Parses `a=0.5,b=0.7`.
@@ -191,6 +196,12 @@ fn check_flags(a: &PruneArgs) -> Result<()> {
 }
 
 pub fn run(a: &PruneArgs) -> Result<()> {
+    if a.schedule.schedule.is_some() {
+        if a.engine == "graph" || a.graph.is_some() || a.plan.is_some() || a.plan_out.is_some() {
+            bail!("--schedule prunes zoo/layer models (masks during training); not with the graph engine");
+        }
+        return prune_schedule::run(a);
+    }
     if a.plan.is_none() || a.method != "filter-ln" {
         check_flags(a)?;
     }
