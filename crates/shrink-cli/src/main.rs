@@ -41,7 +41,7 @@ enum Command {
     /// Show the per-layer table of a model.
     Info(cmd::info::InfoArgs),
     /// Prune a model: unstructured masks or physically removed neurons/filters/channels.
-    Prune(cmd::prune::PruneArgs),
+    Prune(Box<cmd::prune::PruneArgs>),
     /// Post-training weight quantization (clip / symmetric / asymmetric), optionally bit-packed.
     Quantize(cmd::quantize::QuantizeArgs),
     /// Deep Compression weight sharing: per-layer k-means codebooks of 2^bits shared values.

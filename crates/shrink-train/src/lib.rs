@@ -6,6 +6,7 @@ pub mod eval;
 pub mod graph_eval;
 pub mod graph_train;
 pub mod optim;
+pub mod prune_schedule;
 pub mod schedule;
 mod sharing;
 pub mod sparsity;
@@ -15,7 +16,7 @@ pub use eval::{evaluate, evaluate_prepared, EvalResult};
 pub use optim::{Optimizer, OptimizerConfig};
 pub use schedule::Schedule;
 pub use sparsity::{Penalty, SparsityConfig};
-pub use trainer::{train, EpochRecord, TrainConfig, TrainReport};
+pub use trainer::{train, train_with_hooks, EpochRecord, HookContext, StepHook, TrainConfig, TrainReport};
 
 /// Errors raised while training or evaluating.
 #[derive(Debug, thiserror::Error)]

@@ -412,6 +412,39 @@ impl Optimizer {
     }
 }
 
+impl Optimizer {
+    /// Zeroes the state buffers (SGD momentum, Adam moments) of variable `name` wherever `keep`
+    /// is 0: a mask set during a run removes its weights' history too, so a pruned weight
+    /// receives no update from momentum built before it was pruned. Errors when `name` is not
+    /// one of the optimizer's variables or `keep` has another length.
+    pub fn mask_state(&mut self, name: &str, keep: &[f32]) -> Result<()> {
+        let Some(i) = self.vars.iter().position(|(n, _)| n == name) else {
+            candle_core::bail!("optimizer: no variable `{name}` to mask");
+        };
+        if keep.len() != self.vars[i].1.elem_count() {
+            candle_core::bail!(
+                "optimizer: the mask of `{name}` has {} entries, the variable {}",
+                keep.len(),
+                self.vars[i].1.elem_count()
+            );
+        }
+        let st = &mut self.states[i];
+        for buf in [&mut st.m, &mut st.v] {
+            for (x, k) in buf.iter_mut().zip(keep) {
+                if *k == 0.0 {
+                    *x = 0.0;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The state buffers of variable `name` (empty before its first update).
+    pub fn state_of(&self, name: &str) -> Option<&ParamState> {
+        self.vars.iter().position(|(n, _)| n == name).map(|i| &self.states[i])
+    }
+}
+
 /// Device-generic update with tensor ops (same math as the fused CPU path).
 fn generic_step(
     config: OptimizerConfig,

@@ -4,7 +4,9 @@
 //! per epoch (`CosineAnnealingLR(T_max = epochs)` / `StepLR` stepped after every epoch). An
 //! optional linear warmup multiplies any of them by `step / warmup` over the first iterations,
 //! and then the cosine runs over the remaining ones (as `get_cosine_schedule_with_warmup` of
-//! Hugging Face transformers).
+//! Hugging Face transformers). `StepIter` is `StepLR` stepped after every batch, and
+//! `OneCycle` is `OneCycleLR` (cosine annealing, two phases, the base rate as `max_lr`; the
+//! momentum stays fixed, as with `cycle_momentum=False`).
 use serde::{Deserialize, Serialize};
 
 /// How the learning rate changes during a run.
@@ -26,6 +28,20 @@ pub enum Schedule {
         total_epochs: usize,
         min_lr: f64,
     },
+    /// Multiply by `gamma` every `step_size` iterations (`StepLR` stepped per batch).
+    StepIter {
+        step_size: u64,
+        gamma: f64,
+    },
+    /// PyTorch's `OneCycleLR(max_lr=base, total_steps=run, pct_start, div_factor,
+    /// final_div_factor, anneal_strategy="cos", three_phase=False)`: from `base/div_factor` up to
+    /// `base` over the first `pct_start` of the iterations, then down to
+    /// `base/(div_factor·final_div_factor)`, both halves cosine.
+    OneCycle {
+        pct_start: f64,
+        div_factor: f64,
+        final_div_factor: f64,
+    },
 }
 
 /// Where a run is when a rate is asked for.
@@ -41,6 +57,26 @@ pub struct Position {
     pub warmup_steps: u64,
 }
 
+/// `OneCycleLR._annealing_cos`.
+fn anneal_cos(start: f64, end: f64, pct: f64) -> f64 {
+    end + (start - end) / 2.0 * ((std::f64::consts::PI * pct).cos() + 1.0)
+}
+
+/// `OneCycleLR.get_lr` (two phases) at iteration `step` of `total`.
+fn one_cycle(max_lr: f64, pct_start: f64, div: f64, final_div: f64, step: u64, total: u64) -> f64 {
+    let initial = max_lr / div;
+    let min_lr = initial / final_div;
+    let end1 = pct_start * total as f64 - 1.0;
+    let end2 = total as f64 - 1.0;
+    let t = step as f64;
+    if t <= end1 && end1 > 0.0 {
+        anneal_cos(initial, max_lr, t / end1)
+    } else {
+        let start = end1.max(0.0);
+        anneal_cos(max_lr, min_lr, ((t - start) / (end2 - start).max(1e-12)).min(1.0))
+    }
+}
+
 fn cosine(base: f64, min_lr: f64, t: f64) -> f64 {
     min_lr + (base - min_lr) * (1.0 + (std::f64::consts::PI * t.clamp(0.0, 1.0)).cos()) / 2.0
 }
@@ -50,7 +86,10 @@ impl Schedule {
     /// epoch's first iteration as if each epoch were one iteration).
     pub fn lr(&self, base: f64, epoch: usize) -> f64 {
         match *self {
-            Schedule::Constant | Schedule::Cosine { .. } => base,
+            Schedule::Constant
+            | Schedule::Cosine { .. }
+            | Schedule::StepIter { .. }
+            | Schedule::OneCycle { .. } => base,
             Schedule::Step { step_size, gamma } => base * gamma.powi((epoch / step_size.max(1)) as i32),
             Schedule::CosineEpoch { total_epochs, min_lr } => {
                 cosine(base, min_lr, epoch.min(total_epochs) as f64 / total_epochs.max(1) as f64)
@@ -66,6 +105,10 @@ impl Schedule {
                 let span = at.total_steps.saturating_sub(warm).max(1);
                 cosine(base, min_lr, at.step.saturating_sub(warm) as f64 / span as f64)
             }
+            Schedule::StepIter { step_size, gamma } => base * gamma.powi((at.step / step_size.max(1)) as i32),
+            Schedule::OneCycle { pct_start, div_factor, final_div_factor } => {
+                one_cycle(base, pct_start, div_factor, final_div_factor, at.step, at.total_steps)
+            }
             _ => self.lr(base, at.epoch),
         };
         if at.step < warm {
@@ -77,7 +120,8 @@ impl Schedule {
 
     /// Whether the rate can change within an epoch (then it is set before every iteration).
     pub fn per_iteration(&self, warmup_steps: u64) -> bool {
-        matches!(self, Schedule::Cosine { .. }) || warmup_steps > 0
+        matches!(self, Schedule::Cosine { .. } | Schedule::StepIter { .. } | Schedule::OneCycle { .. })
+            || warmup_steps > 0
     }
 }
 

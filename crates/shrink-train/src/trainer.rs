@@ -97,6 +97,50 @@ pub(crate) fn bar(len: u64, enabled: bool, prefix: String) -> ProgressBar {
     pb
 }
 
+/// Where the loop is when a [`StepHook`] is called, with the model and optimizer to act on.
+pub struct HookContext<'a> {
+    pub model: &'a mut Model,
+    pub optimizer: &'a mut Optimizer,
+    /// 0-based epoch.
+    pub epoch: usize,
+    /// 0-based iteration within the epoch.
+    pub step_in_epoch: usize,
+    /// 0-based iteration over the whole run (`epoch · steps_per_epoch + step_in_epoch`): the
+    /// step about to be taken in [`StepHook::before_step`], the one just taken in
+    /// [`StepHook::after_step`].
+    pub global_step: u64,
+    pub steps_per_epoch: u64,
+    /// Iterations in the whole run.
+    pub total_steps: u64,
+}
+
+/// Code run by the training loop around each optimizer step and after each epoch (pruning
+/// schedules, quantizer range updates, ...). A hook must derive what it does from the position
+/// it is given (and the model/optimizer state, which checkpoints keep), so a resumed run calls
+/// it exactly as the uninterrupted one did. Every method defaults to doing nothing.
+pub trait StepHook {
+    /// Before the forward pass of each iteration.
+    fn before_step(&mut self, _ctx: &mut HookContext) -> Result<()> {
+        Ok(())
+    }
+
+    /// After each optimizer step (and after masks were re-applied).
+    fn after_step(&mut self, _ctx: &mut HookContext) -> Result<()> {
+        Ok(())
+    }
+
+    /// After each epoch's validation, before the checkpoint is written.
+    fn after_epoch(&mut self, _ctx: &mut HookContext, _record: &EpochRecord) -> Result<()> {
+        Ok(())
+    }
+
+    /// Whether the weights at the end of 0-based `epoch` may be kept as the best by validation
+    /// (a pruning schedule: only once its final sparsity is reached).
+    fn counts_for_best(&self, _epoch: usize, _steps_per_epoch: u64) -> bool {
+        true
+    }
+}
+
 /// Trains `model` in place on `train_set`; when `val_set` is given the weights of the best
 /// validation epoch are restored at the end.
 pub fn train(
@@ -104,6 +148,17 @@ pub fn train(
     train_set: &Dataset,
     val_set: Option<&Dataset>,
     cfg: &TrainConfig,
+) -> Result<TrainReport> {
+    train_with_hooks(model, train_set, val_set, cfg, &mut [])
+}
+
+/// [`train`] with `hooks` called around every optimizer step and after every epoch, in order.
+pub fn train_with_hooks(
+    model: &mut Model,
+    train_set: &Dataset,
+    val_set: Option<&Dataset>,
+    cfg: &TrainConfig,
+    hooks: &mut [&mut dyn StepHook],
 ) -> Result<TrainReport> {
     if cfg.batch_size == 0 {
         return Err(TrainError::Config("--batch-size must be positive".into()));
@@ -156,7 +211,7 @@ pub fn train(
     let mut sharing = if cfg.share_weights { Some(Sharing::new(model)?) } else { None };
     let device = model.device();
     let [c, h, w] = train_set.image_shape();
-    let has_masks = !model.params.masks().is_empty();
+    let mut has_masks = !model.params.masks().is_empty();
     let mut buf = Vec::new();
     let steps_per_epoch = train_set.len().div_ceil(cfg.batch_size) as u64;
     let position = |epoch: usize, step: usize| Position {
@@ -166,6 +221,25 @@ pub fn train(
         warmup_steps: cfg.warmup_steps,
     };
     let per_iteration = cfg.schedule.per_iteration(cfg.warmup_steps);
+    let total_steps = steps_per_epoch * cfg.epochs as u64;
+    macro_rules! call_hooks {
+        ($method:ident, $epoch:expr, $step:expr $(, $extra:expr)?) => {
+            if !hooks.is_empty() {
+                let mut ctx = HookContext {
+                    model: &mut *model,
+                    optimizer: &mut opt,
+                    epoch: $epoch,
+                    step_in_epoch: $step,
+                    global_step: $epoch as u64 * steps_per_epoch + $step as u64,
+                    steps_per_epoch,
+                    total_steps,
+                };
+                for h in hooks.iter_mut() {
+                    h.$method(&mut ctx $(, $extra)?)?;
+                }
+            }
+        };
+    }
     for epoch in state.epochs_done..cfg.epochs {
         let epoch_lr = cfg.schedule.lr_at(cfg.lr, position(epoch, 0));
         opt.set_lr(epoch_lr);
@@ -183,6 +257,10 @@ pub fn train(
             } else {
                 epoch_lr
             };
+            if !hooks.is_empty() {
+                call_hooks!(before_step, epoch, step);
+                has_masks = !model.params.masks().is_empty();
+            }
             let aug = cfg.augment.as_ref().map(|a| (a, &mut aug_rng));
             let labels = make_batch(train_set, chunk, &cfg.normalize, aug, &mut buf);
             let x = Tensor::from_slice(&buf, (chunk.len(), c, h, w), &device)?;
@@ -216,6 +294,7 @@ pub fn train(
             if has_masks {
                 model.params.apply_masks()?;
             }
+            call_hooks!(after_step, epoch, step);
             let l = loss.to_scalar::<f32>()? as f64;
             if !l.is_finite() {
                 return Err(TrainError::Config(format!(
@@ -268,7 +347,10 @@ pub fn train(
                 record.samples_per_sec
             );
         }
-        if let Some(acc) = val_accuracy {
+        let last_step = steps_per_epoch.saturating_sub(1) as usize;
+        call_hooks!(after_epoch, epoch, last_step, &record);
+        let eligible = hooks.iter().all(|h| h.counts_for_best(epoch, steps_per_epoch));
+        if let Some(acc) = val_accuracy.filter(|_| eligible) {
             if state.best_val_accuracy.is_none_or(|b| acc > b) {
                 state.best_val_accuracy = Some(acc);
                 state.best_epoch = Some(epoch + 1);

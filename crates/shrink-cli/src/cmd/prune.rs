@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 #[path = "prune_graph.rs"]
 mod prune_graph;
+#[path = "prune_schedule.rs"]
+pub mod prune_schedule;
 
 /// Pruning methods `--method` accepts.
 pub const METHODS: &str = "magnitude, global-magnitude, exact, neuron-l2, filter-ln, channel, zero-groups";
@@ -73,6 +75,21 @@ pub struct PruneArgs {
     /// Overwrite the output even when it is also the input model.
     #[arg(long)]
     pub force: bool,
+    /// filter-ln / channel: zero the pruned filters (channel: input channels) in place with
+    /// masks, the tensors keep their shape (torch `prune.ln_structured(dim=0|1)`; --norm is n).
+    #[arg(long)]
+    pub keep_shape: bool,
+    /// global-magnitude: torch `prune.global_unstructured` semantics: --sparsity prunes
+    /// round(s·remaining) more of the weights the input model's masks still keep (repeated calls
+    /// compound: 1 − (1 − s)^k).
+    #[arg(long)]
+    pub cumulative: bool,
+    /// channel: `sorted` (by importance, default) or `naive` (keep the first channels, seed 002).
+    #[arg(long, default_value = "sorted", value_parser = ["sorted", "naive"])]
+    pub order: String,
+    /// Pruning inside one training run (`--schedule`).
+    #[command(flatten)]
+    pub schedule: prune_schedule::ScheduleArgs,
 }
 
 /// Parses `a=0.5,b=0.7`.
@@ -141,6 +158,40 @@ pub fn prune_model(model: &Model, a: &PruneArgs) -> Result<(Model, Vec<prune::La
         "exact" => Some(MagnitudeRule::ExactCount),
         _ => None,
     };
+    if a.cumulative && a.method != "global-magnitude" {
+        bail!("--cumulative is torch's global_unstructured: use it with --method global-magnitude");
+    }
+    if a.keep_shape && !matches!(a.method.as_str(), "filter-ln" | "channel") {
+        bail!("--keep-shape masks whole filters/channels: use it with --method filter-ln or channel");
+    }
+    if a.order == "naive" && a.method != "channel" {
+        bail!("--order naive is channel pruning's: use it with --method channel");
+    }
+    if a.cumulative {
+        let weights = unstructured::prunable_weights(model);
+        let Some(s) = a.sparsity else { bail!("--cumulative needs --sparsity (the amount)") };
+        prune::check_ratio("--sparsity", s)?;
+        let mut out = model.clone();
+        out.params = model.params.deep_clone()?;
+        prune::torch_like::global_unstructured_l1(&mut out, &weights, s)?;
+        return Ok((out, vec![]));
+    }
+    if a.keep_shape {
+        let dim = if a.method == "channel" { 1 } else { 0 };
+        let p = parse_norm(&a.norm)?;
+        let all = unstructured::prunable_weights(model);
+        // Filters of every layer but the classifier; input channels of every layer but the first.
+        let layers: Vec<String> = match dim {
+            0 => all[..all.len().saturating_sub(1)].to_vec(),
+            _ => all.iter().skip(1).cloned().collect(),
+        };
+        let layers: Vec<String> = layers.iter().map(|w| w.trim_end_matches(".weight").to_string()).collect();
+        let map = unstructured::resolve_layers(model, &sparsity_map(a, &layers)?)?;
+        let mut out = model.clone();
+        out.params = model.params.deep_clone()?;
+        prune::torch_like::prune_ln_structured(&mut out, &map, p, dim)?;
+        return Ok((out, vec![]));
+    }
     if let Some(rule) = unstructured_rule {
         let layers: Vec<String> = unstructured::prunable_weights(model)
             .iter()
@@ -155,6 +206,7 @@ pub fn prune_model(model: &Model, a: &PruneArgs) -> Result<(Model, Vec<prune::La
     let (rule, imp) = match a.method.as_str() {
         "neuron-l2" => (KeepRule::KthKeepGe, Importance::OutputNorm { p: 2.0 }),
         "filter-ln" => (KeepRule::TopK, Importance::OutputNorm { p: parse_norm(&a.norm)? }),
+        "channel" if a.order == "naive" => (KeepRule::TopK, Importance::Naive),
         "channel" => (KeepRule::TopK, Importance::InputNorm),
         "zero-groups" => return Ok(prune::remove_zero_groups(model, a.tol)?),
         other => bail!("--method must be one of {METHODS}, got `{other}`"),
@@ -191,6 +243,12 @@ fn check_flags(a: &PruneArgs) -> Result<()> {
 }
 
 pub fn run(a: &PruneArgs) -> Result<()> {
+    if a.schedule.schedule.is_some() {
+        if a.engine == "graph" || a.graph.is_some() || a.plan.is_some() || a.plan_out.is_some() {
+            bail!("--schedule prunes zoo/layer models (masks during training); not with the graph engine");
+        }
+        return prune_schedule::run(a);
+    }
     if a.plan.is_none() || a.method != "filter-ln" {
         check_flags(a)?;
     }

@@ -218,6 +218,10 @@ fn run_prune(a: &SweepPruneArgs) -> Result<()> {
             json: false,
             output: PathBuf::new(),
             force: false,
+            keep_shape: false,
+            cumulative: false,
+            order: "sorted".into(),
+            schedule: Default::default(),
         };
         // Every cell starts from the pristine model: prune_model never mutates its input.
         let (mut pruned, _) = prune_model(&model, &args)?;

@@ -4,7 +4,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use shrink_io::data::{Augment, Normalize, Split};
 use shrink_ir::candle_core::Device;
-use shrink_train::{OptimizerConfig, Penalty, Schedule, SparsityConfig, TrainConfig};
+use shrink_train::{OptimizerConfig, Penalty, Schedule, SparsityConfig, StepHook, TrainConfig};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -40,16 +40,21 @@ pub struct TrainArgs {
     /// Weight decay (L2). Default: 0 for 28x28 inputs, 5e-4 otherwise.
     #[arg(long)]
     pub weight_decay: Option<f64>,
-    /// constant, step (x --gamma every --step-size epochs), cosine (annealed every iteration over
-    /// the whole run, like PyTorch's CosineAnnealingLR stepped per batch) or cosine-epoch (the
-    /// same curve changed once per epoch).
+    /// constant, step (x --gamma every --step-size epochs), step-iter (x --gamma every
+    /// --step-size iterations), cosine (annealed every iteration over the whole run, like
+    /// PyTorch's CosineAnnealingLR stepped per batch), cosine-epoch (the same curve changed once
+    /// per epoch) or one-cycle (PyTorch's OneCycleLR stepped per batch, --lr as max_lr).
     #[arg(long, default_value = "cosine")]
     pub schedule: String,
     /// Linear warmup: the rate rises from 0 over this many iterations (then cosine runs over the
     /// rest of the run).
     #[arg(long, default_value_t = 0)]
     pub warmup_steps: u64,
-    /// Epochs between decays for `--schedule step`.
+    /// one-cycle: fraction of the run spent raising the rate (PyTorch's OneCycleLR pct_start;
+    /// div_factor 25, final_div_factor 1e4, cosine annealing, --lr is max_lr).
+    #[arg(long, default_value_t = 0.3)]
+    pub pct_start: f64,
+    /// Epochs between decays for `--schedule step` (iterations for `step-iter`).
     #[arg(long, default_value_t = 10)]
     pub step_size: usize,
     /// Decay factor for `--schedule step`.
@@ -111,7 +116,30 @@ pub struct TrainArgs {
     pub share_weights: bool,
 }
 
+/// What a caller adds to a training run (`shrink prune --schedule`): settings that a resume
+/// must repeat, hooks built from the loaded model, and a report on the trained model (JSON
+/// fields merged into `--json`'s object, or a line on stderr).
+pub struct TrainExtras<'a> {
+    pub identity: BTreeMap<String, String>,
+    #[allow(clippy::type_complexity)]
+    pub hooks: Box<dyn FnOnce(&shrink_ir::Model) -> Result<Vec<Box<dyn StepHook>>> + 'a>,
+    #[allow(clippy::type_complexity)]
+    pub report: Box<dyn Fn(&shrink_ir::Model) -> Result<(serde_json::Value, String)> + 'a>,
+}
+
 pub fn run(a: &TrainArgs) -> Result<()> {
+    run_with(
+        a,
+        TrainExtras {
+            identity: BTreeMap::new(),
+            hooks: Box::new(|_| Ok(vec![])),
+            report: Box::new(|_| Ok((serde_json::json!({}), String::new()))),
+        },
+    )
+}
+
+/// [`run`] with a caller's [`TrainExtras`].
+pub fn run_with(a: &TrainArgs, extras: TrainExtras) -> Result<()> {
     let device = Device::Cpu;
     let mut model = match (&a.init, &a.arch) {
         (Some(path), arch) => shrink_io::load_model(path, arch.as_deref())?,
@@ -162,7 +190,16 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         "step" => Schedule::Step { step_size: a.step_size, gamma: a.gamma },
         "cosine" => Schedule::Cosine { min_lr: 0.0 },
         "cosine-epoch" => Schedule::CosineEpoch { total_epochs: epochs, min_lr: 0.0 },
-        other => bail!("--schedule must be constant, step, cosine or cosine-epoch, got `{other}`"),
+        "step-iter" => Schedule::StepIter { step_size: a.step_size as u64, gamma: a.gamma },
+        "one-cycle" => {
+            if !(a.pct_start > 0.0 && a.pct_start < 1.0) {
+                bail!("--pct-start must be in (0, 1), got {}", a.pct_start);
+            }
+            Schedule::OneCycle { pct_start: a.pct_start, div_factor: 25.0, final_div_factor: 1e4 }
+        }
+        other => bail!(
+            "--schedule must be constant, step, step-iter, cosine, cosine-epoch or one-cycle, got `{other}`"
+        ),
     };
     let default_augment = if model.meta.input_shape.first() == Some(&3) {
         "on"
@@ -191,8 +228,9 @@ pub fn run(a: &TrainArgs) -> Result<()> {
     };
     let sparsity =
         penalty.map(|penalty| SparsityConfig { penalty, lambda: a.sparsity_lambda, proximal: a.proximal });
-    let identity =
+    let mut identity =
         run_identity(a, &model, epochs, lr, &optimizer, &schedule, &augment, &normalize, &sparsity);
+    identity.extend(extras.identity);
     if let Some(path) = &a.resume {
         // Refuse a contradicting resume before reading any data.
         shrink_train::checkpoint::read_loop_state(path)?.check_resume(path, &identity, epochs)?;
@@ -225,7 +263,12 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         identity,
         warmup_steps: a.warmup_steps,
     };
-    let report = shrink_train::train(&mut model, &train_set, Some(&val_set).filter(|v| !v.is_empty()), &cfg)?;
+    let mut hooks = (extras.hooks)(&model)?;
+    let mut hook_refs: Vec<&mut dyn StepHook> =
+        hooks.iter_mut().map(|h| h.as_mut() as &mut dyn StepHook).collect();
+    let val = Some(&val_set).filter(|v| !v.is_empty());
+    let report = shrink_train::train_with_hooks(&mut model, &train_set, val, &cfg, &mut hook_refs)?;
+    let (extra_json, extra_line) = (extras.report)(&model)?;
     shrink_io::save_model(&model, &output).with_context(|| format!("writing {}", output.display()))?;
     if !a.keep_checkpoint {
         let _ = std::fs::remove_file(&checkpoint);
@@ -238,7 +281,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
     let mean_epoch_s =
         report.epochs.iter().map(|e| e.seconds).sum::<f64>() / report.epochs.len().max(1) as f64;
     if a.json {
-        let out = serde_json::json!({
+        let mut out = serde_json::json!({
             "output": output.display().to_string(),
             "arch": model.meta.arch,
             "epochs": report.epochs,
@@ -248,6 +291,9 @@ pub fn run(a: &TrainArgs) -> Result<()> {
             "test_loss": test_result.as_ref().map(|r| r.loss),
             "mean_epoch_seconds": mean_epoch_s,
         });
+        if let (Some(out), serde_json::Value::Object(extra)) = (out.as_object_mut(), extra_json) {
+            out.extend(extra);
+        }
         println!("{out}");
     } else {
         if let (Some(e), Some(acc)) = (report.best_epoch, report.best_val_accuracy) {
@@ -255,6 +301,9 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         }
         if let Some(r) = &test_result {
             eprintln!("test accuracy {:.2}% (loss {:.4})", 100.0 * r.accuracy, r.loss);
+        }
+        if !extra_line.is_empty() {
+            eprintln!("{extra_line}");
         }
         eprintln!("mean epoch time {mean_epoch_s:.1}s; wrote {}", output.display());
     }
@@ -303,6 +352,14 @@ fn run_identity(
         Schedule::Step { step_size, gamma } => {
             put("--step-size", step_size.to_string());
             put("--gamma", gamma.to_string());
+        }
+        Schedule::StepIter { step_size, gamma } => {
+            put("--step-size", step_size.to_string());
+            put("--gamma", gamma.to_string());
+        }
+        Schedule::OneCycle { pct_start, .. } => {
+            put("--pct-start", pct_start.to_string());
+            put("--epochs", epochs.to_string());
         }
         // The cosine curve spans the planned epochs: changing them changes every rate.
         Schedule::Cosine { .. } | Schedule::CosineEpoch { .. } => put("--epochs", epochs.to_string()),

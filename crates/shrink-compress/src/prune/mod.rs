@@ -6,6 +6,7 @@ pub mod graph;
 pub mod select;
 pub mod sensitivity;
 pub mod structured;
+pub mod torch_like;
 pub mod unstructured;
 
 pub use structured::{

@@ -26,6 +26,8 @@ pub enum Importance {
     OutputNorm { p: f64 },
     /// Frobenius norm of the consuming layers' input slices (seed 002 channel importance).
     InputNorm,
+    /// Seed 002's naive channel pruning: no ranking, the last units go (the first are kept).
+    Naive,
 }
 
 /// How many units a layer loses and which.
@@ -185,7 +187,7 @@ pub fn prune_structured(model: &Model, plan: &StructuredPlan) -> Result<(Model, 
             for row in 0..w.rows {
                 let s = match plan.importance {
                     Importance::OutputNorm { p } => w.row_norm(row, p, mask.as_deref()),
-                    Importance::InputNorm => 0.0,
+                    Importance::InputNorm | Importance::Naive => 0.0,
                 };
                 row_score.insert((layer, row), s);
             }
@@ -198,6 +200,9 @@ pub fn prune_structured(model: &Model, plan: &StructuredPlan) -> Result<(Model, 
         let group_score = |g: usize| -> f32 {
             match plan.importance {
                 Importance::InputNorm => input_norm(graph, &deps, &weights, g),
+                Importance::Naive => {
+                    -(deps.groups[g].producers.iter().map(|(_, r)| *r).min().unwrap_or(0) as f32)
+                }
                 Importance::OutputNorm { .. } => {
                     let prods = &deps.groups[g].producers;
                     if cluster.len() == 1 {
@@ -224,9 +229,13 @@ pub fn prune_structured(model: &Model, plan: &StructuredPlan) -> Result<(Model, 
                 by_row[deps.groups[g].producers[0].1] = g;
             }
             let scores: Vec<f32> = by_row.iter().map(|&g| group_score(g)).collect();
-            let keep = match plan.rule {
-                KeepRule::KthKeepGe => kth_keep_ge(&scores, ratio_of(layer)),
-                KeepRule::TopK => topk_keep(&scores, ratio_of(layer)),
+            let keep = match (plan.importance, plan.rule) {
+                // Seed 002's count: keep round((1 − p)·n), the first ones.
+                (Importance::Naive, _) => {
+                    super::torch_like::naive_first_k_keep(scores.len(), ratio_of(layer))
+                }
+                (_, KeepRule::KthKeepGe) => kth_keep_ge(&scores, ratio_of(layer)),
+                (_, KeepRule::TopK) => topk_keep(&scores, ratio_of(layer)),
             };
             for (row, k) in keep.iter().enumerate() {
                 removed[by_row[row]] = !k;

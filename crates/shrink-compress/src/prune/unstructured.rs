@@ -31,6 +31,9 @@ pub enum MagnitudeRule {
     GlobalPercentile,
     /// Seed 002 `fine_grained_prune`: `round(n·s)` zeros per tensor via kthvalue, keep `>`.
     ExactCount,
+    /// [`MagnitudeRule::ExactCount`] over all selected weights together: `round(N·s)` zeros
+    /// in total (one threshold), so the overall sparsity is exactly the request.
+    GlobalExactCount,
 }
 
 /// Names (`{layer}.weight`) of the conv/linear weights, in graph order.
@@ -76,7 +79,8 @@ pub fn prune_magnitude(
         let t = model.effective_param(name)?;
         values.insert(name.clone(), (t.flatten_all()?.to_vec1::<f32>()?, t.dims().to_vec()));
     }
-    let global_threshold = if rule == MagnitudeRule::GlobalPercentile {
+    let global = matches!(rule, MagnitudeRule::GlobalPercentile | MagnitudeRule::GlobalExactCount);
+    let global_threshold = if global {
         let mut all = Vec::new();
         let mut level = None;
         for (name, (v, _)) in &values {
@@ -88,7 +92,11 @@ pub fn prune_magnitude(
             all.extend(v.iter().map(|w| importance.of(*w)));
         }
         match level {
-            Some(s) if !all.is_empty() => Some(percentile(&all, 100.0 * s)),
+            Some(s) if !all.is_empty() && rule == MagnitudeRule::GlobalPercentile => {
+                Some(percentile(&all, 100.0 * s))
+            }
+            Some(s) if !all.is_empty() && s >= 1.0 => Some(f32::INFINITY),
+            Some(s) if !all.is_empty() => exact_count_threshold(&all, s),
             _ => None,
         }
     } else {
@@ -102,7 +110,7 @@ pub fn prune_magnitude(
                 let t = percentile(&imp, 100.0 * s);
                 imp.iter().map(|x| (*x >= t) as u8 as f32).collect()
             }
-            MagnitudeRule::GlobalPercentile => {
+            MagnitudeRule::GlobalPercentile | MagnitudeRule::GlobalExactCount => {
                 let t = global_threshold.unwrap_or(f32::NEG_INFINITY);
                 imp.iter().map(|x| (*x > t) as u8 as f32).collect()
             }
