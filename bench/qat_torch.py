@@ -24,6 +24,7 @@ p = argparse.ArgumentParser()
 p.add_argument("--data", default="data/mnist")
 p.add_argument("--method", choices=["ste", "lsq", "fp32"], default="lsq")
 p.add_argument("--bits", type=int, default=4)
+p.add_argument("--weights-only", action="store_true", help="no activation quantizers")
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--batch-size", type=int, default=128)
 p.add_argument("--val-size", type=int, default=5000)
@@ -114,8 +115,8 @@ def quantizers(first):
     if a.method == "fp32":
         return {}
     if a.method == "ste":
-        return {"wq": SteW(), "aq": None if first else SteA()}
-    return {"wq": Lsq(True), "aq": None if first else Lsq(False)}
+        return {"wq": SteW(), "aq": None if first or a.weights_only else SteA()}
+    return {"wq": Lsq(True), "aq": None if first or a.weights_only else Lsq(False)}
 
 
 class LeNet5BN(nn.Module):
@@ -145,4 +146,4 @@ for b in range(0, len(order), a.batch_size):
     F.cross_entropy(model(x[idx]), y[idx]).backward()
     opt.step()
 dt = time.perf_counter() - t
-print(f"torch {a.method} W{B}A{B} lenet5-bn epoch: {dt:.2f} s ({len(order) / dt:.0f} ex/s, {a.threads} threads)")
+print(f"torch {a.method} W{B}{'' if a.weights_only else f'A{B}'} lenet5-bn epoch: {dt:.2f} s ({len(order) / dt:.0f} ex/s, {a.threads} threads)")

@@ -274,5 +274,11 @@ mod tests {
             let m = build(arch, 0, &Device::Cpu).unwrap();
             assert_eq!(m.shapes().unwrap().last().unwrap(), &vec![10], "{arch}");
         }
+        // MACs: the lab's ≈ 606 M for the VGG; seed 004's torchprofile figure for a batch of 64.
+        let vgg = build("vgg9-bn", 0, &Device::Cpu).unwrap();
+        assert_eq!(crate::stats::model_stats(&vgg).unwrap().macs, 605_754_368);
+        let lenet = build("lenet5-bn", 0, &Device::Cpu).unwrap();
+        assert_eq!(crate::stats::model_stats(&lenet).unwrap().macs, 416_520);
+        assert_eq!(64 * crate::stats::torchprofile_macs(&lenet).unwrap(), 27_060_736);
     }
 }

@@ -61,7 +61,8 @@ fn batch(f: &Value) -> (Tensor, Tensor) {
     (x, Tensor::from_vec(y, 6, &Device::Cpu).unwrap())
 }
 
-const NAMES: [(&str, &str); 4] = [("w1", "fc1.weight"), ("b1", "fc1.bias"), ("w2", "fc2.weight"), ("b2", "fc2.bias")];
+const NAMES: [(&str, &str); 4] =
+    [("w1", "fc1.weight"), ("b1", "fc1.bias"), ("w2", "fc2.weight"), ("b2", "fc2.bias")];
 
 fn config(method: Method, bits: (u32, u32), per_channel: bool) -> QatConfig {
     QatConfig {
@@ -91,13 +92,27 @@ fn one_ste_step_matches_torch() {
     let grads = shrink_ir::backward(&loss).unwrap();
     for (k, name) in NAMES {
         let var = model.params.get(name).unwrap().var.clone();
-        close(&format!("grad {name}"), &values(grads.get(var.as_tensor()).unwrap()), &floats(&r["grads"][k]), 1e-5);
+        close(
+            &format!("grad {name}"),
+            &values(grads.get(var.as_tensor()).unwrap()),
+            &floats(&r["grads"][k]),
+            1e-5,
+        );
     }
-    // The clip grid has no code for +q: fc1's largest weight is clamped, its gradient is zero.
+    // The clip grid has no code for +q: fc1's largest weight (index 6, positive) is clamped,
+    // its gradient is exactly zero while its neighbours' are not.
+    let g1 = values(grads.get(model.params.get("fc1.weight").unwrap().var.as_tensor()).unwrap());
+    assert_eq!(g1[6], 0.0);
+    assert!(g1[5] != 0.0 && g1[7] != 0.0);
     let mut opt = Optimizer::new(model.params.trainable(), OptimizerConfig::sgd(0.0, 0.0), 0.1);
     opt.step(&grads).unwrap();
     for (k, name) in NAMES {
-        close(&format!("updated {name}"), &values(&model.params.tensor(name).unwrap()), &floats(&r["updated"][k]), 1e-5);
+        close(
+            &format!("updated {name}"),
+            &values(&model.params.tensor(name).unwrap()),
+            &floats(&r["updated"][k]),
+            1e-5,
+        );
     }
 }
 
@@ -120,10 +135,16 @@ fn one_lsq_step_matches_torch_step_size_gradients_included() {
     let grads = shrink_ir::backward(&loss).unwrap();
     for (k, name) in NAMES {
         let var = model.params.get(name).unwrap().var.clone();
-        close(&format!("grad {name}"), &values(grads.get(var.as_tensor()).unwrap()), &floats(&r["grads"][k]), 1e-5);
+        close(
+            &format!("grad {name}"),
+            &values(grads.get(var.as_tensor()).unwrap()),
+            &floats(&r["grads"][k]),
+            1e-5,
+        );
     }
     for (k, name) in [("s_w1", "fc1.weight"), ("s_w2", "fc2.weight"), ("s_a", "relu1")] {
-        let g = grads.get(step(name).as_tensor()).unwrap_or_else(|| panic!("no gradient for the step of {name}"));
+        let g =
+            grads.get(step(name).as_tensor()).unwrap_or_else(|| panic!("no gradient for the step of {name}"));
         close(&format!("grad {k}"), &values(g), &floats(&r["grads"][k]), 1e-4);
     }
 }
@@ -148,7 +169,11 @@ fn lsq_model_slots_reproduce_the_quantized_forward() {
     for (c, row) in w.iter().enumerate() {
         for v in row {
             let code = v / slot.scales[c];
-            assert!((code - code.round()).abs() < 1e-4 && (-4.0..=3.0).contains(&code.round()), "{v} / {}", slot.scales[c]);
+            assert!(
+                (code - code.round()).abs() < 1e-4 && (-4.0..=3.0).contains(&code.round()),
+                "{v} / {}",
+                slot.scales[c]
+            );
         }
     }
 }
@@ -160,21 +185,28 @@ fn kd_loss_and_gradient_match_torch() {
     let dev = Device::Cpu;
     let zs = candle_core::Var::from_vec(floats(&k["student"]), (5, 4), &dev).unwrap();
     let zt = Tensor::from_vec(floats(&k["teacher"]), (5, 4), &dev).unwrap();
-    let labels: Vec<u32> = k["labels"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    let labels: Vec<u32> =
+        k["labels"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
     let labels = Tensor::from_vec(labels, 5, &dev).unwrap();
-    let cfg = KdConfig { alpha: k["alpha"].as_f64().unwrap(), temperature: k["temperature"].as_f64().unwrap() };
+    let cfg =
+        KdConfig { alpha: k["alpha"].as_f64().unwrap(), temperature: k["temperature"].as_f64().unwrap() };
     let loss = kd_loss(zs.as_tensor(), &zt, &labels, cfg).unwrap();
     close("kd loss", &[loss.to_scalar::<f32>().unwrap()], &[k["loss"].as_f64().unwrap() as f32], 1e-5);
     let grads = loss.backward().unwrap();
     close("kd grad", &values(grads.get(zs.as_tensor()).unwrap()), &floats(&k["grad"]), 1e-5);
-    assert!(KdConfig { alpha: 1.5, temperature: 1.0 }.check().unwrap_err().to_string().contains("--kd-alpha"));
+    assert!(KdConfig { alpha: 1.5, temperature: 1.0 }
+        .check()
+        .unwrap_err()
+        .to_string()
+        .contains("--kd-alpha"));
 }
 
 #[test]
 fn pruned_weights_stay_zero_through_ste_training_steps() {
     let f = fixture();
     let mut model = tiny(&f);
-    let mask = Tensor::from_vec(vec![1f32, 0., 1., 0., 1., 1., 0., 1., 1., 1., 1., 0.], (3, 4), &Device::Cpu).unwrap();
+    let mask = Tensor::from_vec(vec![1f32, 0., 1., 0., 1., 1., 0., 1., 1., 1., 1., 0.], (3, 4), &Device::Cpu)
+        .unwrap();
     model.params.set_mask("fc1.weight", mask.clone()).unwrap();
     model.params.apply_masks().unwrap();
     let mut cfg = config(Method::Ste, (2, 2), false);

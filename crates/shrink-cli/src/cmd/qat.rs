@@ -305,7 +305,8 @@ fn run_identity(
     augment: &Option<Augment>,
     normalize: &Normalize,
 ) -> BTreeMap<String, String> {
-    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()).display().to_string();
+    let canonical =
+        |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()).display().to_string();
     let mut id = BTreeMap::new();
     let mut put = |flag: &str, value: String| {
         id.insert(flag.to_string(), value);
@@ -328,7 +329,10 @@ fn run_identity(
     put("--schedule", a.schedule.clone());
     put("--step-size", a.step_size.to_string());
     put("--gamma", a.gamma.to_string());
-    put("--epochs", a.epochs.to_string());
+    if matches!(a.schedule.as_str(), "cosine" | "cosine-epoch") {
+        // The cosine curve spans the planned epochs: changing them changes every rate.
+        put("--epochs", a.epochs.to_string());
+    }
     put("--warmup-steps", a.warmup_steps.to_string());
     put("--batch-size", a.batch_size.to_string());
     put("--seed", a.seed.to_string());

@@ -40,7 +40,8 @@ pub fn round_pass(x: &Tensor) -> Result<Tensor> {
 pub fn clamp_pass(x: &Tensor, lo: f32, hi: f32) -> Result<Tensor> {
     let v = x.flatten_all()?.to_vec1::<f32>()?;
     let inside: Vec<f32> = v.iter().map(|&a| if a >= lo && a <= hi { 1.0 } else { 0.0 }).collect();
-    let outside: Vec<f32> = v.iter().map(|&a| if a >= lo && a <= hi { 0.0 } else { a.clamp(lo, hi) }).collect();
+    let outside: Vec<f32> =
+        v.iter().map(|&a| if a >= lo && a <= hi { 0.0 } else { a.clamp(lo, hi) }).collect();
     let inside = Tensor::from_vec(inside, x.shape(), x.device())?;
     let outside = Tensor::from_vec(outside, x.shape(), x.device())?;
     Ok((x.mul(&inside)? + outside)?)

@@ -9,8 +9,8 @@
 //! * [`Method::Lsq`]: learned step sizes for weights and activations ([`lsq`]).
 //!
 //! Weights quantized: every conv/linear `weight`. Activations quantized: the input of every
-//! conv/linear layer but the first (whose input is the image), i.e. the output of the node that
-//! feeds it, unsigned where that output cannot be negative (after a ReLU). The first and last
+//! conv/linear layer but the first (whose input is the image, flattened or not), i.e. the output
+//! of the node that feeds it, unsigned where that output cannot be negative (after a ReLU). The first and last
 //! layers may keep more bits (`first_last_bits`), their input activation too. Pruned weights stay
 //! exactly zero: ranges are chosen over the unpruned entries and masks apply after quantization.
 pub mod lsq;
@@ -160,7 +160,9 @@ impl Quantizers {
             let q = match cfg.method {
                 Method::Ste => {
                     let keep = match model.params.mask(&name) {
-                        Some(m) => Some(m.flatten_all()?.to_vec1::<f32>()?.iter().map(|&x| x != 0.0).collect()),
+                        Some(m) => {
+                            Some(m.flatten_all()?.to_vec1::<f32>()?.iter().map(|&x| x != 0.0).collect())
+                        }
                         None => None,
                     };
                     WeightQ::Ste(SteWeight::new(cfg.scheme, wb, cfg.per_channel, cfg.range, keep))
@@ -175,7 +177,7 @@ impl Quantizers {
             weights.insert(name.clone(), q);
             let input = node.inputs[0];
             let mut planned_input = None;
-            if let (Some(ab), true) = (cfg.act_bits, input != 0) {
+            if let (Some(ab), true) = (cfg.act_bits, id != first && input != 0) {
                 let ab = if edge { cfg.first_last_bits.unwrap_or(ab) } else { ab };
                 let e = act_bits.entry(input).or_insert(ab);
                 *e = (*e).max(ab);
@@ -187,7 +189,9 @@ impl Quantizers {
         for (id, bits) in act_bits {
             let name = model.graph.nodes[id].name.clone();
             if model.graph.nodes.iter().filter(|n| n.name == name).count() != 1 {
-                return Err(TrainError::Config(format!("node name `{name}` is not unique; its output cannot be quantized")));
+                return Err(TrainError::Config(format!(
+                    "node name `{name}` is not unique; its output cannot be quantized"
+                )));
             }
             let q = match cfg.method {
                 Method::Ste => ActQ::Ste(SteActivation::new(bits, cfg.act_momentum)),
@@ -305,7 +309,8 @@ impl Quantizers {
 
 /// Replaces every weight that has a quantizer slot by its fake-quantized (and masked) value.
 pub fn bake(model: &mut Model) -> Result<()> {
-    let slots: Vec<(String, QuantSlot)> = model.params.quants().iter().map(|(n, s)| (n.clone(), s.clone())).collect();
+    let slots: Vec<(String, QuantSlot)> =
+        model.params.quants().iter().map(|(n, s)| (n.clone(), s.clone())).collect();
     for (name, slot) in slots {
         let mut q = shrink_ir::ops::fake_quant(&model.params.tensor(&name)?, &slot.fake_quant())?;
         if let Some(m) = model.params.mask(&name) {

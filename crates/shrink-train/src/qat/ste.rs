@@ -118,7 +118,9 @@ impl RangeMode {
             "dynamic" => Ok(RangeMode::Dynamic),
             "frozen" => Ok(RangeMode::Frozen),
             "ema" => Ok(RangeMode::Ema(0.99)),
-            other => Err(TrainError::Config(format!("--range must be dynamic, frozen or ema, got `{other}`"))),
+            other => {
+                Err(TrainError::Config(format!("--range must be dynamic, frozen or ema, got `{other}`")))
+            }
         }
     }
 }
@@ -137,7 +139,13 @@ pub struct SteWeight {
 
 impl SteWeight {
     /// A quantizer whose range is not chosen yet (chosen at the first forward pass).
-    pub fn new(scheme: Scheme, bits: u32, per_channel: bool, mode: RangeMode, keep: Option<Vec<bool>>) -> Self {
+    pub fn new(
+        scheme: Scheme,
+        bits: u32,
+        per_channel: bool,
+        mode: RangeMode,
+        keep: Option<Vec<bool>>,
+    ) -> Self {
         SteWeight { scheme, bits, per_channel, mode, keep, current: RefCell::new(None) }
     }
 
