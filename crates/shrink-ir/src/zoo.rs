@@ -224,8 +224,8 @@ fn lenet5_bn() -> Graph {
     g
 }
 
-/// The MIT 6.5940 lab-1 VGG (seed 002): `backbone.conv{i}` 3x3 without bias + `backbone.bn{i}`
-/// + `backbone.relu{i}` over `[64, 128, M, 256, 256, M, 512, 512, M, 512, 512, M]`
+/// The MIT 6.5940 lab-1 VGG (seed 002): `backbone.conv{i}` (3x3, no bias), `backbone.bn{i}`
+/// and `backbone.relu{i}` over `[64, 128, M, 256, 256, M, 512, 512, M, 512, 512, M]`
 /// (`backbone.pool{j}` = MaxPool(2)), global average, `classifier` Linear 512→10:
 /// 9,228,362 parameters.
 fn vgg9_bn() -> Graph {

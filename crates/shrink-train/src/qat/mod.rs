@@ -252,10 +252,12 @@ impl Quantizers {
             let Some(slot) = model.params.quant(name) else { continue };
             match q {
                 WeightQ::Ste(s) if slot.scheme == scheme && slot.bits == s.bits => s.restore(slot),
-                WeightQ::Lsq(l) if slot.scheme == "lsq" && slot.bits == l.bits => {
-                    if slot.scales.len() == l.step.elem_count() {
-                        l.restore(slot)?
-                    }
+                WeightQ::Lsq(l)
+                    if slot.scheme == "lsq"
+                        && slot.bits == l.bits
+                        && slot.scales.len() == l.step.elem_count() =>
+                {
+                    l.restore(slot)?
                 }
                 _ => {}
             }
