@@ -36,6 +36,9 @@ enum Command {
     Eval(cmd::eval::EvalArgs),
     /// Fine-tune any ONNX model (e.g. a graph-pruned one) on a dataset; writes ONNX.
     Finetune(Box<cmd::finetune::FinetuneArgs>),
+    /// Quantization-aware training (STE or LSQ, optional distillation); keeps the quantizers.
+    #[command(allow_negative_numbers = true)]
+    Qat(Box<cmd::qat::QatArgs>),
     /// Export a model as ONNX, PyTorch .pt or safetensors.
     Export(cmd::export::ExportArgs),
     /// Show the per-layer table of a model.
@@ -88,6 +91,7 @@ fn main() -> ExitCode {
         Command::Train(a) => cmd::train::run(a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Finetune(a) => cmd::finetune::run(a),
+        Command::Qat(a) => cmd::qat::run(a),
         Command::Info(a) => cmd::info::run(a),
         Command::Export(a) => cmd::export::run(a),
         Command::Bench(a) => cmd::bench::run(a),

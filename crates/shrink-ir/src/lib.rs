@@ -18,7 +18,7 @@ pub mod zoo;
 
 pub use error::{IrError, Result};
 pub use graph::{Graph, Node, NodeId, Op, ParamKind, ParamSpec};
-pub use model::{Mode, Model, ModelMeta};
+pub use model::{ForwardHooks, Mode, Model, ModelMeta};
 pub use ops::backward;
 pub use params::{Param, ParamStore, QuantSlot};
 pub use prepared::{Kernel, Prepared, WeightRows};

@@ -34,6 +34,20 @@ pub enum Mode {
     },
 }
 
+/// Replaces weights and node outputs during a forward pass (quantization-aware training: the
+/// quantizer of a weight or an activation with trainable or changing parameters lives outside the
+/// model and is applied here). See [`Model::forward_hooked`].
+pub trait ForwardHooks {
+    /// The weight `name` as the forward pass should see it, from the stored tensor `w` (`None`:
+    /// the model's own quantizer slot, if any). Masks are applied after it.
+    fn weight(&self, name: &str, w: &Tensor) -> Result<Option<Tensor>>;
+    /// Whether [`ForwardHooks::activation`] replaces the output of node `node`.
+    fn hooks_activation(&self, node: &str) -> bool;
+    /// The output `y` of node `node` as later nodes should see it (called only for the nodes
+    /// [`ForwardHooks::hooks_activation`] names, after the model's own activation quantizer).
+    fn activation(&self, node: &str, y: &Tensor) -> Result<Tensor>;
+}
+
 /// A network: layer graph, named weights and metadata.
 #[derive(Debug, Clone)]
 pub struct Model {
@@ -92,6 +106,11 @@ impl Model {
         self.forward_observed(x, mode, &mut |_, _| Ok(()))
     }
 
+    /// [`Model::forward`] with weights and activations passed through `hooks` (QAT, LSQ).
+    pub fn forward_hooked(&self, x: &Tensor, mode: Mode, hooks: &dyn ForwardHooks) -> Result<Tensor> {
+        self.run(x, mode, None, &mut |_, _| Ok(()), Some(hooks))
+    }
+
     /// [`Model::forward`] that also shows every node's output (after its activation quantizer,
     /// if any) to `observe`, in graph order; calibration collects activation ranges this way.
     pub fn forward_observed(
@@ -100,7 +119,7 @@ impl Model {
         mode: Mode,
         observe: &mut dyn FnMut(NodeId, &Tensor) -> Result<()>,
     ) -> Result<Tensor> {
-        self.run(x, mode, None, observe)
+        self.run(x, mode, None, observe, None)
     }
 
     /// Eval-mode forward with prepared inference kernels (e.g. sparse linear layers, see
@@ -109,7 +128,7 @@ impl Model {
         if prepared.kernels.len() != self.graph.nodes.len() {
             return Err(IrError::Invalid("prepared kernels belong to another graph".into()));
         }
-        self.run(x, Mode::Eval, Some(prepared), &mut |_, _| Ok(()))
+        self.run(x, Mode::Eval, Some(prepared), &mut |_, _| Ok(()), None)
     }
 
     fn run(
@@ -118,6 +137,7 @@ impl Model {
         mode: Mode,
         prepared: Option<&Prepared>,
         observe: &mut dyn FnMut(NodeId, &Tensor) -> Result<()>,
+        hooks: Option<&dyn ForwardHooks>,
     ) -> Result<Tensor> {
         if x.dims().len() != self.meta.input_shape.len() + 1
             || &x.dims()[1..] != self.meta.input_shape.as_slice()
@@ -129,7 +149,7 @@ impl Model {
         }
         let x = if x.dtype() != DType::F32 { x.to_dtype(DType::F32)? } else { x.clone() };
         let last_use = self.graph.last_uses();
-        let fused = self.relu_fusions(mode);
+        let fused = self.relu_fusions(mode, hooks);
         let mut values: Vec<Option<Tensor>> = vec![None; self.graph.nodes.len()];
         let out_id = self.graph.output();
         for (id, node) in self.graph.nodes.iter().enumerate() {
@@ -139,7 +159,18 @@ impl Model {
             let p = |suffix: &str| format!("{}.{suffix}", node.name);
             // Eval mode reads detached weights so no autograd graph is built or kept alive.
             let weight = |suffix: &str| -> Result<Tensor> {
-                let t = self.effective_param(&p(suffix))?;
+                let name = p(suffix);
+                let hooked = match hooks {
+                    Some(h) => h.weight(&name, &self.params.tensor(&name)?)?,
+                    None => None,
+                };
+                let t = match hooked {
+                    Some(t) => match self.params.mask(&name) {
+                        Some(mask) => t.mul(mask)?,
+                        None => t,
+                    },
+                    None => self.effective_param(&name)?,
+                };
                 Ok(if mode == Mode::Eval { t.detach() } else { t })
             };
             let y = match &node.op {
@@ -234,6 +265,10 @@ impl Model {
                 Some(slot) => ops::fake_quant(&y, &slot.fake_quant())?,
                 None => y,
             };
+            let y = match hooks {
+                Some(h) if h.hooks_activation(&node.name) => h.activation(&node.name, &y)?,
+                _ => y,
+            };
             observe(id, &y)?;
             values[id] = Some(y);
             for &i in &node.inputs {
@@ -248,7 +283,7 @@ impl Model {
     /// Marks the nodes whose only consumer is a ReLU that can be folded into them: a `Linear`,
     /// a residual `Add`, and (in train mode) a `BatchNorm`. The fused kernels save a full pass and a
     /// temporary per pair; the numbers are identical to the unfused ops.
-    fn relu_fusions(&self, mode: Mode) -> Vec<bool> {
+    fn relu_fusions(&self, mode: Mode, hooks: Option<&dyn ForwardHooks>) -> Vec<bool> {
         let nodes = &self.graph.nodes;
         let mut consumers = vec![0usize; nodes.len()];
         for node in nodes {
@@ -264,7 +299,11 @@ impl Model {
             }
             let j = node.inputs[0];
             // A producer with an activation quantizer must emit its own output, not the ReLU's.
-            if consumers[j] != 1 || j == out_id || self.act_quant.contains_key(&nodes[j].name) {
+            if consumers[j] != 1
+                || j == out_id
+                || self.act_quant.contains_key(&nodes[j].name)
+                || hooks.is_some_and(|h| h.hooks_activation(&nodes[j].name))
+            {
                 continue;
             }
             fused[j] = match nodes[j].op {

@@ -10,12 +10,14 @@ pub const ARCHS: &[&str] = &[
     "simple-dnn",
     "lenet-300-100",
     "lenet5",
+    "lenet5-bn",
     "resnet20",
     "resnet32",
     "resnet44",
     "resnet56",
     "vgg11-bn",
     "vgg16-bn",
+    "vgg9-bn",
 ];
 
 /// CIFAR-10 class names in label order.
@@ -50,6 +52,7 @@ pub fn graph(arch: &str) -> Result<Graph> {
         "simple-dnn" => Ok(mlp(&[784, 1568, 3136, 6272, 10])),
         "lenet-300-100" => Ok(mlp(&[784, 300, 100, 10])),
         "lenet5" => Ok(lenet5()),
+        "lenet5-bn" => Ok(lenet5_bn()),
         "resnet20" => Ok(resnet(3)),
         "resnet32" => Ok(resnet(5)),
         "resnet44" => Ok(resnet(7)),
@@ -58,6 +61,7 @@ pub fn graph(arch: &str) -> Result<Graph> {
         "vgg16-bn" => {
             Ok(vgg(&[64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0]))
         }
+        "vgg9-bn" => Ok(vgg9_bn()),
         _ => Err(IrError::UnknownArch(arch.to_string(), ARCHS.join(", "))),
     }
 }
@@ -65,7 +69,7 @@ pub fn graph(arch: &str) -> Result<Graph> {
 /// Metadata matching a zoo architecture's expected input.
 pub fn meta(arch: &str) -> Result<ModelMeta> {
     match arch {
-        "simple-dnn" | "lenet-300-100" | "lenet5" => Ok(mnist_meta(arch)),
+        "simple-dnn" | "lenet-300-100" | "lenet5" | "lenet5-bn" => Ok(mnist_meta(arch)),
         a if ARCHS.contains(&a) => Ok(cifar_meta(arch)),
         _ => Err(IrError::UnknownArch(arch.to_string(), ARCHS.join(", "))),
     }
@@ -196,4 +200,85 @@ fn vgg(cfg: &[usize]) -> Graph {
     x = g.push("flatten", Op::Flatten, vec![x]);
     g.push("classifier", Op::Linear { in_features: 512, out_features: 10, bias: true }, vec![x]);
     g
+}
+
+/// Seed 004's LeNet-5 with BatchNorm (61,750 trainable parameters): `layer1`/`layer2` =
+/// Conv(5x5, bias) + BatchNorm + ReLU + MaxPool(2) (conv1 padded by 2 so 28x28 digits stay
+/// 28x28), then `fc` 400→120, `fc1` 120→84, `fc2` 84→10 with ReLUs between.
+fn lenet5_bn() -> Graph {
+    let mut g = Graph::new();
+    let mut x = 0;
+    for (i, (cin, cout, pad)) in [(1, 6, 2), (6, 16, 0)].into_iter().enumerate() {
+        let p = format!("layer{}", i + 1);
+        x = g.push(format!("{p}.0"), conv(cin, cout, 5, 1, pad, true), vec![x]);
+        x = g.push(format!("{p}.1"), bn(cout), vec![x]);
+        x = g.push(format!("{p}.2"), Op::Relu, vec![x]);
+        x = g.push(format!("{p}.3"), max_pool(2), vec![x]);
+    }
+    x = g.push("flatten", Op::Flatten, vec![x]);
+    x = g.push("fc", Op::Linear { in_features: 400, out_features: 120, bias: true }, vec![x]);
+    x = g.push("relu", Op::Relu, vec![x]);
+    x = g.push("fc1", Op::Linear { in_features: 120, out_features: 84, bias: true }, vec![x]);
+    x = g.push("relu1", Op::Relu, vec![x]);
+    g.push("fc2", Op::Linear { in_features: 84, out_features: 10, bias: true }, vec![x]);
+    g
+}
+
+/// The MIT 6.5940 lab-1 VGG (seed 002): `backbone.conv{i}` (3x3, no bias), `backbone.bn{i}`
+/// and `backbone.relu{i}` over `[64, 128, M, 256, 256, M, 512, 512, M, 512, 512, M]`
+/// (`backbone.pool{j}` = MaxPool(2)), global average, `classifier` Linear 512→10:
+/// 9,228,362 parameters.
+fn vgg9_bn() -> Graph {
+    let mut g = Graph::new();
+    let (mut x, mut cin, mut convs, mut pools) = (0, 3, 0, 0);
+    for v in [64, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0] {
+        if v == 0 {
+            x = g.push(format!("backbone.pool{pools}"), max_pool(2), vec![x]);
+            pools += 1;
+            continue;
+        }
+        x = g.push(format!("backbone.conv{convs}"), conv(cin, v, 3, 1, 1, false), vec![x]);
+        x = g.push(format!("backbone.bn{convs}"), bn(v), vec![x]);
+        x = g.push(format!("backbone.relu{convs}"), Op::Relu, vec![x]);
+        convs += 1;
+        cin = v;
+    }
+    x = g.push("avgpool", Op::GlobalAvgPool, vec![x]);
+    x = g.push("flatten", Op::Flatten, vec![x]);
+    g.push("classifier", Op::Linear { in_features: 512, out_features: 10, bias: true }, vec![x]);
+    g
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Trainable parameters (running statistics excluded), as PyTorch's `numel` sum counts them.
+    fn trainable_params(arch: &str) -> usize {
+        graph(arch)
+            .unwrap()
+            .nodes
+            .iter()
+            .flat_map(|n| n.op.params())
+            .filter(|p| p.kind.trainable())
+            .map(|p| p.shape.iter().product::<usize>())
+            .sum()
+    }
+
+    #[test]
+    fn lab_models_have_the_labs_parameter_counts() {
+        assert_eq!(trainable_params("lenet5-bn"), 61_750);
+        assert_eq!(trainable_params("vgg9-bn"), 9_228_362);
+        // Both build and infer shapes down to 10 logits.
+        for arch in ["lenet5-bn", "vgg9-bn"] {
+            let m = build(arch, 0, &Device::Cpu).unwrap();
+            assert_eq!(m.shapes().unwrap().last().unwrap(), &vec![10], "{arch}");
+        }
+        // MACs: the lab's ≈ 606 M for the VGG; seed 004's torchprofile figure for a batch of 64.
+        let vgg = build("vgg9-bn", 0, &Device::Cpu).unwrap();
+        assert_eq!(crate::stats::model_stats(&vgg).unwrap().macs, 605_754_368);
+        let lenet = build("lenet5-bn", 0, &Device::Cpu).unwrap();
+        assert_eq!(crate::stats::model_stats(&lenet).unwrap().macs, 416_520);
+        assert_eq!(64 * crate::stats::torchprofile_macs(&lenet).unwrap(), 27_060_736);
+    }
 }

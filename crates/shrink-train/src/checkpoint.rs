@@ -111,6 +111,9 @@ pub fn save_checkpoint(
     if !model.params.quants().is_empty() {
         meta.insert("shrink.quant".into(), serde_json::to_string(model.params.quants()).map_err(cfg_err)?);
     }
+    if !model.act_quant.is_empty() {
+        meta.insert("shrink.act_quant".into(), serde_json::to_string(&model.act_quant).map_err(cfg_err)?);
+    }
     meta.insert(TRAIN_STATE_KEY.into(), serde_json::to_string(state).map_err(cfg_err)?);
     let bytes = safetensors_bytes(&tensors, meta)?;
     shrink_io::atomic::write_atomic(path, &bytes)?;

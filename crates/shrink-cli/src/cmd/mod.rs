@@ -10,6 +10,7 @@ pub mod info;
 pub mod merge;
 pub mod mixed;
 pub mod prune;
+pub mod qat;
 pub mod quantize;
 pub mod run;
 pub mod sensitivity;
