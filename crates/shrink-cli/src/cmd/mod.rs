@@ -11,6 +11,7 @@ pub mod merge;
 pub mod mixed;
 pub mod prune;
 pub mod quantize;
+pub mod recipe;
 pub mod run;
 pub mod sensitivity;
 pub mod share;
