@@ -89,8 +89,8 @@ fn bad_recipes_fail_fast_with_one_line_naming_the_line() {
         ("[[step]]\nkind = \"train\"\n\n[[step]]\nkind = \"export\"\nfrom = \"later\"\n\n[[step]]\nkind = \"prune\"\nname = \"later\"\nsparsity = 0.5\n", 15, "names no earlier step"),
         ("[[step]]\nkind = \"train\"\n\n[[step]]\nkind = \"qat\"\n", 14, "not available in this build"),
         ("[[step]]\nkind = \"train\"\noutput = \"x\"\n", 12, "`output` is set by the recipe"),
-        ("[[step]]\nkind = \"train\"\n\n[[step]]\nkind = \"export\"\n\n[[step]]\nkind = \"prune\"\nfrom = \"export\"\n", 17, "writes no model"),
-        ("[[step]]\nkind = \"train\"\nquick = { epochs = \"one\" }\n", 9, "one"),
+        ("[[step]]\nkind = \"train\"\n\n[[step]]\nkind = \"export\"\n\n[[step]]\nkind = \"prune\"\nfrom = \"export\"\n", 18, "writes no model"),
+        ("[[step]]\nkind = \"train\"\nquick = { epochs = \"one\" }\n", 12, "one"),
     ];
     for (body, line, words) in cases {
         let path = write_recipe(tmp.path(), body);
@@ -177,7 +177,8 @@ fn lenet5_quick_recipe_is_interrupted_resumes_and_writes_a_report() {
 
     let o = shrink(&args);
     let err = stderr(&o);
-    let report = PathBuf::from(ok(o).trim());
+    // The report's path is the last line of stdout (the steps print their tables before it).
+    let report = PathBuf::from(ok(o).trim().lines().last().unwrap());
     assert!(err.contains("[1/10] train: done before"), "{err}");
     assert!(err.contains("[2/10] sensitivity: sensitivity"), "{err}");
     assert_eq!(report, out.join("report.html"));
@@ -215,9 +216,8 @@ fn mnist_study_quick_form_runs() {
     let out = tmp.path().join("run");
     let recipe = recipes_dir().join("mnist-study.toml");
     let t = Instant::now();
-    let report = PathBuf::from(
-        ok(shrink(&["recipe", recipe.to_str().unwrap(), "--quick", "-o", out.to_str().unwrap()])).trim(),
-    );
+    let stdout = ok(shrink(&["recipe", recipe.to_str().unwrap(), "--quick", "-o", out.to_str().unwrap()]));
+    let report = PathBuf::from(stdout.trim().lines().last().unwrap());
     eprintln!("mnist-study --quick: {:.1}s", t.elapsed().as_secs_f64());
     let html = std::fs::read_to_string(report).unwrap();
     for needle in ["quantization-grid", "neuron-pruning", "histogram", "export", "<svg"] {

@@ -125,11 +125,11 @@ impl Report {
             let _ = writeln!(h, "<p>{}</p>", esc(p));
         }
         if self.sections.len() > 1 {
-            h += "<nav><ol>";
+            h += "<nav><ul>";
             for (i, s) in self.sections.iter().enumerate() {
                 let _ = write!(h, "<li><a href=\"#s{i}\">{}</a></li>", esc(&s.title));
             }
-            h += "</ol></nav>\n";
+            h += "</ul></nav>\n";
         }
         for (i, s) in self.sections.iter().enumerate() {
             let _ = writeln!(h, "<section id=\"s{i}\">\n<h2>{}</h2>", esc(&s.title));
@@ -162,7 +162,7 @@ impl Report {
 const CSS: &str = "body{font-family:-apple-system,'DejaVu Sans',Helvetica,Arial,sans-serif;\
 margin:2em auto;max-width:1100px;padding:0 1em;color:#222;line-height:1.45}\
 h1{border-bottom:2px solid #1f77b4;padding-bottom:.2em}h2{margin-top:2em;color:#1f4e79}\
-nav ol{columns:2}table{border-collapse:collapse;margin:1em 0;font-size:.9em}\
+nav ul{columns:2}table{border-collapse:collapse;margin:1em 0;font-size:.9em}\
 caption{text-align:left;font-weight:bold;padding:.3em 0}\
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}\
 th{background:#eef3f8}tr:nth-child(even) td{background:#fafafa}\

@@ -78,6 +78,16 @@ pub fn prepare_partial(dir: &Path, kind: StepKind) -> Result<()> {
     if dir.exists() && !resumable {
         std::fs::remove_dir_all(dir).with_context(|| format!("removing `{}`", dir.display()))?;
     }
+    if dir.exists() {
+        // PNG twins of SVG charts are the recipe's, not the command's: the resumed command
+        // would take them for foreign files. They are drawn again with the charts.
+        for entry in std::fs::read_dir(dir)? {
+            let p = entry?.path();
+            if p.extension().is_some_and(|e| e == "png") && p.with_extension("svg").exists() {
+                std::fs::remove_file(&p)?;
+            }
+        }
+    }
     std::fs::create_dir_all(dir).with_context(|| format!("creating `{}`", dir.display()))
 }
 

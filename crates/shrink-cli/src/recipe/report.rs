@@ -171,6 +171,26 @@ fn step_section(step: &Step, dir: &Path) -> Result<Section> {
         flags.push("defaults".into());
     }
     section.paragraphs.push(format!("Settings: {}.", flags.join(", ")));
+    let found = dir_section(dir)?;
+    section.tables = found.tables;
+    section.figures = found.figures;
+    Ok(section)
+}
+
+/// Writes `dir/report.html` for the results a command left in `dir` (a sweep's tables and
+/// charts): the report every sweep writes beside its tables.
+pub fn write_dir_report(dir: &Path, title: &str, intro: &str) -> Result<()> {
+    let mut section = dir_section(dir)?;
+    section.title = "Tables and charts".into();
+    let report = Report { title: title.into(), paragraphs: vec![intro.into()], sections: vec![section] };
+    write_atomic(&dir.join("report.html"), report.to_html()?.as_bytes())?;
+    Ok(())
+}
+
+/// Every table (CSV, Markdown without a CSV twin, a sensitivity scan, a comparison) and chart
+/// (SVG, PNG without an SVG twin) in `dir`.
+fn dir_section(dir: &Path) -> Result<Section> {
+    let mut section = Section::default();
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
     files.sort();
     let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();

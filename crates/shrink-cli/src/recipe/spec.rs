@@ -142,12 +142,17 @@ impl Source<'_> {
         anyhow!("{}:{line}: {}", self.file.display(), msg.to_string().replace('\n', " "))
     }
 
-    /// Line of `key = ...` inside `span` (a step's table), else the span's first line.
+    /// Line of `key = ...` in the table that starts at `span` (up to the next table header),
+    /// else the table's first line.
     pub fn key_line(&self, span: &Range<usize>, key: &str) -> usize {
-        let region = &self.text[span.start.min(self.text.len())..span.end.min(self.text.len())];
+        let region = &self.text[span.start.min(self.text.len())..];
         let mut offset = span.start;
-        for l in region.split_inclusive('\n') {
-            let t = l.trim_start().trim_start_matches('"');
+        for (i, l) in region.split_inclusive('\n').enumerate() {
+            let t = l.trim_start();
+            if i > 0 && t.starts_with('[') {
+                break;
+            }
+            let t = t.trim_start_matches('"');
             if let Some(rest) = t.strip_prefix(key) {
                 if rest.trim_start().trim_start_matches('"').trim_start().starts_with('=') {
                     return self.line(offset);
@@ -381,20 +386,23 @@ fn parse_step(
     };
     let mut params: BTreeMap<String, toml::Value> = BTreeMap::new();
     add(&mut params, t, "")?;
+    let mut overrides = BTreeMap::new();
     match t.get("quick") {
         None => {}
-        Some(toml::Value::Table(q)) => {
-            let mut overrides = BTreeMap::new();
-            add(&mut overrides, q, "quick: ")?;
-            if quick {
-                params.extend(overrides);
-            }
-        }
+        Some(toml::Value::Table(q)) => add(&mut overrides, q, "quick: ")?,
         Some(_) => return Err(src.err_line(at("quick"), format!("{what}: `quick` must be a table of flags"))),
     }
-    let step = Step { name, kind, params, input, against, line };
-    // Every flag value is checked by the command's own parser now, not when the step runs.
+    let mut step = Step { name, kind, params, input, against, line };
+    // Every flag value is checked by the command's own parser now, not when the step runs, in
+    // both forms of the recipe.
     steps::dry_parse(plan, &step).map_err(|e| src.err_line(line, format!("{what}: {e}")))?;
+    let mut quick_step = step.clone();
+    quick_step.params.extend(overrides);
+    steps::dry_parse(plan, &quick_step)
+        .map_err(|e| src.err_line(at("quick"), format!("{what}: quick: {e}")))?;
+    if quick {
+        step = quick_step;
+    }
     Ok(step)
 }
 
