@@ -2,6 +2,7 @@
 //! flags, call the library crates, print one-line errors and return an exit code.
 mod cmd;
 mod common;
+mod recipe;
 mod run_dir;
 mod shard;
 mod signals;
@@ -69,6 +70,8 @@ enum Command {
     Compare(cmd::compare::CompareArgs),
     /// Join the shards (--shard I/N) of a sweep, sensitivity scan or mixed search into the whole run's outputs.
     Merge(cmd::merge::MergeArgs),
+    /// Run a recipe (model, data, ordered steps in a TOML file) and write report.html.
+    Recipe(cmd::recipe::RecipeArgs),
 }
 
 fn main() -> ExitCode {
@@ -106,6 +109,7 @@ fn main() -> ExitCode {
         Command::Sensitivity(a) => cmd::sensitivity::run(a),
         Command::Sparseopt(a) => cmd::sparseopt::run(a),
         Command::Merge(a) => cmd::merge::run(a),
+        Command::Recipe(a) => cmd::recipe::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -82,6 +82,8 @@ fn sweep_quant_as_three_shards_merges_byte_identical_to_the_whole_run() {
         "clip-accuracy-vs-q.png",
         "asymmetric-accuracy-vs-bits.png",
         "asymmetric-accuracy-vs-q.png",
+        // The self-contained report (tables, embedded charts) too.
+        "report.html",
         // The merged directory is the whole run's: the same fingerprint and file list.
         "run.json",
     ];

@@ -138,8 +138,26 @@ fn format_of(path: &Path) -> Result<Format, PlotError> {
     }
 }
 
-/// Writes `spec` to `path` (format from the extension) through a temporary file.
+/// Whether every SVG chart also gets a PNG copy beside it (see [`set_png_companions`]).
+static PNG_COMPANIONS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// With `on`, every later SVG chart `x.svg` is also drawn as `x.png` beside it (reports ship
+/// both: SVG to embed, PNG to paste elsewhere).
+pub fn set_png_companions(on: bool) {
+    PNG_COMPANIONS.store(on, Ordering::Relaxed);
+}
+
+/// Writes `spec` to `path` (format from the extension), plus its PNG companion when asked.
 fn render(path: &Path, spec: &ChartSpec) -> Result<(), PlotError> {
+    render_one(path, spec)?;
+    if format_of(path)? == Format::Svg && PNG_COMPANIONS.load(Ordering::Relaxed) {
+        render_one(&path.with_extension("png"), spec)?;
+    }
+    Ok(())
+}
+
+/// Writes `spec` to `path` (format from the extension) through a temporary file.
+fn render_one(path: &Path, spec: &ChartSpec) -> Result<(), PlotError> {
     let format = format_of(path)?;
     let draw_err = |message: String| PlotError::Draw { path: path.to_path_buf(), message };
     let io_err = |io| PlotError::Io { path: path.to_path_buf(), io };

@@ -61,6 +61,11 @@ fn alternating_latency(models: [&Model; 2], batch: usize, rounds: usize, steps: 
 }
 
 pub fn run(a: &CompareArgs) -> Result<()> {
+    run_to(a, &mut std::io::stdout().lock())
+}
+
+/// [`run`] printing into `out` (a recipe step keeps the JSON in its directory).
+pub fn run_to(a: &CompareArgs, out: &mut dyn std::io::Write) -> Result<()> {
     if a.batch_size == 0 || a.rounds == 0 || a.steps == 0 {
         bail!("--batch-size, --rounds and --steps must be positive");
     }
@@ -98,7 +103,7 @@ pub fn run(a: &CompareArgs) -> Result<()> {
             serde_json::json!({"latency_ms": lat, "macs": s.macs, "params": s.params,
                 "nonzero_params": s.nonzero_params, "accuracy": acc})
         };
-        let out = serde_json::json!({
+        let json = serde_json::json!({
             "batch_size": a.batch_size,
             "original": side(latency[0], &so, accuracy.map(|x| x[0])),
             "compressed": side(latency[1], &sc, accuracy.map(|x| x[1])),
@@ -106,27 +111,34 @@ pub fn run(a: &CompareArgs) -> Result<()> {
             "macs_ratio": ratio(so.macs as f64, sc.macs as f64),
             "params_ratio": ratio(so.params as f64, sc.params as f64),
         });
-        println!("{out}");
+        writeln!(out, "{json}")?;
         return Ok(());
     }
-    println!("|  | Original | Compressed | Reduction ratio |\n|---|---|---|---|");
-    println!(
+    writeln!(out, "|  | Original | Compressed | Reduction ratio |\n|---|---|---|---|")?;
+    writeln!(
+        out,
         "| Latency (ms, batch {}) | {:.2} | {:.2} | {:.2}x |",
         a.batch_size,
         latency[0],
         latency[1],
         ratio(latency[0], latency[1])
-    );
+    )?;
     let (mo, mc) = (so.macs as f64 / 1e6, sc.macs as f64 / 1e6);
-    println!("| MACs (M) | {mo:.2} | {mc:.2} | {:.2}x |", ratio(mo, mc));
+    writeln!(out, "| MACs (M) | {mo:.2} | {mc:.2} | {:.2}x |", ratio(mo, mc))?;
     let (po, pc) = (so.params as f64 / 1e6, sc.params as f64 / 1e6);
-    println!("| Params (M) | {po:.4} | {pc:.4} | {:.2}x |", ratio(po, pc));
+    writeln!(out, "| Params (M) | {po:.4} | {pc:.4} | {:.2}x |", ratio(po, pc))?;
     if so.nonzero_params != so.params || sc.nonzero_params != sc.params {
         let (no, nc) = (so.nonzero_params as f64 / 1e6, sc.nonzero_params as f64 / 1e6);
-        println!("| Nonzero params (M) | {no:.4} | {nc:.4} | {:.2}x |", ratio(no, nc));
+        writeln!(out, "| Nonzero params (M) | {no:.4} | {nc:.4} | {:.2}x |", ratio(no, nc))?;
     }
     if let Some([ao, ac]) = accuracy {
-        println!("| Accuracy (%) | {:.2} | {:.2} | {:+.2} pp |", 100.0 * ao, 100.0 * ac, 100.0 * (ac - ao));
+        writeln!(
+            out,
+            "| Accuracy (%) | {:.2} | {:.2} | {:+.2} pp |",
+            100.0 * ao,
+            100.0 * ac,
+            100.0 * (ac - ao)
+        )?;
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ pub mod mixed;
 pub mod prune;
 pub mod qat;
 pub mod quantize;
+pub mod recipe;
 pub mod run;
 pub mod sensitivity;
 pub mod share;

@@ -100,7 +100,7 @@ fn ratio_key(ratio: f64) -> String {
 fn prune_spec(a: &SweepPruneArgs) -> Result<RunSpec<'_>> {
     let mut files: Vec<String> = Vec::new();
     if a.run.shard.is_none() {
-        files = ["table.md", "table.csv", "table.json"].map(String::from).into();
+        files = ["table.md", "table.csv", "table.json", "report.html"].map(String::from).into();
         files.extend(FIGURES.iter().map(|f| format!("{f}.{}", a.format)));
     }
     Ok(RunSpec {
@@ -248,6 +248,11 @@ fn run_prune(a: &SweepPruneArgs) -> Result<()> {
 fn write_prune_outputs(dir: &Path, format: &str, cells: &[PruneCell]) -> Result<()> {
     write_tables(dir, cells)?;
     write_figures(dir, format, &cells[1..])?;
+    crate::recipe::report::write_dir_report(
+        dir,
+        "Pruning sweep",
+        "shrink sweep prune: every ratio pruned from the pristine model (ratio 0 is the dense model).",
+    )?;
     print!("{}", markdown(cells));
     eprintln!("wrote {}/table.{{md,csv,json}} and {} figures", dir.display(), FIGURES.len());
     Ok(())

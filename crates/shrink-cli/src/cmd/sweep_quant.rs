@@ -385,6 +385,14 @@ fn write_outputs(
     write_tables(&a.out_dir, &report, &md)?;
     write_timings(&a.out_dir, cells, timings)?;
     let figures = write_figures(&a.out_dir, &a.format, &report, schemes, bits, ranges)?;
+    crate::recipe::report::write_dir_report(
+        &a.out_dir,
+        "Quantization sweep",
+        &format!(
+            "shrink sweep quant of {}: every cell quantized from the pristine weights.",
+            a.model.display()
+        ),
+    )?;
     print!("{md}");
     eprintln!(
         "{n} cells in {grid_seconds:.1} s ({:.2} s per cell); wrote {}/table.{{md,csv,json}}, timings.json and {figures} figures",
@@ -419,7 +427,7 @@ pub fn merge(joined: &crate::cmd::merge::Joined, out_dir: &Path, force: bool) ->
 /// The files a sweep writes in its directory (for `run.json`).
 fn output_files(schemes: &[Scheme], ranges: &[RangeSpec], ext: &str) -> Vec<String> {
     let mut files: Vec<String> =
-        ["table.md", "table.csv", "table.json", "timings.json"].map(String::from).into();
+        ["table.md", "table.csv", "table.json", "timings.json", "report.html"].map(String::from).into();
     let numeric = ranges.iter().any(|q| q.value().is_some());
     for scheme in schemes {
         files.push(format!("{scheme}-accuracy-vs-bits.{ext}"));
