@@ -87,7 +87,7 @@ fn bad_recipes_fail_fast_with_one_line_naming_the_line() {
         ("[[step]]\nkind = \"trian\"\n", 11, "unknown step kind `trian`"),
         ("[[step]]\nkind = \"prune\"\nsparsity = 0.5\n\n[[step]]\nkind = \"train\"\n", 10, "needs a model"),
         ("[[step]]\nkind = \"train\"\n\n[[step]]\nkind = \"export\"\nfrom = \"later\"\n\n[[step]]\nkind = \"prune\"\nname = \"later\"\nsparsity = 0.5\n", 15, "names no earlier step"),
-        ("[[step]]\nkind = \"train\"\n\n[[step]]\nkind = \"qat\"\n", 14, "not available in this build"),
+        ("[[step]]\nkind = \"train\"\n\n[[step]]\nkind = \"qat\"\nbitz = 4\n", 15, "unknown key `bitz` for a qat step"),
         ("[[step]]\nkind = \"train\"\noutput = \"x\"\n", 12, "`output` is set by the recipe"),
         ("[[step]]\nkind = \"train\"\n\n[[step]]\nkind = \"export\"\n\n[[step]]\nkind = \"prune\"\nfrom = \"export\"\n", 18, "writes no model"),
         ("[[step]]\nkind = \"train\"\nquick = { epochs = \"one\" }\n", 12, "one"),

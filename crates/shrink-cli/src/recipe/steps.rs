@@ -29,7 +29,8 @@ pub enum StepKind {
     Export,
     /// `shrink compare`: the input model against `against`.
     Compare,
-    /// Quantization-aware training (not in this build).
+    /// `shrink qat`: quantization-aware training (STE or LSQ) of the step's input model;
+    /// `teacher = true` distils from that input model.
     Qat,
 }
 
@@ -82,11 +83,7 @@ impl StepKind {
         let Some(i) = Self::NAMES.iter().position(|n| *n == s) else {
             bail!("unknown step kind `{s}` (one of {})", Self::NAMES.join(", "))
         };
-        let kind = Self::ALL[i];
-        if kind == StepKind::Qat {
-            bail!("step kind `qat` is not available in this build");
-        }
-        Ok(kind)
+        Ok(Self::ALL[i])
     }
 
     /// The kind's name in recipes.
@@ -101,7 +98,10 @@ impl StepKind {
 
     /// Whether the step writes a model later steps can read (`model.safetensors`).
     pub fn produces_model(self) -> bool {
-        matches!(self, StepKind::Train | StepKind::Prune | StepKind::Quantize | StepKind::Finetune)
+        matches!(
+            self,
+            StepKind::Train | StepKind::Prune | StepKind::Quantize | StepKind::Finetune | StepKind::Qat
+        )
     }
 
     /// Flags the recipe sets for this kind (beyond [`RESERVED`]).
@@ -155,7 +155,7 @@ fn known_flags(kind: StepKind, grid: &str) -> Vec<String> {
         StepKind::Histogram => longs::<histogram::HistogramArgs>(),
         StepKind::Export => longs::<export::ExportArgs>(),
         StepKind::Compare => longs::<compare::CompareArgs>(),
-        StepKind::Qat => Vec::new(),
+        StepKind::Qat => longs::<qat::QatArgs>(),
     }
 }
 
@@ -302,10 +302,16 @@ pub fn argv(plan: &Plan, step: &Step, p: &Paths) -> Result<Vec<String>> {
             let against = p.against.map(s).unwrap_or_default();
             a.extend([against, input, "--data".into(), data, "--json".into()]);
         }
-        StepKind::Qat => bail!("step kind `qat` is not available in this build"),
+        StepKind::Qat => {
+            a.extend([input.clone(), "--data".into(), data, "--output".into(), s(&dir.join(MODEL_FILE))]);
+            norm(&mut a);
+            if step.params.get("teacher").and_then(|v| v.as_bool()) == Some(true) {
+                a.extend(["--teacher".into(), input]);
+            }
+        }
     }
     for (flag, value) in &step.params {
-        if flag == "grid" {
+        if flag == "grid" || (step.kind == StepKind::Qat && flag == "teacher" && value.is_bool()) {
             continue;
         }
         a.extend(flag_values(flag, value)?);
@@ -344,7 +350,7 @@ pub fn call(step: &Step, argv: &[String], dry: bool, json_out: Option<&Path>) ->
                 None => Ok(()),
             }
         }),
-        StepKind::Qat => bail!("step kind `qat` is not available in this build"),
+        StepKind::Qat => parse_run::<qat::QatArgs>(argv, dry, qat::run),
     }
 }
 

@@ -139,10 +139,7 @@ impl Plan {
             let op_name = node.op.def().name();
             let (kernel, data_in) = match int8[k].take() {
                 Some((s, x)) => (Some(s), x),
-                None => (
-                    int4_steps.remove(&k).or_else(|| lower(&g, &node.op, &node.inputs)),
-                    node.inputs[0],
-                ),
+                None => (int4_steps.remove(&k).or_else(|| lower(&g, &node.op, &node.inputs)), node.inputs[0]),
             };
             let Some(mut kernel) = kernel else {
                 steps.push(Step {
