@@ -179,8 +179,8 @@ fn lenet5_quick_recipe_is_interrupted_resumes_and_writes_a_report() {
     let err = stderr(&o);
     // The report's path is the last line of stdout (the steps print their tables before it).
     let report = PathBuf::from(ok(o).trim().lines().last().unwrap());
-    assert!(err.contains("[1/10] train: done before"), "{err}");
-    assert!(err.contains("[2/10] sensitivity: sensitivity"), "{err}");
+    assert!(err.contains("[1/11] train: done before"), "{err}");
+    assert!(err.contains("[2/11] sensitivity: sensitivity"), "{err}");
     assert_eq!(report, out.join("report.html"));
     let html = std::fs::read_to_string(&report).unwrap();
     for needle in [
@@ -206,7 +206,7 @@ fn lenet5_quick_recipe_is_interrupted_resumes_and_writes_a_report() {
     let o = shrink(&args);
     let err = stderr(&o);
     ok(o);
-    assert_eq!(err.matches("done before").count(), 10, "{err}");
+    assert_eq!(err.matches("done before").count(), 11, "{err}");
 }
 
 /// The default job's quick form runs end to end on the bundled MNIST.

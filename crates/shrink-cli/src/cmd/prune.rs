@@ -84,7 +84,7 @@ pub struct PruneArgs {
     /// compound: 1 − (1 − s)^k).
     #[arg(long)]
     pub cumulative: bool,
-    /// channel: `sorted` (by importance, default) or `naive` (keep the first channels, seed 002).
+    /// channel: `sorted` (by importance, default) or `naive` (keep the first channels, as the VGG lab does).
     #[arg(long, default_value = "sorted", value_parser = ["sorted", "naive"])]
     pub order: String,
     /// Pruning inside one training run (`--schedule`).
