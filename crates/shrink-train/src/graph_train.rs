@@ -154,16 +154,8 @@ pub fn finetune_graph(
             }
             _ => (None, None),
         };
-        let record = EpochRecord {
-            epoch: epoch + 1,
-            lr: epoch_lr,
-            train_loss: loss_sum / seen.max(1) as f64,
-            train_accuracy: correct as f64 / seen.max(1) as f64,
-            val_loss,
-            val_accuracy,
-            seconds,
-            samples_per_sec: seen as f64 / seconds.max(1e-9),
-        };
+        let record =
+            EpochRecord::new(epoch, epoch_lr, loss_sum, correct, seen, val_loss, val_accuracy, seconds);
         if cfg.progress {
             eprintln!(
                 "epoch {:>3}: train loss {:.4} acc {:.2}% | val acc {} | {:.1}s",

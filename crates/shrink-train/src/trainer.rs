@@ -65,6 +65,47 @@ pub struct EpochRecord {
     pub samples_per_sec: f64,
 }
 
+impl EpochRecord {
+    /// The record of 0-based `epoch`: mean training loss and accuracy over `seen` examples
+    /// (`loss_sum` summed per example), validation loss and accuracy if any, throughput.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        epoch: usize,
+        lr: f64,
+        loss_sum: f64,
+        correct: usize,
+        seen: usize,
+        val_loss: Option<f64>,
+        val_accuracy: Option<f64>,
+        seconds: f64,
+    ) -> EpochRecord {
+        EpochRecord {
+            epoch: epoch + 1,
+            lr,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_accuracy: correct as f64 / seen.max(1) as f64,
+            val_loss,
+            val_accuracy,
+            seconds,
+            samples_per_sec: seen as f64 / seconds.max(1e-9),
+        }
+    }
+
+    /// The epoch's progress line on stderr; `val` names the validation figure ("val acc").
+    pub fn log(&self, val: &str) {
+        eprintln!(
+            "epoch {:>3}: lr {:.4} train loss {:.4} acc {:.2}% | {val} {} | {:.1}s ({:.0} ex/s)",
+            self.epoch,
+            self.lr,
+            self.train_loss,
+            100.0 * self.train_accuracy,
+            self.val_accuracy.map(|a| format!("{:.2}%", 100.0 * a)).unwrap_or_else(|| "-".into()),
+            self.seconds,
+            self.samples_per_sec
+        );
+    }
+}
+
 /// Summary of a training run.
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainReport {
@@ -325,27 +366,10 @@ pub fn train_with_hooks(
             }
             _ => (None, None),
         };
-        let record = EpochRecord {
-            epoch: epoch + 1,
-            lr: epoch_lr,
-            train_loss: loss_sum / seen.max(1) as f64,
-            train_accuracy: correct as f64 / seen.max(1) as f64,
-            val_loss,
-            val_accuracy,
-            seconds,
-            samples_per_sec: seen as f64 / seconds.max(1e-9),
-        };
+        let record =
+            EpochRecord::new(epoch, epoch_lr, loss_sum, correct, seen, val_loss, val_accuracy, seconds);
         if cfg.progress {
-            eprintln!(
-                "epoch {:>3}: lr {:.4} train loss {:.4} acc {:.2}% | val acc {} | {:.1}s ({:.0} ex/s)",
-                record.epoch,
-                epoch_lr,
-                record.train_loss,
-                100.0 * record.train_accuracy,
-                val_accuracy.map(|a| format!("{:.2}%", 100.0 * a)).unwrap_or_else(|| "-".into()),
-                seconds,
-                record.samples_per_sec
-            );
+            record.log("val acc");
         }
         let last_step = steps_per_epoch.saturating_sub(1) as usize;
         call_hooks!(after_epoch, epoch, last_step, &record);

@@ -163,27 +163,10 @@ pub fn train_qat(
             }
             _ => (None, None),
         };
-        let record = EpochRecord {
-            epoch: epoch + 1,
-            lr: epoch_lr,
-            train_loss: loss_sum / seen.max(1) as f64,
-            train_accuracy: correct as f64 / seen.max(1) as f64,
-            val_loss,
-            val_accuracy,
-            seconds,
-            samples_per_sec: seen as f64 / seconds.max(1e-9),
-        };
+        let record =
+            EpochRecord::new(epoch, epoch_lr, loss_sum, correct, seen, val_loss, val_accuracy, seconds);
         if cfg.progress {
-            eprintln!(
-                "epoch {:>3}: lr {:.4} train loss {:.4} acc {:.2}% | quantized val acc {} | {:.1}s ({:.0} ex/s)",
-                record.epoch,
-                epoch_lr,
-                record.train_loss,
-                100.0 * record.train_accuracy,
-                val_accuracy.map(|a| format!("{:.2}%", 100.0 * a)).unwrap_or_else(|| "-".into()),
-                seconds,
-                record.samples_per_sec
-            );
+            record.log("quantized val acc");
         }
         state.history.push(record);
         state.epochs_done = epoch + 1;
