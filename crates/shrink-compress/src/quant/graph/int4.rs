@@ -1,14 +1,13 @@
 //! Int4 weight-only quantization of any open-IR graph (`shrink export --int4`): the constant
 //! rank-2 weight of every Gemm and MatMul becomes int8 codes in `[-7, 7]` (4-bit symmetric,
-//! narrow range: [`weight_params`] at 4 bits), a per-output-channel scale
+//! narrow range: [`super::weight_params`] at 4 bits), a per-output-channel scale
 //! (`max|w_c| / 7`), a zero point 0 and a `DequantizeLinear` (Gemm axis 0 with `transB`, 1
 //! without; MatMul axis 1). Activations stay f32: no calibration. The deploy writer stores such
 //! codes at 4 bits, and the runtime plan runs them with int4 kernels; onnxruntime reads the
 //! same graph as an ordinary int8 QDQ weight.
 
-use super::{weight_params, QdqError};
-use shrink_graph::ops::quant::DequantizeLinear;
-use shrink_graph::{DType, Graph, Op, Tensor, ValueDef, ValueId};
+use super::QdqError;
+use shrink_graph::{DType, Graph, Op, ValueDef, ValueId};
 use std::collections::HashMap;
 
 /// The weight input (index 1) of node `k` and its output-channel axis, when it is a rank-2
@@ -63,7 +62,7 @@ pub fn quantize_weights_int4(graph: &Graph, skip: &[String]) -> Result<(Graph, u
             let d = match dq.get(&w) {
                 Some(&d) => d,
                 None => {
-                    let d = quantize_weight(graph, &mut out, w, axis)?;
+                    let d = super::qdq::quantize_weight(graph, &mut out, w, axis, 4, "_int4")?;
                     dq.insert(w, d);
                     d
                 }
@@ -84,34 +83,11 @@ pub fn quantize_weights_int4(graph: &Graph, skip: &[String]) -> Result<(Graph, u
     Ok((out, dq.len()))
 }
 
-/// Codes, scale, zero point and `DequantizeLinear` of weight `w`; returns the new f32 value.
-fn quantize_weight(graph: &Graph, out: &mut Graph, w: ValueId, axis: usize) -> Result<ValueId, QdqError> {
-    let gerr = |e: shrink_graph::GraphError| QdqError::Graph(e.to_string());
-    let name = &graph.values[w].name;
-    let t =
-        graph.const_value(w).ok_or_else(|| QdqError::Graph(format!("weight `{name}` is not a constant")))?;
-    let data = t.as_f32().ok_or_else(|| QdqError::Graph(format!("weight `{name}` is not f32")))?;
-    let (scales, codes) = weight_params(data, &t.shape, axis, 4);
-    let c = scales.len();
-    let q = out.add_const(&format!("{name}_int4"), Tensor::i8(t.shape.clone(), codes)).map_err(gerr)?;
-    let s = out.add_const(&format!("{name}_scale"), Tensor::f32(vec![c], scales)).map_err(gerr)?;
-    let z = out.add_const(&format!("{name}_zero_point"), Tensor::i8(vec![c], vec![0; c])).map_err(gerr)?;
-    let d = out
-        .add_node(
-            &format!("{name}_DequantizeLinear"),
-            DequantizeLinear { axis: axis as i64 },
-            &[q, s, z],
-            &[format!("{name}_dequantized")],
-        )
-        .map_err(gerr)?;
-    Ok(d[0])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use shrink_graph::ops::matmul::{Gemm, MatMul};
-    use shrink_graph::{Dim, Fact};
+    use shrink_graph::{Dim, Fact, Tensor};
 
     #[test]
     fn gemm_and_matmul_weights_become_int4_codes_and_the_graph_still_runs() {

@@ -75,7 +75,7 @@ pub fn quantize_graph(graph: &Graph, ranges: &ActRanges, cfg: &QdqConfig) -> Res
                 if let Some(&d) = dq.get(&w) {
                     inputs[i] = d;
                 } else {
-                    let d = quantize_weight(graph, &mut out, w, axis, cfg.weight_bits)?;
+                    let d = quantize_weight(graph, &mut out, w, axis, cfg.weight_bits, "_quantized")?;
                     dq.insert(w, d);
                     inputs[i] = d;
                 }
@@ -129,13 +129,15 @@ fn value(
     }
 }
 
-/// int8 codes + scale + zero point of weight `w`, and their DequantizeLinear; returns its output.
-fn quantize_weight(
+/// int8 codes (`bits` wide, named `{w}{codes_suffix}`) + scale + zero point of weight `w`, and
+/// their DequantizeLinear; returns its output.
+pub(super) fn quantize_weight(
     graph: &Graph,
     out: &mut Graph,
     w: ValueId,
     axis: usize,
     bits: u32,
+    codes_suffix: &str,
 ) -> Result<ValueId, QdqError> {
     let gerr = |e: shrink_graph::GraphError| QdqError::Graph(e.to_string());
     let name = &graph.values[w].name;
@@ -144,7 +146,8 @@ fn quantize_weight(
     let data = t.as_f32().ok_or_else(|| QdqError::Graph(format!("weight `{name}` is not f32")))?;
     let (scales, codes) = weight_params(data, &t.shape, axis, bits);
     let c = scales.len();
-    let q = out.add_const(&format!("{name}_quantized"), Tensor::i8(t.shape.clone(), codes)).map_err(gerr)?;
+    let q =
+        out.add_const(&format!("{name}{codes_suffix}"), Tensor::i8(t.shape.clone(), codes)).map_err(gerr)?;
     let s = out.add_const(&format!("{name}_scale"), Tensor::f32(vec![c], scales)).map_err(gerr)?;
     let z = out.add_const(&format!("{name}_zero_point"), Tensor::i8(vec![c], vec![0; c])).map_err(gerr)?;
     let d = out
