@@ -37,6 +37,20 @@ pub struct LoopState {
 }
 
 impl LoopState {
+    /// The state of a run about to start its first epoch.
+    pub fn start(seed: u64, identity: &BTreeMap<String, String>, epochs: usize) -> LoopState {
+        LoopState {
+            epochs_done: 0,
+            optimizer_steps: 0,
+            seed,
+            history: vec![],
+            best_epoch: None,
+            best_val_accuracy: None,
+            identity: identity.clone(),
+            epochs_planned: epochs,
+        }
+    }
+
     /// Checks that a run configured with `identity` for `epochs` epochs may continue from this
     /// state; the error names the first contradicting flag and both values.
     pub fn check_resume(
@@ -151,6 +165,27 @@ pub fn read_loop_state(path: &Path) -> Result<LoopState> {
         .ok_or_else(|| not_a_checkpoint(path, "a model file without training state"))?;
     serde_json::from_str(state)
         .map_err(|e| TrainError::Config(format!("{}: bad training state: {e}", path.display())))
+}
+
+/// Reads the checkpoint a run resumes from: it must have been written by a run with the same
+/// `identity` and the same architecture as `model` (one-line errors naming the file).
+pub fn load_for_resume(
+    path: &Path,
+    model: &shrink_ir::Model,
+    identity: &BTreeMap<String, String>,
+    epochs: usize,
+) -> Result<Checkpoint> {
+    let ck = load_checkpoint(path)?;
+    ck.state.check_resume(path, identity, epochs)?;
+    if ck.model.graph != model.graph {
+        return Err(TrainError::Config(format!(
+            "--resume {}: the checkpoint holds another architecture ({}) than this run's ({})",
+            path.display(),
+            ck.model.meta.arch,
+            model.meta.arch
+        )));
+    }
+    Ok(ck)
 }
 
 /// Reads a checkpoint written by [`save_checkpoint`].

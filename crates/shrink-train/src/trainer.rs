@@ -1,7 +1,7 @@
 //! The training loop: seeded shuffling and augmentation, one optimizer step per batch, masks
 //! re-applied after every step, validation each epoch, best-by-validation weights kept, and a
 //! resumable checkpoint written atomically after every epoch.
-use crate::checkpoint::{load_checkpoint, save_checkpoint, LoopState};
+use crate::checkpoint::{load_for_resume, save_checkpoint, LoopState};
 use crate::eval::{evaluate, loss_and_correct};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::schedule::{Position, Schedule};
@@ -210,29 +210,11 @@ pub fn train_with_hooks(
     if train_set.is_empty() {
         return Err(TrainError::Config(format!("training set `{}` is empty", train_set.source)));
     }
-    let mut state = LoopState {
-        epochs_done: 0,
-        optimizer_steps: 0,
-        seed: cfg.seed,
-        history: vec![],
-        best_epoch: None,
-        best_val_accuracy: None,
-        identity: cfg.identity.clone(),
-        epochs_planned: cfg.epochs,
-    };
+    let mut state = LoopState::start(cfg.seed, &cfg.identity, cfg.epochs);
     let mut resumed_opt = None;
     let mut best_params = None;
     if let Some(path) = &cfg.resume {
-        let ck = load_checkpoint(path)?;
-        ck.state.check_resume(path, &cfg.identity, cfg.epochs)?;
-        if ck.model.graph != model.graph {
-            return Err(TrainError::Config(format!(
-                "--resume {}: the checkpoint holds another architecture ({}) than this run's ({})",
-                path.display(),
-                ck.model.meta.arch,
-                model.meta.arch
-            )));
-        }
+        let ck = load_for_resume(path, model, &cfg.identity, cfg.epochs)?;
         *model = ck.model;
         // Without stored best weights the best epoch is the last one done: the current weights.
         best_params = match (ck.best, ck.state.best_epoch) {

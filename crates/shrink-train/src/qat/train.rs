@@ -4,7 +4,7 @@
 //! epoch's network is the result (quantizer state and weights move together; validation is
 //! reported per epoch).
 use super::Quantizers;
-use crate::checkpoint::{load_checkpoint, save_checkpoint, LoopState};
+use crate::checkpoint::{load_for_resume, save_checkpoint, LoopState};
 use crate::eval::{evaluate, loss_and_correct};
 use crate::kd::{kd_loss, KdConfig};
 use crate::optim::Optimizer;
@@ -49,28 +49,10 @@ pub fn train_qat(
     if let Some((_, kd)) = teacher {
         kd.check()?;
     }
-    let mut state = LoopState {
-        epochs_done: 0,
-        optimizer_steps: 0,
-        seed: cfg.seed,
-        history: vec![],
-        best_epoch: None,
-        best_val_accuracy: None,
-        identity: cfg.identity.clone(),
-        epochs_planned: cfg.epochs,
-    };
+    let mut state = LoopState::start(cfg.seed, &cfg.identity, cfg.epochs);
     let mut resumed_opt = None;
     if let Some(path) = &cfg.resume {
-        let ck = load_checkpoint(path)?;
-        ck.state.check_resume(path, &cfg.identity, cfg.epochs)?;
-        if ck.model.graph != model.graph {
-            return Err(TrainError::Config(format!(
-                "--resume {}: the checkpoint holds another architecture ({}) than this run's ({})",
-                path.display(),
-                ck.model.meta.arch,
-                model.meta.arch
-            )));
-        }
+        let ck = load_for_resume(path, model, &cfg.identity, cfg.epochs)?;
         *model = ck.model;
         quant.restore(model)?;
         state = ck.state;
