@@ -1,5 +1,5 @@
 //! `shrink qat` end to end: the written model keeps its quantizers (`shrink eval` reproduces
-//! the reported accuracy, weights on the grid), a resumed run ends byte-identical to an
+//! the reported accuracy, weights on the grid; its deploy file runs the same), a resumed run ends byte-identical to an
 //! uninterrupted one, and bad flags are one-line errors that write nothing.
 mod common;
 use common::*;
@@ -41,6 +41,18 @@ fn lsq_model_file_evaluates_like_the_run_reported() {
     let layers = report["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 3);
     assert!(layers[0]["input"].is_null() && !layers[1]["input"].is_null());
+    // The activation quantizers export as Q/DQ nodes: the deploy file runs like `shrink eval`,
+    // and the ONNX file holds the same QuantizeLinear nodes.
+    let deploy = tmp.path().join("lsq.shrink");
+    ok(shrink(&["export", out.to_str().unwrap(), "--format", "shrink", "-o", deploy.to_str().unwrap()]));
+    let o = shrink(&["run", deploy.to_str().unwrap(), "--data", data.to_str().unwrap(), "--json"]);
+    let run: serde_json::Value = serde_json::from_str(&ok(o)).unwrap();
+    assert_eq!(run["accuracy"], eval["accuracy"], "{run}");
+    let onnx = tmp.path().join("lsq.onnx");
+    ok(shrink(&["export", out.to_str().unwrap(), "--format", "onnx", "-o", onnx.to_str().unwrap()]));
+    let bytes = std::fs::read(&onnx).unwrap();
+    let quantize_nodes = bytes.windows(14).filter(|w| w == b"QuantizeLinear").count();
+    assert!(quantize_nodes >= 2, "{quantize_nodes} QuantizeLinear in the ONNX file");
 }
 
 #[test]

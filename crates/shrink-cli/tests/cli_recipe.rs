@@ -1,7 +1,8 @@
 //! `shrink recipe`: every shipped recipe validates; a misspelt key, a bad value, a missing file
 //! or an impossible order fails in under a second with one line naming FILE:LINE; the MNIST
-//! recipes run in their quick form and write a self-contained report; an interrupted run leaves
-//! no report and the re-run resumes after the last finished step.
+//! recipes (and, with `$SHRINK_SHARED`, the CIFAR-10 ones) run in their quick form and write a
+//! self-contained report; an interrupted run leaves no report and the re-run resumes after the
+//! last finished step.
 mod common;
 use common::*;
 use std::path::{Path, PathBuf};
@@ -225,4 +226,38 @@ fn mnist_study_quick_form_runs() {
     }
     let export = step_dirs(&out).into_iter().find(|d| d.starts_with("07-export-")).unwrap();
     assert!(out.join("steps").join(export).join("model.shrink").is_file());
+}
+
+/// The CIFAR-10 recipes' quick forms run end to end on the shared JPEG CIFAR-10, and their quick
+/// data is class balanced: the JPEG archive stores the images class by class, so a plain head
+/// would be one class.
+#[test]
+#[cfg_attr(not(shrink_shared), ignore = "needs SHRINK_SHARED (CIFAR-10 JPEG archive, ResNet-20)")]
+fn cifar_recipes_quick_forms_run() {
+    let shared = PathBuf::from(std::env::var_os("SHRINK_SHARED").expect("SHRINK_SHARED"));
+    let needed = ["data/cifar10-jpeg.tar.gz", "models/resnet20-cifar10.safetensors"];
+    let missing: Vec<_> = needed.iter().filter(|f| !shared.join(f).is_file()).collect();
+    assert!(missing.is_empty(), "SHRINK_SHARED={} lacks {missing:?}", shared.display());
+    for name in ["resnet20-pruning", "vgg-pruning", "cinic-pruning"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("run");
+        let recipe = recipes_dir().join(format!("{name}.toml"));
+        let t = Instant::now();
+        let o = recipe_cmd(&[recipe.to_str().unwrap(), "--quick", "-o", out.to_str().unwrap()], &shared);
+        let stdout = ok(o);
+        eprintln!("{name} --quick: {:.1}s", t.elapsed().as_secs_f64());
+        let html = std::fs::read_to_string(stdout.trim().lines().last().unwrap()).unwrap();
+        assert!(html.contains("<svg") && html.contains("<table"), "{name}: report lacks charts or tables");
+        let quick = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("quick-data-"))
+            .expect("quick data directory");
+        let test = std::fs::read(quick.join("test_batch.bin")).unwrap();
+        let mut per_class = [0usize; 10];
+        for record in test.chunks(3073) {
+            per_class[record[0] as usize] += 1;
+        }
+        assert!(per_class.iter().all(|&n| n == per_class[0] && n > 0), "{name}: {per_class:?}");
+    }
 }

@@ -203,4 +203,9 @@ fn an_interrupted_sweep_prune_resumes_from_its_journal() {
     for f in ["table.md", "params-vs-accuracy.svg", "ratio-vs-params.svg"] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
+    // Mask pruning keeps the shapes: the chart's x axis is the nonzero count, which falls.
+    let svg = std::fs::read_to_string(out.join("params-vs-accuracy.svg")).unwrap();
+    assert!(svg.contains("nonzero parameters"), "x axis label");
+    let nonzero: Vec<u64> = (0..4).map(|i| table[i]["nonzero_params"].as_u64().unwrap()).collect();
+    assert!(nonzero.windows(2).all(|w| w[1] < w[0]), "{nonzero:?}");
 }

@@ -1,11 +1,17 @@
 //! Conversion of a layer [`Model`] into the open graph IR ([`shrink_graph::Graph`]): each layer
 //! becomes one or two IR nodes, weights become named constants with their PyTorch names, as the
-//! forward pass sees them (masks and weight fake-quantization applied). The batch dimension is
+//! forward pass sees them (masks and weight fake-quantization applied). An activation quantizer
+//! (QAT, LSQ, calibration) becomes standard ONNX nodes after its layer:
+//! `[Sub offset] → [Clip] → QuantizeLinear(u8) → DequantizeLinear → [Add offset]`, which
+//! computes `clamp(round((x − off)/s), qmin, qmax)·s + off` exactly as the fake quantizer does
+//! (the Clip narrows the u8 range to `qmin..=qmax` for fewer than 8 bits). The batch dimension is
 //! the symbol `N`.
 
 use crate::error::{IrError, Result};
 use crate::graph::Op as L;
 use crate::model::Model;
+use crate::params::QuantSlot;
+use shrink_graph::ops::activation::Clip;
 use shrink_graph::ops::activation::{Unary, UnaryKind};
 use shrink_graph::ops::binary::{Binary, BinaryKind};
 use shrink_graph::ops::combine::{Identity, Pad, PadMode, Slice};
@@ -13,6 +19,7 @@ use shrink_graph::ops::conv::Conv;
 use shrink_graph::ops::matmul::Gemm;
 use shrink_graph::ops::norm::BatchNorm;
 use shrink_graph::ops::pool::{GlobalPool, Pool, PoolKind};
+use shrink_graph::ops::quant::{DequantizeLinear, QuantizeLinear};
 use shrink_graph::ops::shape::Flatten;
 use shrink_graph::{DType, Dim, Fact, Graph, Op, Tensor, ValueId};
 
@@ -22,13 +29,9 @@ fn gerr(e: shrink_graph::GraphError) -> IrError {
 
 impl Model {
     /// The model as an open-IR graph with one input `input` of shape `[N, ...input_shape]`.
-    /// Activation quantizers are not converted yet (an error names the first one).
+    /// Activation quantizers become Q/DQ nodes (see the module docs); one that 8-bit codes
+    /// cannot hold (more than 256 levels, non-integer bounds) is an error naming its node.
     pub fn to_graph(&self) -> Result<Graph> {
-        if let Some(node) = self.act_quant.keys().next() {
-            return Err(IrError::Invalid(format!(
-                "node `{node}` has an activation quantizer, which the graph IR does not express yet"
-            )));
-        }
         let mut g = Graph::new();
         let mut out: Vec<ValueId> = Vec::with_capacity(self.graph.nodes.len());
         let shape: Vec<Dim> = [Dim::Sym("N".into())]
@@ -117,9 +120,65 @@ impl Model {
                 }
                 L::Dropout { .. } => one(&mut g, Identity {}.into(), &[x0()?])?,
             };
+            let v = match self.act_quant.get(name) {
+                Some(slot) => act_quant_nodes(&mut g, name, v, slot)?,
+                None => v,
+            };
             out.push(v);
         }
         g.set_outputs(vec![out[self.graph.output()]]);
         Ok(g)
     }
+}
+
+/// The Q/DQ nodes of the per-tensor activation quantizer `slot` on value `x` of node `name`;
+/// returns the dequantized value.
+fn act_quant_nodes(g: &mut Graph, name: &str, x: ValueId, slot: &QuantSlot) -> Result<ValueId> {
+    let bad = |why: &str| IrError::Invalid(format!("activation quantizer of node `{name}`: {why}"));
+    let (Some(&s), Some(&off)) = (slot.scales.first(), slot.offsets.first()) else {
+        return Err(bad("no scale"));
+    };
+    if slot.scales.len() != 1 || slot.offsets.len() != 1 {
+        return Err(bad("only per-tensor activation quantizers convert"));
+    }
+    if s == 0.0 {
+        return Ok(x); // the fake quantizer passes values through at scale 0
+    }
+    let (lo, hi) = (slot.qmin, slot.qmax);
+    let integral = lo.fract() == 0.0 && hi.fract() == 0.0;
+    if !(s.is_finite() && s > 0.0 && integral && (-255.0..=0.0).contains(&lo) && lo < hi && hi - lo <= 255.0)
+    {
+        return Err(bad(&format!(
+            "scale {s}, range {lo}..={hi}: Q/DQ needs a positive scale and at most 256 integer levels including 0"
+        )));
+    }
+    let mut n = 0;
+    let mut node = |g: &mut Graph, op: Op, ins: &[ValueId]| -> Result<ValueId> {
+        n += 1;
+        let out = format!("{name}.act_quant.{n}");
+        Ok(g.add_node(&out, op, ins, std::slice::from_ref(&out)).map_err(gerr)?[0])
+    };
+    let konst = |g: &mut Graph, suffix: &str, t: Tensor| -> Result<ValueId> {
+        g.add_const(&format!("{name}.act_quant.{suffix}"), t).map_err(gerr)
+    };
+    let mut v = x;
+    if off != 0.0 {
+        let o = konst(g, "offset", Tensor::f32(vec![], vec![off]))?;
+        v = node(g, Binary { kind: BinaryKind::Sub }.into(), &[v, o])?;
+    }
+    if hi - lo < 255.0 {
+        v = node(g, Clip { min: Some(lo * s), max: Some(hi * s) }.into(), &[v])?;
+    }
+    // u8 codes with zero point −qmin hold any range of at most 256 levels.
+    let zp = (-lo) as u8;
+    let scale = konst(g, "scale", Tensor::f32(vec![], vec![s]))?;
+    let zero = konst(g, "zero_point", Tensor::u8(vec![], vec![zp]))?;
+    let q = QuantizeLinear { axis: 1, dtype: DType::U8 };
+    v = node(g, q.into(), &[v, scale, zero])?;
+    v = node(g, DequantizeLinear { axis: 1 }.into(), &[v, scale, zero])?;
+    if off != 0.0 {
+        let o = konst(g, "offset_back", Tensor::f32(vec![], vec![off]))?;
+        v = node(g, Binary { kind: BinaryKind::Add }.into(), &[v, o])?;
+    }
+    Ok(v)
 }

@@ -85,6 +85,13 @@ pub fn run(a: &ExportArgs) -> Result<()> {
     }
     let model = shrink_io::load_model(&a.model, a.arch.as_deref())?;
     match a.format.as_str() {
+        // Activation quantizers (QAT, LSQ) export as Q/DQ nodes through the graph IR.
+        "onnx" if !model.act_quant.is_empty() => {
+            let graph = model
+                .to_graph()
+                .with_context(|| format!("model `{}`: conversion to a graph", a.model.display()))?;
+            shrink_io::onnx::graph_export::save_graph_onnx(&graph, &a.output)?
+        }
         "onnx" => shrink_io::onnx::save_onnx(&model, &a.output)?,
         "pt" => shrink_io::pt::save_pt(&model, &a.output)?,
         "safetensors" => shrink_io::save_model(&model, &a.output)?,
