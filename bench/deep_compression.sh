@@ -24,6 +24,7 @@
 #   FT_EPOCHS     0 epochs of centroid fine-tuning at FT_LR 1e-4 (0: none)
 #   KD            0; 1: every retraining distils from the dense model (`--teacher`, KD_ALPHA 0.9,
 #                 KD_TEMP 4)
+#   REUSE_PRUNED  0; 1: an OUTDIR/pruned.safetensors of an earlier run is shared again (no pruning)
 #   SHRINK        the binary (default target/release/shrink)
 # Build first: cargo build --release -p shrink-cli. LeNet-300-100 takes ~3 min on 2 quiet
 # cores, LeNet-5 ~10 min, lenet5-caffe ~1 min per epoch.
@@ -62,7 +63,10 @@ p="$O/dense.safetensors"
 kd=()
 [ "$KD" != 0 ] && kd=(--teacher "$O/dense.safetensors" --kd-alpha "${KD_ALPHA:-0.9}" --kd-temp "${KD_TEMP:-4}")
 layers=$(py "print(','.join(x.split('=')[0] for x in '$FINAL'.split(',')))")
-for k in $(seq 1 "$STEPS"); do
+steps=$STEPS
+# REUSE_PRUNED=1 keeps OUTDIR/pruned.safetensors (another BITS on the same pruned model).
+[ "${REUSE_PRUNED:-0}" != 0 ] && [ -f "$O/pruned.safetensors" ] && steps=0
+for k in $(seq 1 "$steps"); do
   spec=$(py "
 k, n = $k, $STEPS
 f = 1 - (1 - k / n) ** 3
