@@ -4,8 +4,9 @@
 # train → gradual magnitude pruning with masked retraining (a cubic ramp to the final per-layer
 # sparsities, then a long retraining at a lower rate) → k-means weight sharing (linear init, one
 # code kept for the zeros; per-layer bits) → optional centroid fine-tuning (`train
-# --share-weights`), each retraining optionally distilled from the dense model (KD=1) → deploy file with sparse relative indices, codebook indices and canonical
-# Huffman coding, plain and compact (deflated header, packed payloads). Prints the per-stage
+# --share-weights`), each retraining optionally distilled from the dense model (KD=1) → deploy
+# file with sparse relative indices, codebook indices and canonical Huffman coding, plain and
+# compact (deflated header, packed payloads). Prints the per-stage
 # size table (whole files: header and biases included), the paper's ratio (weights, indices and
 # codebooks only) and checks that `shrink run` on the deploy file predicts like the model it
 # came from.
