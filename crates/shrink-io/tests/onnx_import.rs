@@ -70,7 +70,7 @@ fn round_trip(model: &Model) -> Model {
 
 #[test]
 fn zoo_models_round_trip_exactly() {
-    for arch in ["lenet5", "lenet-300-100", "resnet20"] {
+    for arch in ["lenet5", "lenet5-caffe", "lenet-300-100", "resnet20"] {
         let model = zoo::build(arch, 3, &Device::Cpu).unwrap();
         randomize(&model, 11);
         let back = round_trip(&model);

@@ -11,6 +11,7 @@ pub const ARCHS: &[&str] = &[
     "lenet-300-100",
     "lenet5",
     "lenet5-bn",
+    "lenet5-caffe",
     "resnet20",
     "resnet32",
     "resnet44",
@@ -53,6 +54,7 @@ pub fn graph(arch: &str) -> Result<Graph> {
         "lenet-300-100" => Ok(mlp(&[784, 300, 100, 10])),
         "lenet5" => Ok(lenet5()),
         "lenet5-bn" => Ok(lenet5_bn()),
+        "lenet5-caffe" => Ok(lenet5_caffe()),
         "resnet20" => Ok(resnet(3)),
         "resnet32" => Ok(resnet(5)),
         "resnet44" => Ok(resnet(7)),
@@ -69,7 +71,7 @@ pub fn graph(arch: &str) -> Result<Graph> {
 /// Metadata matching a zoo architecture's expected input.
 pub fn meta(arch: &str) -> Result<ModelMeta> {
     match arch {
-        "simple-dnn" | "lenet-300-100" | "lenet5" | "lenet5-bn" => Ok(mnist_meta(arch)),
+        "simple-dnn" | "lenet-300-100" | "lenet5" | "lenet5-bn" | "lenet5-caffe" => Ok(mnist_meta(arch)),
         a if ARCHS.contains(&a) => Ok(cifar_meta(arch)),
         _ => Err(IrError::UnknownArch(arch.to_string(), ARCHS.join(", "))),
     }
@@ -130,6 +132,23 @@ fn lenet5() -> Graph {
     x = g.push("fc2", Op::Linear { in_features: 120, out_features: 84, bias: true }, vec![x]);
     x = g.push("relu4", Op::Relu, vec![x]);
     g.push("fc3", Op::Linear { in_features: 84, out_features: 10, bias: true }, vec![x]);
+    g
+}
+
+/// Caffe's MNIST LeNet (`examples/mnist/lenet.prototxt`), the LeNet-5 of Deep Compression's 39x
+/// (Han et al. 2016, Table 4): conv1 1→20 5x5 (no padding) → max-pool 2 → conv2 20→50 5x5 →
+/// max-pool 2 → flatten 800 → fc1 800→500 → ReLU → fc2 500→10; no ReLU after the convolutions,
+/// as in Caffe. 431,080 parameters.
+fn lenet5_caffe() -> Graph {
+    let mut g = Graph::new();
+    let mut x = g.push("conv1", conv(1, 20, 5, 1, 0, true), vec![0]);
+    x = g.push("pool1", max_pool(2), vec![x]);
+    x = g.push("conv2", conv(20, 50, 5, 1, 0, true), vec![x]);
+    x = g.push("pool2", max_pool(2), vec![x]);
+    x = g.push("flatten", Op::Flatten, vec![x]);
+    x = g.push("fc1", Op::Linear { in_features: 800, out_features: 500, bias: true }, vec![x]);
+    x = g.push("relu1", Op::Relu, vec![x]);
+    g.push("fc2", Op::Linear { in_features: 500, out_features: 10, bias: true }, vec![x]);
     g
 }
 
@@ -280,5 +299,17 @@ mod tests {
         let lenet = build("lenet5-bn", 0, &Device::Cpu).unwrap();
         assert_eq!(crate::stats::model_stats(&lenet).unwrap().macs, 416_520);
         assert_eq!(64 * crate::stats::torchprofile_macs(&lenet).unwrap(), 27_060_736);
+    }
+
+    #[test]
+    fn lenet5_caffe_is_deep_compressions_lenet5() {
+        // Han et al. 2016, Table 4: 431K weights (conv1 500, conv2 25K, fc1 400K, fc2 5K) + biases.
+        assert_eq!(trainable_params("lenet5-caffe"), 431_080);
+        let m = build("lenet5-caffe", 0, &Device::Cpu).unwrap();
+        let shapes = m.shapes().unwrap();
+        assert!(shapes.contains(&vec![50, 4, 4]), "conv2 + pool2 give 50x4x4 = 800 features: {shapes:?}");
+        assert_eq!(shapes.last().unwrap(), &vec![10]);
+        assert_eq!(meta("lenet5-caffe").unwrap().input_shape, vec![1, 28, 28]);
+        assert!(ARCHS.contains(&"lenet5-caffe"));
     }
 }

@@ -18,7 +18,9 @@ pub use eval::{evaluate, evaluate_prepared, EvalResult};
 pub use optim::{Optimizer, OptimizerConfig};
 pub use schedule::Schedule;
 pub use sparsity::{Penalty, SparsityConfig};
-pub use trainer::{train, train_with_hooks, EpochRecord, HookContext, StepHook, TrainConfig, TrainReport};
+pub use trainer::{
+    train, train_distilled, train_with_hooks, EpochRecord, HookContext, StepHook, TrainConfig, TrainReport,
+};
 
 /// Errors raised while training or evaluating.
 #[derive(Debug, thiserror::Error)]

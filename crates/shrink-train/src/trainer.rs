@@ -3,6 +3,7 @@
 //! resumable checkpoint written atomically after every epoch.
 use crate::checkpoint::{load_for_resume, save_checkpoint, LoopState};
 use crate::eval::{evaluate, loss_and_correct};
+use crate::kd::{kd_loss, KdConfig};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::schedule::{Position, Schedule};
 use crate::sharing::Sharing;
@@ -201,6 +202,23 @@ pub fn train_with_hooks(
     cfg: &TrainConfig,
     hooks: &mut [&mut dyn StepHook],
 ) -> Result<TrainReport> {
+    train_distilled(model, train_set, val_set, cfg, hooks, None)
+}
+
+/// [`train_with_hooks`] distilled from `teacher` (Hinton et al. 2015, [`crate::kd::kd_loss`]):
+/// the loss mixes the teacher's softened outputs (the teacher runs in eval mode, no gradient)
+/// with the labels. `None` trains on the labels alone, as [`train_with_hooks`].
+pub fn train_distilled(
+    model: &mut Model,
+    train_set: &Dataset,
+    val_set: Option<&Dataset>,
+    cfg: &TrainConfig,
+    hooks: &mut [&mut dyn StepHook],
+    teacher: Option<(&Model, KdConfig)>,
+) -> Result<TrainReport> {
+    if let Some((_, kd)) = teacher {
+        kd.check()?;
+    }
     if cfg.batch_size == 0 {
         return Err(TrainError::Config("--batch-size must be positive".into()));
     }
@@ -289,9 +307,20 @@ pub fn train_with_hooks(
             let x = Tensor::from_slice(&buf, (chunk.len(), c, h, w), &device)?;
             let y = Tensor::from_vec(labels, chunk.len(), &device)?;
             let step_seed = derive_seed(cfg.seed, 3, (epoch as u64) << 32 | step as u64);
+            // The teacher runs before the student's forward pass (outside the in-backward session).
+            let teacher_logits = match teacher {
+                Some((t, _)) => Some(t.forward(&x, Mode::Eval)?.flatten_from(1)?.detach()),
+                None => None,
+            };
             let forward = || -> Result<(Tensor, usize)> {
                 let logits = model.forward(&x, Mode::Train { seed: step_seed })?.flatten_from(1)?;
-                Ok(loss_and_correct(&logits, &y)?)
+                match (&teacher_logits, teacher) {
+                    (Some(tl), Some((_, kd))) => {
+                        let (_, ok) = loss_and_correct(&logits, &y)?;
+                        Ok((kd_loss(&logits, tl, &y, kd)?, ok))
+                    }
+                    _ => Ok(loss_and_correct(&logits, &y)?),
+                }
             };
             let (loss, ok) = if sparsity.is_none() && sharing.is_none() {
                 // The plain loss: weight updates happen inside the backward pass.

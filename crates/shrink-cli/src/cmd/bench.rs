@@ -29,7 +29,8 @@ pub struct BenchArgs {
     /// Runtime plan: one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Zoo architecture to benchmark (simple-dnn, lenet-300-100, lenet5, resnet20|32|44|56, vgg11-bn, vgg16-bn).
+    /// Zoo architecture to benchmark (simple-dnn, lenet-300-100, lenet5, lenet5-bn, lenet5-caffe,
+    /// resnet20|32|44|56, vgg9-bn, vgg11-bn, vgg16-bn).
     #[arg(long, default_value = "simple-dnn")]
     pub arch: String,
     /// Benchmark this model file (e.g. a pruned one) instead of a fresh `--arch` model.

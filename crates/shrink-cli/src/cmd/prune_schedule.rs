@@ -77,6 +77,9 @@ pub struct ScheduleArgs {
     /// Keep the per-epoch checkpoint (OUT.ckpt) after the run.
     #[arg(long)]
     pub keep_checkpoint: bool,
+    /// Knowledge distillation from a teacher during the schedule (as `shrink train --teacher`).
+    #[command(flatten)]
+    pub kd: crate::cmd::train::KdArgs,
 }
 
 /// The schedule `--schedule` names (`--every` absent: AGP updates once per epoch).
@@ -193,6 +196,7 @@ pub fn run(a: &PruneArgs) -> Result<()> {
         proximal: false,
         trim_keep: 0.1,
         share_weights: false,
+        kd: s.kd.clone(),
     };
     run_with(&train, TrainExtras { identity, hooks: Box::new(hooks), report: Box::new(report) })
 }

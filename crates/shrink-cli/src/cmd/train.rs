@@ -10,7 +10,8 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// Zoo architecture (simple-dnn, lenet-300-100, lenet5, resnet20|32|44|56, vgg11-bn, vgg16-bn).
+    /// Zoo architecture (simple-dnn, lenet-300-100, lenet5, lenet5-bn, lenet5-caffe,
+    /// resnet20|32|44|56, vgg9-bn, vgg11-bn, vgg16-bn).
     #[arg(long)]
     pub arch: Option<String>,
     /// Start from this model file instead of a fresh initialization (fine-tuning).
@@ -114,6 +115,9 @@ pub struct TrainArgs {
     /// gradients of their weights (plain SGD at the schedule's rate), pruned weights stay zero.
     #[arg(long)]
     pub share_weights: bool,
+    /// Knowledge distillation from a teacher model (`--teacher`, `--kd-alpha`, `--kd-temp`).
+    #[command(flatten)]
+    pub kd: KdArgs,
 }
 
 /// What a caller adds to a training run (`shrink prune --schedule`): settings that a resume
@@ -231,6 +235,8 @@ pub fn run_with(a: &TrainArgs, extras: TrainExtras) -> Result<()> {
     let mut identity =
         run_identity(a, &model, epochs, lr, &optimizer, &schedule, &augment, &normalize, &sparsity);
     identity.extend(extras.identity);
+    let (teacher, kd) = a.kd.load(&model)?;
+    a.kd.identity(&mut identity);
     if let Some(path) = &a.resume {
         // Refuse a contradicting resume before reading any data.
         shrink_train::checkpoint::read_loop_state(path)?.check_resume(path, &identity, epochs)?;
@@ -267,7 +273,8 @@ pub fn run_with(a: &TrainArgs, extras: TrainExtras) -> Result<()> {
     let mut hook_refs: Vec<&mut dyn StepHook> =
         hooks.iter_mut().map(|h| h.as_mut() as &mut dyn StepHook).collect();
     let val = Some(&val_set).filter(|v| !v.is_empty());
-    let report = shrink_train::train_with_hooks(&mut model, &train_set, val, &cfg, &mut hook_refs)?;
+    let teacher = teacher.as_ref().map(|t| (t, kd));
+    let report = shrink_train::train_distilled(&mut model, &train_set, val, &cfg, &mut hook_refs, teacher)?;
     let (extra_json, extra_line) = (extras.report)(&model)?;
     shrink_io::save_model(&model, &output).with_context(|| format!("writing {}", output.display()))?;
     if !a.keep_checkpoint {
@@ -385,4 +392,63 @@ fn run_identity(
         }
     }
     id
+}
+
+/// Knowledge distillation flags of `shrink train` and `shrink prune --schedule`: the student
+/// learns from the teacher's softened outputs and the labels (loss = α·T²·KL + (1 − α)·CE).
+#[derive(Args, Clone, Debug)]
+pub struct KdArgs {
+    /// Teacher model file for knowledge distillation during training (e.g. the dense model a
+    /// pruned or shared model came from).
+    #[arg(long)]
+    pub teacher: Option<PathBuf>,
+    /// Weight α of the distillation term (with --teacher).
+    #[arg(long, default_value_t = 0.9)]
+    pub kd_alpha: f64,
+    /// Distillation temperature T (with --teacher).
+    #[arg(long, default_value_t = 4.0)]
+    pub kd_temp: f64,
+}
+
+impl Default for KdArgs {
+    fn default() -> Self {
+        KdArgs { teacher: None, kd_alpha: 0.9, kd_temp: 4.0 }
+    }
+}
+
+impl KdArgs {
+    /// Loads the teacher (checked against `student`'s input shape and classes) and the
+    /// distillation weights; `None` without `--teacher`.
+    pub fn load(
+        &self,
+        student: &shrink_ir::Model,
+    ) -> Result<(Option<shrink_ir::Model>, shrink_train::kd::KdConfig)> {
+        let kd = shrink_train::kd::KdConfig { alpha: self.kd_alpha, temperature: self.kd_temp };
+        kd.check()?;
+        let Some(path) = &self.teacher else { return Ok((None, kd)) };
+        let t = shrink_io::load_model(path, None).with_context(|| format!("--teacher {}", path.display()))?;
+        if t.meta.input_shape != student.meta.input_shape
+            || t.meta.classes.len() != student.meta.classes.len()
+        {
+            bail!(
+                "--teacher {}: input {:?} and {} classes differ from the model's {:?} and {}",
+                path.display(),
+                t.meta.input_shape,
+                t.meta.classes.len(),
+                student.meta.input_shape,
+                student.meta.classes.len()
+            );
+        }
+        Ok((Some(t), kd))
+    }
+
+    /// Adds the distillation settings to a run's identity (a resume must repeat them).
+    pub fn identity(&self, id: &mut BTreeMap<String, String>) {
+        if let Some(p) = &self.teacher {
+            let p = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+            id.insert("--teacher".into(), p.display().to_string());
+            id.insert("--kd-alpha".into(), self.kd_alpha.to_string());
+            id.insert("--kd-temp".into(), self.kd_temp.to_string());
+        }
+    }
 }
