@@ -1,14 +1,17 @@
 //! Element-wise f32 steps: `Add` (same shapes, or NumPy broadcasting of either operand) with
-//! a fused ReLU / Clip, and a standalone ReLU / Clip. They write into the session's arena like
+//! a fused ReLU / Clip, a standalone ReLU / Clip, and the data movement around residual
+//! shortcuts (Slice with steps, constant Pad; [`super::layout`]). They write into the session's arena like
 //! the kernel steps (no allocation per call) and split large tensors over rayon's pool.
 //!
 //! Where an `Add` reads a convolution's output and nothing else reads that output, the plan
 //! fuses it into the convolution instead (a residual input, see [`super::Plan::compile`]).
 
 use super::epilogue::Epilogue;
+use super::layout;
 use crate::eval::binary::Broadcast;
 use rayon::prelude::*;
 use shrink_graph::ops::binary::BinaryKind;
+use shrink_graph::ops::combine::Slice;
 use shrink_graph::{DType, Graph, Op, ValueId};
 
 /// Elements below which an element-wise step runs on the calling thread.
@@ -16,13 +19,17 @@ const PAR_MIN: usize = 1 << 15;
 /// Elements per parallel chunk.
 const CHUNK: usize = 1 << 14;
 
-/// What an element-wise step computes.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// What an element-wise (or data-movement) step computes.
+#[derive(Debug, Clone, PartialEq)]
 pub enum ElementwiseStep {
     /// `epilogue(a + b)` with NumPy broadcasting (inputs `[a, b]`).
     Add { epilogue: Epilogue },
     /// `epilogue(x)`: a ReLU or Clip that no producer could absorb (input `[x]`).
     Activation(Epilogue),
+    /// A Slice (any steps) of `x` ([`layout::slice`]).
+    Slice(Slice),
+    /// A constant Pad of `x` ([`layout::pad`]).
+    Pad { pads: Vec<i64>, value: f32 },
 }
 
 impl ElementwiseStep {
@@ -31,6 +38,8 @@ impl ElementwiseStep {
         match self {
             ElementwiseStep::Add { .. } => "f32-add",
             ElementwiseStep::Activation(_) => "f32-activation",
+            ElementwiseStep::Slice(_) => "f32-slice",
+            ElementwiseStep::Pad { .. } => "f32-pad",
         }
     }
 
@@ -39,6 +48,7 @@ impl ElementwiseStep {
         match self {
             ElementwiseStep::Add { epilogue } => *epilogue,
             ElementwiseStep::Activation(e) => *e,
+            ElementwiseStep::Slice(_) | ElementwiseStep::Pad { .. } => Epilogue::None,
         }
     }
 
@@ -56,6 +66,8 @@ impl ElementwiseStep {
                 Ok(())
             }
             (ElementwiseStep::Add { epilogue }, [a, b], [sa, sb]) => add(a, sa, b, sb, *epilogue, out),
+            (ElementwiseStep::Slice(op), [x], [s]) => layout::slice(op, x, s, out),
+            (ElementwiseStep::Pad { pads, value }, [x], [s]) => layout::pad(pads, *value, x, s, out),
             _ => Err("element-wise step: wrong number of inputs".into()),
         }
     }
@@ -127,6 +139,12 @@ pub fn lower(g: &Graph, op: &Op, ins: &[ValueId], outs: &[ValueId]) -> Option<El
     match op {
         Op::Binary(b) if b.kind == BinaryKind::Add && ins.len() == 2 => {
             Some(ElementwiseStep::Add { epilogue: Epilogue::None })
+        }
+        Op::Slice(sl) if ins.len() == 1 && g.values[ins[0]].fact.rank() <= layout::MAX_RANK => {
+            Some(ElementwiseStep::Slice(sl.clone()))
+        }
+        Op::Pad(p) if ins.len() == 1 && layout::pad_is_native(p.mode, g.values[ins[0]].fact.rank()) => {
+            Some(ElementwiseStep::Pad { pads: p.pads.clone(), value: p.value })
         }
         _ if ins.len() == 1 => Epilogue::of(op).map(ElementwiseStep::Activation),
         _ => None,

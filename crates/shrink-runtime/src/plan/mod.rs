@@ -38,6 +38,7 @@ pub mod int4_linear;
 pub mod int8;
 pub mod int8_conv;
 pub mod int8_linear;
+pub mod layout;
 pub mod linear;
 pub mod memory;
 pub mod panel;
@@ -229,7 +230,7 @@ impl Plan {
                             *epilogue = ep;
                             true
                         }
-                        StepKind::Elementwise(ElementwiseStep::Activation(_)) => false,
+                        StepKind::Elementwise(_) => false,
                     };
                     if ok {
                         fused[*c] = true;
@@ -246,7 +247,7 @@ impl Plan {
                 StepKind::Int8Linear(s) => s.epilogue.suffix(),
                 StepKind::Int8Conv(s) => s.epilogue.suffix(),
                 StepKind::Elementwise(ElementwiseStep::Add { epilogue }) => epilogue.suffix(),
-                StepKind::Elementwise(ElementwiseStep::Activation(_)) => "",
+                StepKind::Elementwise(_) => "",
             };
             steps.push((
                 at,

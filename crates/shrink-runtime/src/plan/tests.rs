@@ -292,3 +292,41 @@ fn add_relu_and_clip_run_as_native_steps() {
         }
     }
 }
+
+#[test]
+fn slices_with_steps_and_constant_pads_run_natively() {
+    use shrink_graph::ops::combine::{Pad, PadMode, Slice};
+    // The option-A shortcut (x[:, :, ::2, ::2] then channels padded), a reversed slice, a crop.
+    let mut g = Graph::new();
+    let x = g
+        .add_input(
+            "x",
+            Fact::dims(DType::F32, vec![Dim::Sym("N".into()), Dim::Fixed(3), Dim::Fixed(7), Dim::Fixed(5)]),
+        )
+        .unwrap();
+    let s1 = Slice { starts: vec![0, 1], ends: vec![7, 5], axes: vec![2, 3], steps: vec![2, 2] };
+    let a = g.add_node("sub", s1, &[x], &["a".into()]).unwrap()[0];
+    let p = Pad { pads: vec![0, 2, 0, 1, 0, 1, 1, -1], mode: PadMode::Constant, value: 0.5 };
+    let b = g.add_node("pad", p, &[a], &["b".into()]).unwrap()[0];
+    let s2 = Slice { starts: vec![-1], ends: vec![-100], axes: vec![1], steps: vec![-2] };
+    let c = g.add_node("rev", s2, &[b], &["c".into()]).unwrap()[0];
+    let e = Pad { pads: vec![0, 0, 0, 0, 0, 0, 0, 0], mode: PadMode::Edge, value: 0.0 };
+    let d = g.add_node("edge", e, &[c], &["d".into()]).unwrap()[0];
+    g.set_outputs(vec![d, b]);
+    let plan = Plan::compile(&g, &PlanOptions::default()).unwrap();
+    for batch in [1, 2] {
+        let xin = seq(vec![batch, 3, 7, 5], 0.41);
+        let mut s = plan.session(batch).unwrap();
+        let kernels: Vec<&str> = (0..plan.steps().len()).map(|i| s.kernel_name(i)).collect();
+        // An edge pad keeps the reference path.
+        assert_eq!(kernels, ["f32-slice", "f32-pad", "f32-slice", "reference"]);
+        let want = run(&g, std::slice::from_ref(&xin)).unwrap();
+        for _ in 0..2 {
+            let got = s.run(std::slice::from_ref(&xin)).unwrap();
+            for (a, b) in got.iter().zip(&want) {
+                assert_eq!(a.shape, b.shape);
+                assert_eq!(a.as_f32().unwrap(), b.as_f32().unwrap());
+            }
+        }
+    }
+}
