@@ -165,6 +165,8 @@ pub fn run_scalar(
     }
 }
 
+// The register tile indexes accumulators, loads and lanes in lockstep.
+#[allow(clippy::needless_range_loop)]
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::{DirectF32Geo, Epilogue, MC, PV};
