@@ -9,6 +9,7 @@
 //! |---|---|---|---|
 //! | int8 GEMM | [`PackedI8`]: i8, per-channel scale, zero point 0 | u8, per-tensor scale + zero point | [`gemm_u8i8_f32`], [`gemm_u8i8_u8`], [`gemm_u8i8_i32`] |
 //! | int8 conv | same, `[oc, c·kh·kw]` | u8 NCHW → [`im2col_u8`] | the GEMM above |
+//! | int8 direct conv (stride 1) | [`PackedDirectI8`]: i8 `[oc/8][c/4·kh·kw][8]` words | u8, padded `[c/4][h][w][4]` ([`pack_direct_input_u8`]) | [`conv_direct_u8i8`] |
 //! | int8 depthwise | i8 `[c, kh, kw]`, per-channel scale | u8 NCHW | [`depthwise_u8i8`] |
 //! | int4 weight-only | [`PackedI4`]: 2 codes per byte, scale per channel or group of 32/64/128 | f32 | [`linear_i4`] |
 //! | int4 × u8 (W4A8) | [`PackedI4U8`]: 2 codes per byte, scale per channel or group of 128·j | f32, quantized to u8 per row on the fly | [`linear_i4u8`] |
@@ -67,8 +68,9 @@ pub use error::{KernelError, Result};
 pub use int4::{linear_i4, Int4Group, PackedI4};
 pub use int4_u8::{linear_i4u8, quantize_row_u8, row_params, PackedI4U8, MAX_K_I4U8};
 pub use int8::{
-    depthwise_u8i8, gemm_u8i8_f32, gemm_u8i8_f32_channel_major, gemm_u8i8_i32, gemm_u8i8_u8, im2col_u8,
-    Conv2dGeom, DwOut, PackedI8, MAX_K, NB,
+    conv_direct_u8i8, depthwise_u8i8, gemm_u8i8_f32, gemm_u8i8_f32_channel_major, gemm_u8i8_i32,
+    gemm_u8i8_u8, im2col_u8, pack_direct_input_u8, Conv2dGeom, DirectGeom, DwOut, PackedDirectI8, PackedI8,
+    DIRECT_MC, MAX_K, NB,
 };
 pub use isa::{Isa, ISA_ENV};
 pub use sparse::{block14_linear, csr_i8_linear, csr_linear, Block14, Csr, CsrI8, MAX_SPARSE_K};

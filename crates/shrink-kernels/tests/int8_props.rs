@@ -71,6 +71,60 @@ proptest! {
         }
     }
 
+    /// The direct stride-1 kernel: odd channel counts (partial quads and channel blocks),
+    /// every padding and dilation, residual or not, serial or split over threads.
+    #[test]
+    fn direct_conv_matches_the_definition(c in 1usize..11, h in 1usize..13, wd in 1usize..36, kh in 1usize..4, kw in 1usize..4,
+                                          dh in 1usize..3, dw in 1usize..3, pads in (0usize..3, 0usize..3, 0usize..3, 0usize..3),
+                                          oc in 1usize..21, seed in any::<u64>()) {
+        let g = DirectGeom { c, h, w: wd, kh, kw, pad: pads, dilation: (dh, dw) };
+        let (oh, ow) = g.out_hw();
+        let mut r = Rng::new(seed);
+        let za = r.u8();
+        let x: Vec<u8> = (0..c * h * wd).map(|_| r.u8()).collect();
+        let wt: Vec<i8> = (0..oc * c * kh * kw).map(|_| r.i8()).collect();
+        let xq = QuantParams { scale: 0.011, zero_point: za };
+        let sw: Vec<f32> = (0..oc).map(|_| r.f32().abs() * 0.01 + 1e-4).collect();
+        let bias: Vec<f32> = (0..oc).map(|_| r.f32()).collect();
+        let ep = Int8Epilogue { weight_scales: &sw, bias: if r.chance(0.5) { Some(&bias) } else { None }, act: act_for(&mut r) };
+        let res: Vec<f32> = (0..oc * oh * ow).map(|_| r.f32()).collect();
+        let residual = if r.chance(0.5) { Some(res.as_slice()) } else { None };
+        let mut want = vec![0f32; oc * oh * ow];
+        for o in 0..oc {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut s = 0i32;
+                    for ci in 0..c {
+                        for i in 0..kh {
+                            for j in 0..kw {
+                                let iy = (oy + i * dh) as isize - pads.0 as isize;
+                                let ix = (ox + j * dw) as isize - pads.1 as isize;
+                                if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < wd {
+                                    let xv = x[(ci * h + iy as usize) * wd + ix as usize] as i32 - za as i32;
+                                    s += xv * wt[((o * c + ci) * kh + i) * kw + j] as i32;
+                                }
+                            }
+                        }
+                    }
+                    let k = (o * oh + oy) * ow + ox;
+                    let b = ep.bias.map_or(0.0, |b| b[o]);
+                    let v = s as f32 * (xq.scale * sw[o]) + b;
+                    want[k] = ep.act.apply(residual.map_or(v, |r| v + r[k]));
+                }
+            }
+        }
+        let mut xp = vec![0u8; g.input_len()];
+        pack_direct_input_u8(&x, &g, za, &mut xp).unwrap();
+        let packed = PackedDirectI8::pack(&wt, oc, c, kh, kw).unwrap();
+        for isa in Isa::available() {
+            for parallel in [false, true] {
+                let mut y = vec![f32::NAN; oc * oh * ow];
+                conv_direct_u8i8(isa, &xp, &g, xq, &packed, &ep, residual, &mut y, parallel).unwrap();
+                prop_assert_eq!(&y, &want, "on {} (parallel {})", isa, parallel);
+            }
+        }
+    }
+
     #[test]
     fn conv_via_im2col_matches_direct(c in 1usize..5, h in 1usize..12, wd in 1usize..12, kh in 1usize..4, kw in 1usize..4,
                                       sh in 1usize..3, sw in 1usize..3, dh in 1usize..3, dw in 1usize..3,

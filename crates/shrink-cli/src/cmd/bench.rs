@@ -23,6 +23,10 @@ pub struct BenchArgs {
     /// Runtime plan: a table of the slowest steps (name, op, kernel, ms, % of total).
     #[arg(long)]
     pub per_layer: bool,
+    /// Runtime plan: steps shown by --per-layer in the text table, slowest first (0: all;
+    /// --json always lists every step).
+    #[arg(long, default_value_t = 15)]
+    pub top: usize,
     /// Runtime plan: time the candidate kernels of every layer and keep the fastest.
     #[arg(long)]
     pub tune: bool,

@@ -1,5 +1,6 @@
 //! `shrink bench MODEL`: latency of a model compiled into a runtime plan, per batch size
-//! (median of `--iters` runs), and with `--per-layer` a table of the slowest steps.
+//! (median of `--iters` runs), and with `--per-layer` a table of the slowest steps (`--top N`;
+//! every step with `--top 0` or `--json`).
 use super::bench::BenchArgs;
 use super::run::{compile, load_runtime_graph};
 use anyhow::{anyhow, bail, Result};
@@ -8,9 +9,6 @@ use shrink_graph::{DType, Tensor};
 use shrink_runtime::plan::Plan;
 use std::path::Path;
 use std::time::Instant;
-
-/// Steps shown by `--per-layer`.
-const TOP_STEPS: usize = 15;
 
 /// Deterministic inputs of the session's shapes (f32: a fixed pseudo-random pattern; integers
 /// and booleans: zeros, valid token ids and masks).
@@ -90,9 +88,10 @@ pub fn run(a: &BenchArgs, path: &Path) -> Result<()> {
             let total: f64 = t.iter().sum::<f64>().max(1e-12);
             let mut order: Vec<usize> = (0..t.len()).collect();
             order.sort_by(|&i, &j| t[j].total_cmp(&t[i]));
+            let shown = if a.json || a.top == 0 { order.len() } else { a.top };
             let rows: Vec<_> = order
                 .iter()
-                .take(TOP_STEPS)
+                .take(shown)
                 .map(|&i| {
                     let st = &plan.steps()[i];
                     json!({

@@ -30,7 +30,7 @@ use crate::exec::eval_op;
 use shrink_graph::ops::conv::Conv;
 use shrink_graph::ops::matmul::Gemm;
 use shrink_graph::{DType, Graph, Node, Op, Tensor, ValueDef, ValueId};
-use shrink_kernels::{Activation, PackedI8, QuantParams, MAX_K};
+use shrink_kernels::{Activation, PackedDirectI8, PackedI8, QuantParams, MAX_K};
 
 /// How a matched layer's f32 input becomes u8 codes: the parameters of its QuantizeLinear →
 /// DequantizeLinear pair (i8 codes are shifted to u8: zero point + 128) and the code of NaN.
@@ -316,6 +316,14 @@ fn lower_conv(g: &Graph, c: &Conv, ins: &[ValueId]) -> Option<(StepKind, ValueId
     if m == 0 || taps == 0 {
         return None;
     }
+    // The direct kernel: one group, stride 1, a CPU with VNNI (elsewhere its portable path
+    // would be slower than the im2col GEMM).
+    let direct = (c.groups == 1
+        && cg == channels
+        && c.strides == [1, 1]
+        && shrink_kernels::Isa::detect() == shrink_kernels::Isa::Avx512Vnni)
+        .then(|| PackedDirectI8::pack(&w.codes, m, cg, w.shape[2], w.shape[3]).ok())
+        .flatten();
     let weights = if c.groups == 1 && cg == channels {
         let k = cg * taps;
         if k > MAX_K {
@@ -352,9 +360,11 @@ fn lower_conv(g: &Graph, c: &Conv, ins: &[ValueId]) -> Option<(StepKind, ValueId
         weight_shape: w.shape,
         xq: a.q,
         weights,
+        direct,
         weight_scales: w.scales,
         bias,
         epilogue: Epilogue::None,
+        residual: false,
     };
     Some((StepKind::Int8Conv(step), a.x))
 }

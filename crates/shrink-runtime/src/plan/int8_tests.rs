@@ -199,10 +199,10 @@ fn qdq_convnet_runs_int8_and_equals_the_reference() {
     assert_eq!(
         kernels,
         [
-            "int8-im2col",
+            direct_or("int8-im2col"),
             "int8-depthwise",
             "int8-im2col",
-            "int8-pointwise",
+            direct_or("int8-pointwise"),
             "reference",
             "reference",
             "int8-gemm"
@@ -244,4 +244,68 @@ fn a_shared_quantized_activation_is_kept_for_its_other_readers() {
     let plan = check_against_reference(&g, &[6]);
     assert_eq!(count(&plan, |k| matches!(k, StepKind::Int8Linear(_))), 1);
     assert_eq!(count(&plan, |k| matches!(k, StepKind::Reference(Op::QuantizeLinear(_)))), 1);
+}
+
+/// The direct kernel runs the stride-1 one-group convs on a CPU with VNNI; the GEMM otherwise.
+fn direct_or(other: &'static str) -> &'static str {
+    if shrink_kernels::Isa::detect() == shrink_kernels::Isa::Avx512Vnni {
+        "int8-direct"
+    } else {
+        other
+    }
+}
+
+/// x[N, 5, 7, 9] → int8 conv 3×3 + ReLU → int8 conv 3×3 → Add x → ReLU (a residual block,
+/// odd sizes) → int8 conv 3×3 dilation (2, 1), pads (2, 1, 1, 0) + Add of `0.5·x` computed
+/// after it → global pool → Gemm.
+fn qdq_residual() -> Graph {
+    let mut g = Graph::new();
+    let x = input(&mut g, &[5, 7, 9]);
+    let a = qdq(&mut g, x, "a0", 0.01, 128, false);
+    let w = qweight(&mut g, "c0", &seq(vec![5, 5, 3, 3], 0.7), 0, true, 0);
+    let b = g.add_const("c0.b", seq(vec![5], 0.3)).unwrap();
+    let h = g.add_node("c0", conv([1, 1], [1; 4], [1, 1], 1), &[a, w, b], &["h0".into()]).unwrap()[0];
+    let h = relu(&mut g, h, "r0");
+    let a = qdq(&mut g, h, "a1", 0.02, 0, false);
+    let w = qweight(&mut g, "c1", &seq(vec![5, 5, 3, 3], 0.45), 0, true, 0);
+    let h = g.add_node("c1", conv([1, 1], [1; 4], [1, 1], 1), &[a, w], &["h1".into()]).unwrap()[0];
+    let add = Binary { kind: BinaryKind::Add };
+    let s = g.add_node("add1", add.clone(), &[h, x], &["s1".into()]).unwrap()[0];
+    let r = relu(&mut g, s, "r1");
+    let a = qdq(&mut g, r, "a2", 0.02, 10, true);
+    let w = qweight(&mut g, "c2", &seq(vec![5, 5, 3, 3], 0.8), 0, false, 0);
+    let b = g.add_const("c2.b", seq(vec![5], 0.9)).unwrap();
+    let h = g.add_node("c2", conv([1, 1], [2, 1, 1, 0], [2, 1], 1), &[a, w, b], &["h2".into()]).unwrap()[0];
+    let half = g.add_const("half", Tensor::f32(vec![], vec![0.5])).unwrap();
+    let hx = g.add_node("half_x", Binary { kind: BinaryKind::Mul }, &[x, half], &["hx".into()]).unwrap()[0];
+    // The conv's output is 6×8 (rows 7 + 3 − 5 + 1, columns 9 + 1 − 3 + 1): slice x to fit.
+    let sl = Slice { starts: vec![0, 0], ends: vec![6, 8], axes: vec![2, 3], steps: vec![1, 1] };
+    let hx = g.add_node("hx_sl", sl, &[hx], &["hxs".into()]).unwrap()[0];
+    let s = g.add_node("add2", add, &[hx, h], &["s2".into()]).unwrap()[0];
+    let p = g.add_node("pool", GlobalPool { kind: PoolKind::Avg }, &[s], &["p".into()]).unwrap()[0];
+    let f = g.add_node("flat", Flatten { axis: 1 }, &[p], &["f".into()]).unwrap()[0];
+    let wl = g.add_const("wl", seq(vec![3, 5], 0.6)).unwrap();
+    let gemm = Gemm { alpha: 1.0, beta: 1.0, trans_a: false, trans_b: true };
+    let y = g.add_node("fc", gemm, &[f, wl], &["y".into()]).unwrap()[0];
+    g.set_outputs(vec![y]);
+    g
+}
+
+#[test]
+fn residual_adds_fuse_into_int8_convs() {
+    let g = qdq_residual();
+    let h2 = &g.values[g.find("h2").unwrap()].fact.shape;
+    assert_eq!(h2[2..], [Dim::Fixed(6), Dim::Fixed(8)]);
+    let plan = check_against_reference(&g, &[5, 7, 9]);
+    assert_eq!(plan.stats().residuals_fused, 2);
+    let ops: Vec<&str> = plan.steps().iter().map(|s| s.op.as_str()).collect();
+    assert_eq!(
+        ops,
+        ["Conv+relu", "Conv+add+relu", "Binary", "Slice", "Conv+add", "GlobalAveragePool", "Flatten", "Gemm"]
+    );
+    let s = plan.session(3).unwrap();
+    for i in [0, 1, 4] {
+        assert_eq!(s.kernel_name(i), direct_or("int8-im2col"), "step {i}");
+    }
+    assert_eq!(s.kernel_name(2), "reference");
 }

@@ -31,11 +31,14 @@
 //! Deploy files (`.shrink`) load into a [`Graph`] and compile through this same API.
 
 pub mod conv;
+pub mod conv_direct;
+pub mod elementwise;
 pub mod epilogue;
 pub mod int4_linear;
 pub mod int8;
 pub mod int8_conv;
 pub mod int8_linear;
+pub mod layout;
 pub mod linear;
 pub mod memory;
 pub mod panel;
@@ -44,6 +47,7 @@ mod session;
 pub mod sparse_linear;
 
 pub use conv::{ConvKernel, ConvStep};
+pub use elementwise::ElementwiseStep;
 pub use epilogue::Epilogue;
 pub use int8_conv::{Int8ConvKernel, Int8ConvStep, Int8ConvWeights};
 pub use int8_linear::Int8LinearStep;
@@ -77,6 +81,8 @@ pub enum StepKind {
     /// An int8 convolution compiled from a QDQ Conv (reads the f32 input of the activation's
     /// QuantizeLinear; see [`int8`]).
     Int8Conv(Int8ConvStep),
+    /// An f32 element-wise step (Add, ReLU, Clip) writing into the arena.
+    Elementwise(ElementwiseStep),
 }
 
 /// One step of a plan.
@@ -99,6 +105,8 @@ pub struct PassStats {
     pub batchnorms_folded: usize,
     pub identities_removed: usize,
     pub activations_fused: usize,
+    /// `Add` nodes fused into the convolution producing one of their inputs (residuals).
+    pub residuals_fused: usize,
 }
 
 /// A compiled graph.
@@ -129,8 +137,10 @@ impl Plan {
         // Int4 weights: their Gemm / MatMul steps, and the DequantizeLinear nodes they absorb
         // (an int8 step, when one matches the same node, takes precedence).
         let (mut fused, mut int4_steps) = int4_linear::prepare(&g);
-        let mut steps = Vec::with_capacity(g.nodes.len());
-        let mut activations_fused = 0;
+        // Steps with the graph position they run at (the last node they absorb): a conv that
+        // absorbs a later `Add` moves there, after the residual's producer.
+        let mut steps: Vec<(usize, Step)> = Vec::with_capacity(g.nodes.len());
+        let (mut activations_fused, mut residuals_fused) = (0, 0);
         for (k, node) in g.nodes.iter().enumerate() {
             if fused[k] || !live[k] {
                 continue;
@@ -139,35 +149,95 @@ impl Plan {
             let op_name = node.op.def().name();
             let (kernel, data_in) = match int8[k].take() {
                 Some((s, x)) => (Some(s), x),
-                None => (int4_steps.remove(&k).or_else(|| lower(&g, &node.op, &node.inputs)), node.inputs[0]),
+                None => (
+                    int4_steps.remove(&k).or_else(|| lower(&g, &node.op, &node.inputs)).or_else(|| {
+                        elementwise::lower(&g, &node.op, &node.inputs, &node.outputs)
+                            .map(StepKind::Elementwise)
+                    }),
+                    node.inputs[0],
+                ),
             };
             let Some(mut kernel) = kernel else {
-                steps.push(Step {
-                    name,
-                    op: op_name.to_string(),
-                    inputs: node.inputs.clone(),
-                    outputs: node.outputs.clone(),
-                    kind: StepKind::Reference(node.op.clone()),
-                });
+                steps.push((
+                    k,
+                    Step {
+                        name,
+                        op: op_name.to_string(),
+                        inputs: node.inputs.clone(),
+                        outputs: node.outputs.clone(),
+                        kind: StepKind::Reference(node.op.clone()),
+                    },
+                ));
                 continue;
             };
+            let mut inputs = match &kernel {
+                StepKind::Elementwise(_) => node.inputs.clone(),
+                _ => vec![data_in],
+            };
             let mut outputs = node.outputs.clone();
+            let mut at = k;
+            let mut add_suffix = "";
+            // A residual: `Add(conv, r)` where nothing else reads the conv's output.
+            if let Some((add, r)) = residual_add(&g, &consumers, &kernel, outputs[0]) {
+                let residual_ok = match &mut kernel {
+                    StepKind::Conv(s) => {
+                        s.residual = true;
+                        true
+                    }
+                    StepKind::Int8Conv(s) => {
+                        s.residual = true;
+                        true
+                    }
+                    _ => false,
+                };
+                if residual_ok {
+                    fused[add] = true;
+                    inputs.push(r);
+                    outputs = g.nodes[add].outputs.clone();
+                    at = add;
+                    add_suffix = "+add";
+                    residuals_fused += 1;
+                }
+            }
             let out = outputs[0];
             if let [c] = consumers[out].as_slice() {
                 let act = &g.nodes[*c];
                 if let (Some(ep), false, [_]) =
                     (Epilogue::of(&act.op), g.outputs.contains(&out), act.inputs.as_slice())
                 {
-                    match &mut kernel {
-                        StepKind::Conv(s) => s.epilogue = ep,
-                        StepKind::Linear(s) => s.epilogue = ep,
+                    let ok = match &mut kernel {
+                        StepKind::Conv(s) => {
+                            s.epilogue = ep;
+                            true
+                        }
+                        StepKind::Linear(s) => {
+                            s.epilogue = ep;
+                            true
+                        }
                         StepKind::Reference(_) => unreachable!("lower makes kernels only"),
-                        StepKind::Int8Linear(s) => s.epilogue = ep,
-                        StepKind::Int8Conv(s) => s.epilogue = ep,
+                        StepKind::Int8Linear(s) => {
+                            s.epilogue = ep;
+                            true
+                        }
+                        // The int8 epilogue's Clip maps NaN to its lower bound; with a residual
+                        // (which may be NaN) only ReLU is fused.
+                        StepKind::Int8Conv(s) if !s.residual || !matches!(ep, Epilogue::Clip { .. }) => {
+                            s.epilogue = ep;
+                            true
+                        }
+                        StepKind::Int8Conv(_) => false,
+                        StepKind::Elementwise(ElementwiseStep::Add { epilogue }) => {
+                            *epilogue = ep;
+                            true
+                        }
+                        StepKind::Elementwise(_) => false,
+                    };
+                    if ok {
+                        fused[*c] = true;
+                        outputs = act.outputs.clone();
+                        at = *c;
+                        activations_fused += 1;
                     }
-                    fused[*c] = true;
-                    outputs = act.outputs.clone();
-                    activations_fused += 1;
                 }
             }
             let suffix = match &kernel {
@@ -176,16 +246,19 @@ impl Plan {
                 StepKind::Reference(_) => "",
                 StepKind::Int8Linear(s) => s.epilogue.suffix(),
                 StepKind::Int8Conv(s) => s.epilogue.suffix(),
+                StepKind::Elementwise(ElementwiseStep::Add { epilogue }) => epilogue.suffix(),
+                StepKind::Elementwise(_) => "",
             };
-            steps.push(Step {
-                name,
-                op: format!("{op_name}{suffix}"),
-                inputs: vec![data_in],
-                outputs,
-                kind: kernel,
-            });
+            steps.push((
+                at,
+                Step { name, op: format!("{op_name}{add_suffix}{suffix}"), inputs, outputs, kind: kernel },
+            ));
         }
-        let stats = PassStats { batchnorms_folded, identities_removed, activations_fused };
+        // Stable: steps at the same position keep their order. A step's inputs come from nodes
+        // before the first node it absorbs, hence from steps placed before it.
+        steps.sort_by_key(|(at, _)| *at);
+        let steps: Vec<Step> = steps.into_iter().map(|(_, s)| s).collect();
+        let stats = PassStats { batchnorms_folded, identities_removed, activations_fused, residuals_fused };
         Ok(Plan { graph: g, steps, options: *options, stats })
     }
 
@@ -264,13 +337,18 @@ fn lower(g: &Graph, op: &Op, ins: &[ValueId]) -> Option<StepKind> {
                 Some(&b) => Some(const_f32(g, b)?.1.to_vec()),
                 None => None,
             };
-            Some(StepKind::Conv(ConvStep {
-                op: c.clone(),
-                weight: w.to_vec(),
-                weight_shape: ws.to_vec(),
-                bias,
-                epilogue: Epilogue::None,
-            }))
+            Some(StepKind::Conv(
+                ConvStep {
+                    op: c.clone(),
+                    weight: w.to_vec(),
+                    weight_shape: ws.to_vec(),
+                    bias,
+                    epilogue: Epilogue::None,
+                    residual: false,
+                    direct: None,
+                }
+                .with_direct(),
+            ))
         }
         Op::Gemm(gm) if (2..=3).contains(&ins.len()) && !gm.trans_a && g.values[ins[0]].fact.rank() == 2 => {
             let (bs, b) = const_f32(g, ins[1])?;
@@ -287,6 +365,36 @@ fn lower(g: &Graph, op: &Op, ins: &[ValueId]) -> Option<StepKind> {
         }
         _ => None,
     }
+}
+
+/// The `Add` node (and its other input) that a conv step producing `out` can absorb as a
+/// residual: the conv's output is read by that `Add` only and is not a graph output, the
+/// other operand is an f32 value of the same shape (not `out` itself).
+fn residual_add(
+    g: &Graph,
+    consumers: &[Vec<usize>],
+    kernel: &StepKind,
+    out: ValueId,
+) -> Option<(usize, ValueId)> {
+    if !matches!(kernel, StepKind::Conv(_) | StepKind::Int8Conv(_)) || g.outputs.contains(&out) {
+        return None;
+    }
+    let [add] = consumers[out].as_slice() else { return None };
+    let node = &g.nodes[*add];
+    let Op::Binary(b) = &node.op else { return None };
+    if b.kind != shrink_graph::ops::binary::BinaryKind::Add
+        || node.inputs.len() != 2
+        || node.outputs.len() != 1
+    {
+        return None;
+    }
+    let r = match node.inputs.as_slice() {
+        [a, r] | [r, a] if *a == out && *r != out => *r,
+        _ => return None,
+    };
+    let (fo, fr, fy) = (&g.values[out].fact, &g.values[r].fact, &g.values[node.outputs[0]].fact);
+    (fr.dtype == shrink_graph::DType::F32 && fr.shape == fo.shape && fy.shape == fo.shape)
+        .then_some((*add, r))
 }
 
 /// Pack `alpha·op(B)` as `[N, K]` rows and `beta·C` as a per-output bias (C must be constant

@@ -117,7 +117,7 @@ impl<'p> Session<'p> {
         for (i, s) in steps.iter().enumerate() {
             let (mut geo, mut kernel, mut geo8) = (None, None, None);
             match &s.kind {
-                StepKind::Reference(_) => {}
+                StepKind::Reference(_) | StepKind::Elementwise(_) => {}
                 StepKind::Conv(c) => {
                     let (x, o) = (resolve(s.inputs[0], i)?, resolve(s.outputs[0], i)?);
                     let cg = c.geometry(&x, &o).map_err(|e| err_at(plan, i, e.to_string()))?;
@@ -222,6 +222,7 @@ impl<'p> Session<'p> {
             (StepKind::Linear(_), Some(k), _) => k.name(),
             (StepKind::Conv(_), _, Some(g)) => g.kernel.name(),
             (StepKind::Int8Linear(_), _, _) => Int8LinearStep::KERNEL,
+            (StepKind::Elementwise(e), _, _) => e.kernel_name(),
             (StepKind::Int8Conv(_), _, _) => match &self.int8_geo[step] {
                 Some(g) => g.kernel.name(),
                 None => "int8",
@@ -333,16 +334,17 @@ impl<'p> Session<'p> {
                     let mut scratch = std::mem::take(&mut self.scratch);
                     let geo = self.conv_geo[i].as_ref().expect("conv steps have a geometry");
                     let want = geo.geo.batch * geo.geo.c * geo.geo.in_size();
-                    let r = match self.f32_of(inputs, step.inputs[0]) {
-                        Some(x) if x.len() == want => {
-                            let n = self.shapes[step.outputs[0]].iter().product();
-                            c.run(geo, x, &mut out[..n], &mut scratch);
+                    let n = self.shapes[step.outputs[0]].iter().product();
+                    let r = match (self.f32_of(inputs, step.inputs[0]), self.residual(inputs, i, n)) {
+                        (_, Err(e)) => Err(err_at(plan, i, e)),
+                        (Some(x), Ok(res)) if x.len() == want => {
+                            c.run(geo, x, res, &mut out[..n], &mut scratch);
                             Ok(())
                         }
-                        Some(x) => {
+                        (Some(x), _) => {
                             Err(err_at(plan, i, format!("input has {} values, {want} expected", x.len())))
                         }
-                        None => Err(err_at(plan, i, "input is not f32".into())),
+                        (None, _) => Err(err_at(plan, i, "input is not f32".into())),
                     };
                     self.slots[s] = out;
                     self.scratch = scratch;
@@ -369,16 +371,17 @@ impl<'p> Session<'p> {
                     self.slots[s] = out;
                     r?;
                 }
-                StepKind::Int8Linear(l) => self.int8_step(inputs, i, |x, out, _, su8, _| {
+                StepKind::Int8Linear(l) => self.int8_step(inputs, i, |x, _, out, _, su8, _| {
                     if x.len() % l.k != 0 || x.len() / l.k * l.n != out.len() {
                         return Err(format!("input has {} values for {} outputs", x.len(), out.len()));
                     }
                     l.run(x, out, su8)
                 })?,
-                StepKind::Int8Conv(c) => self.int8_step(inputs, i, |x, out, geo, su8, sf32| {
+                StepKind::Int8Conv(c) => self.int8_step(inputs, i, |x, res, out, geo, su8, sf32| {
                     let geo = geo.ok_or("int8 conv step without a geometry")?;
-                    c.run(geo, x, out, su8, sf32)
+                    c.run(geo, x, res, out, su8, sf32)
                 })?,
+                StepKind::Elementwise(e) => self.elementwise_step(inputs, i, e)?,
             }
             // Drop reference results after their last reader.
             for &v in &step.inputs {
@@ -412,13 +415,66 @@ impl<'p> Session<'p> {
         Ok(outs)
     }
 
-    /// Run int8 step `i`: `f(input, output, int8 conv geometry, u8 scratch, f32 scratch)` with
-    /// the output in its arena slot; an error names the step.
+    /// The residual input of conv step `i` (its second input), checked to hold `n` values.
+    fn residual<'a>(&'a self, inputs: &'a [Tensor], i: usize, n: usize) -> Result<Option<&'a [f32]>, String> {
+        let Some(&v) = self.plan.steps[i].inputs.get(1) else { return Ok(None) };
+        match self.f32_of(inputs, v) {
+            Some(r) if r.len() == n => Ok(Some(r)),
+            Some(r) => Err(format!("residual has {} values, {n} expected", r.len())),
+            None => Err("residual is not f32".into()),
+        }
+    }
+
+    /// The concrete shape of value `v`.
+    fn shape_of<'a>(&'a self, inputs: &'a [Tensor], v: usize) -> Option<&'a [usize]> {
+        match self.loc[v] {
+            Loc::Arena(_) => Some(&self.shapes[v]),
+            _ => self.tensor_of(inputs, v).map(|t| t.shape.as_slice()),
+        }
+    }
+
+    /// Run element-wise step `i` into its arena slot.
+    fn elementwise_step(
+        &mut self,
+        inputs: &[Tensor],
+        i: usize,
+        e: &super::ElementwiseStep,
+    ) -> Result<(), EvalError> {
+        let plan = self.plan;
+        let step = &plan.steps[i];
+        let Loc::Arena(s) = self.loc[step.outputs[0]] else {
+            unreachable!("element-wise outputs are in the arena")
+        };
+        let mut out = std::mem::take(&mut self.slots[s]);
+        let n: usize = self.shapes[step.outputs[0]].iter().product();
+        let data: Option<Vec<(&[f32], &[usize])>> =
+            step.inputs.iter().map(|&v| Some((self.f32_of(inputs, v)?, self.shape_of(inputs, v)?))).collect();
+        let r = match data {
+            Some(d) => {
+                let (ins, shapes): (Vec<&[f32]>, Vec<&[usize]>) = d.into_iter().unzip();
+                e.run(&ins, &shapes, &mut out[..n])
+            }
+            None => Err("an input is not an f32 value".into()),
+        };
+        self.slots[s] = out;
+        r.map_err(|m| err_at(plan, i, m))
+    }
+
+    /// Run int8 step `i`: `f(input, residual, output, int8 conv geometry, u8 scratch, f32
+    /// scratch)` with the output in its arena slot; an error names the step.
+    #[allow(clippy::type_complexity)]
     fn int8_step(
         &mut self,
         inputs: &[Tensor],
         i: usize,
-        f: impl FnOnce(&[f32], &mut [f32], Option<&Int8ConvGeo>, &mut [u8], &mut [f32]) -> Result<(), String>,
+        f: impl FnOnce(
+            &[f32],
+            Option<&[f32]>,
+            &mut [f32],
+            Option<&Int8ConvGeo>,
+            &mut [u8],
+            &mut [f32],
+        ) -> Result<(), String>,
     ) -> Result<(), EvalError> {
         let plan = self.plan;
         let step = &plan.steps[i];
@@ -429,9 +485,10 @@ impl<'p> Session<'p> {
         let mut su8 = std::mem::take(&mut self.scratch_u8);
         let mut sf32 = std::mem::take(&mut self.scratch);
         let n: usize = self.shapes[step.outputs[0]].iter().product();
-        let r = match self.f32_of(inputs, step.inputs[0]) {
-            Some(x) => f(x, &mut out[..n], self.int8_geo[i].as_ref(), &mut su8, &mut sf32),
-            None => Err("input is not f32".into()),
+        let r = match (self.f32_of(inputs, step.inputs[0]), self.residual(inputs, i, n)) {
+            (_, Err(e)) => Err(e),
+            (Some(x), Ok(res)) => f(x, res, &mut out[..n], self.int8_geo[i].as_ref(), &mut su8, &mut sf32),
+            (None, _) => Err("input is not f32".into()),
         };
         self.slots[s] = out;
         self.scratch_u8 = su8;

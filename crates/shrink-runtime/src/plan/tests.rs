@@ -21,6 +21,15 @@ fn close(a: &Tensor, b: &Tensor) {
     }
 }
 
+/// The fp32 kernel of a one-group stride-1 3×3 conv: the direct one on AVX-512.
+fn direct_or_im2col() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        return "dense-f32-direct";
+    }
+    "dense-f32-im2col"
+}
+
 fn relu() -> Unary {
     Unary { kind: UnaryKind::Relu }
 }
@@ -91,7 +100,7 @@ fn fused_relu_and_clip_equal_separate_steps() {
         let kernels: Vec<&str> = (0..4).map(|i| s.kernel_name(i)).collect();
         assert_eq!(
             kernels,
-            ["dense-f32-im2col", "dense-f32-depthwise", "dense-f32-pointwise", "dense-f32-im2col"]
+            [direct_or_im2col(), "dense-f32-depthwise", "dense-f32-pointwise", "dense-f32-im2col"]
         );
         close(&s.run(std::slice::from_ref(&x)).unwrap()[0], &run(&g, &[x]).unwrap()[0]);
     }
@@ -188,5 +197,136 @@ fn an_output_that_is_an_input_or_read_twice_is_returned() {
     let got = plan.session(2).unwrap().run(std::slice::from_ref(&x)).unwrap();
     for (a, b) in got.iter().zip(run(&g, &[x]).unwrap()) {
         close(a, &b);
+    }
+}
+
+/// A residual block `relu(conv(relu(conv(x))) + r)` on odd sizes (11 channels: a full and a
+/// partial block of the direct kernel), where `r` is `x` itself or,
+/// with `late`, `0.5·x` computed by a node placed after the second conv (the fused step must
+/// move after it).
+fn residual_block(late: bool) -> Graph {
+    let mut g = Graph::new();
+    let x = g
+        .add_input(
+            "x",
+            Fact::dims(DType::F32, vec![Dim::Sym("N".into()), Dim::Fixed(11), Dim::Fixed(7), Dim::Fixed(9)]),
+        )
+        .unwrap();
+    let w0 = g.add_const("w0", seq(vec![11, 11, 3, 3], 0.7)).unwrap();
+    let b0 = g.add_const("b0", seq(vec![11], 0.3)).unwrap();
+    let c0 = g.add_node("c0", conv(1, 1), &[x, w0, b0], &["c0".into()]).unwrap()[0];
+    let r0 = g.add_node("r0", relu(), &[c0], &["r0".into()]).unwrap()[0];
+    let w1 = g.add_const("w1", seq(vec![11, 11, 3, 3], 0.4)).unwrap();
+    let c1 = g.add_node("c1", conv(1, 1), &[r0, w1], &["c1".into()]).unwrap()[0];
+    let r = if late {
+        let half = g.add_const("half", Tensor::f32(vec![], vec![0.5])).unwrap();
+        let mul = shrink_graph::ops::binary::Binary { kind: shrink_graph::ops::binary::BinaryKind::Mul };
+        g.add_node("half_x", mul, &[x, half], &["hx".into()]).unwrap()[0]
+    } else {
+        x
+    };
+    let add = shrink_graph::ops::binary::Binary { kind: shrink_graph::ops::binary::BinaryKind::Add };
+    let s = g.add_node("add", add, &[r, c1], &["s".into()]).unwrap()[0];
+    let y = g.add_node("r1", relu(), &[s], &["y".into()]).unwrap()[0];
+    g.set_outputs(vec![y]);
+    g
+}
+
+#[test]
+fn residual_add_and_relu_fuse_into_the_conv() {
+    for late in [false, true] {
+        let g = residual_block(late);
+        let plan = Plan::compile(&g, &PlanOptions::default()).unwrap();
+        assert_eq!(plan.stats().residuals_fused, 1);
+        let ops: Vec<&str> = plan.steps().iter().map(|s| s.op.as_str()).collect();
+        let want: &[&str] =
+            if late { &["Conv+relu", "Binary", "Conv+add+relu"] } else { &["Conv+relu", "Conv+add+relu"] };
+        assert_eq!(ops, want);
+        assert_eq!(plan.steps().last().unwrap().inputs.len(), 2);
+        for batch in [1, 3] {
+            let x = seq(vec![batch, 11, 7, 9], 0.21);
+            let mut s = plan.session(batch).unwrap();
+            assert_eq!(s.kernel_name(plan.steps().len() - 1), direct_or_im2col());
+            for _ in 0..2 {
+                close(
+                    &s.run(std::slice::from_ref(&x)).unwrap()[0],
+                    &run(&g, std::slice::from_ref(&x)).unwrap()[0],
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn add_relu_and_clip_run_as_native_steps() {
+    // x + c (broadcast [7, 1]), ReLU on the graph input, x + y of equal shapes, Clip.
+    let mut g = Graph::new();
+    let x = g
+        .add_input(
+            "x",
+            Fact::dims(DType::F32, vec![Dim::Sym("N".into()), Dim::Fixed(3), Dim::Fixed(7), Dim::Fixed(5)]),
+        )
+        .unwrap();
+    let add = || shrink_graph::ops::binary::Binary { kind: shrink_graph::ops::binary::BinaryKind::Add };
+    let c = g.add_const("c", seq(vec![7, 1], 1.3)).unwrap();
+    let a = g.add_node("bias", add(), &[x, c], &["a".into()]).unwrap()[0];
+    let r = g.add_node("relu_x", relu(), &[x], &["r".into()]).unwrap()[0];
+    let s = g.add_node("sum", add(), &[a, r], &["s".into()]).unwrap()[0];
+    let y = g.add_node("clip", Clip { min: Some(-0.2), max: Some(0.9) }, &[s], &["y".into()]).unwrap()[0];
+    let b = g.add_node("back", add(), &[c, y], &["b".into()]).unwrap()[0];
+    g.set_outputs(vec![b, y]);
+    let plan = Plan::compile(&g, &PlanOptions::default()).unwrap();
+    let ops: Vec<&str> = plan.steps().iter().map(|s| s.op.as_str()).collect();
+    // The Clip fuses into `sum` (its only reader); the ReLU of the input has no producer step.
+    assert_eq!(ops, ["Binary", "Unary", "Binary+clip", "Binary"]);
+    for batch in [1, 4] {
+        let xin = seq(vec![batch, 3, 7, 5], 0.37);
+        let mut s = plan.session(batch).unwrap();
+        let kernels: Vec<&str> = (0..plan.steps().len()).map(|i| s.kernel_name(i)).collect();
+        assert!(kernels.iter().all(|k| k.starts_with("f32-")), "{kernels:?}");
+        assert!(kernels.contains(&"f32-activation") && kernels.contains(&"f32-add"));
+        let want = run(&g, std::slice::from_ref(&xin)).unwrap();
+        let got = s.run(std::slice::from_ref(&xin)).unwrap();
+        for (a, b) in got.iter().zip(&want) {
+            close(a, b);
+        }
+    }
+}
+
+#[test]
+fn slices_with_steps_and_constant_pads_run_natively() {
+    use shrink_graph::ops::combine::{Pad, PadMode, Slice};
+    // The option-A shortcut (x[:, :, ::2, ::2] then channels padded), a reversed slice, a crop.
+    let mut g = Graph::new();
+    let x = g
+        .add_input(
+            "x",
+            Fact::dims(DType::F32, vec![Dim::Sym("N".into()), Dim::Fixed(3), Dim::Fixed(7), Dim::Fixed(5)]),
+        )
+        .unwrap();
+    let s1 = Slice { starts: vec![0, 1], ends: vec![7, 5], axes: vec![2, 3], steps: vec![2, 2] };
+    let a = g.add_node("sub", s1, &[x], &["a".into()]).unwrap()[0];
+    let p = Pad { pads: vec![0, 2, 0, 1, 0, 1, 1, -1], mode: PadMode::Constant, value: 0.5 };
+    let b = g.add_node("pad", p, &[a], &["b".into()]).unwrap()[0];
+    let s2 = Slice { starts: vec![-1], ends: vec![-100], axes: vec![1], steps: vec![-2] };
+    let c = g.add_node("rev", s2, &[b], &["c".into()]).unwrap()[0];
+    let e = Pad { pads: vec![0, 0, 0, 0, 0, 0, 0, 0], mode: PadMode::Edge, value: 0.0 };
+    let d = g.add_node("edge", e, &[c], &["d".into()]).unwrap()[0];
+    g.set_outputs(vec![d, b]);
+    let plan = Plan::compile(&g, &PlanOptions::default()).unwrap();
+    for batch in [1, 2] {
+        let xin = seq(vec![batch, 3, 7, 5], 0.41);
+        let mut s = plan.session(batch).unwrap();
+        let kernels: Vec<&str> = (0..plan.steps().len()).map(|i| s.kernel_name(i)).collect();
+        // An edge pad keeps the reference path.
+        assert_eq!(kernels, ["f32-slice", "f32-pad", "f32-slice", "reference"]);
+        let want = run(&g, std::slice::from_ref(&xin)).unwrap();
+        for _ in 0..2 {
+            let got = s.run(std::slice::from_ref(&xin)).unwrap();
+            for (a, b) in got.iter().zip(&want) {
+                assert_eq!(a.shape, b.shape);
+                assert_eq!(a.as_f32().unwrap(), b.as_f32().unwrap());
+            }
+        }
     }
 }
