@@ -7,7 +7,7 @@ use crate::eval::loss_and_correct;
 use crate::graph_eval::InputPlan;
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::schedule::{Position, Schedule};
-use crate::trainer::{bar, derive_seed, EpochRecord};
+use crate::trainer::{bar, derive_seed, EpochRecord, EpochTally};
 use crate::{Result, TrainError};
 use candle_core::{Device, Tensor};
 use rand::seq::SliceRandom;
@@ -15,7 +15,6 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use shrink_io::data::{make_batch, Augment, Dataset, Normalize};
 use shrink_ir::graph_exec::GraphModel;
-use std::time::Instant;
 
 /// Settings of a graph fine-tuning run.
 #[derive(Debug, Clone)]
@@ -110,9 +109,8 @@ pub fn finetune_graph(
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, 1, epoch as u64)));
         let mut aug_rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, 2, epoch as u64));
         let pb = bar(order.len() as u64, cfg.progress, format!("epoch {}/{}", epoch + 1, cfg.epochs));
-        let start = Instant::now();
+        let mut tally = EpochTally::start();
         let epoch_lr = cfg.schedule.lr_at(cfg.lr, position(epoch, 0));
-        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
         for (step, chunk) in order.chunks(cfg.batch_size).enumerate() {
             if plan.fixed_batch && chunk.len() != plan.batch {
                 continue; // a fixed-batch graph cannot train on the short last batch
@@ -126,27 +124,10 @@ pub fn finetune_graph(
             let (loss, ok) = loss_and_correct(&logits, &y)?;
             let grads = loss.backward()?;
             opt.step(&grads)?;
-            let l = loss.to_scalar::<f32>()? as f64;
-            if !l.is_finite() {
-                return Err(TrainError::Config(format!(
-                    "loss became {l} at epoch {} step {step}; lower --lr",
-                    epoch + 1
-                )));
-            }
-            loss_sum += l * chunk.len() as f64;
-            correct += ok;
-            seen += chunk.len();
-            pb.inc(chunk.len() as u64);
-            if step % 10 == 0 {
-                pb.set_message(format!(
-                    "loss {:.4} acc {:.2}%",
-                    loss_sum / seen as f64,
-                    100.0 * correct as f64 / seen as f64
-                ));
-            }
+            tally.add(loss.to_scalar::<f32>()? as f64, ok, chunk.len(), epoch, step, &pb)?;
         }
         pb.finish_and_clear();
-        let seconds = start.elapsed().as_secs_f64();
+        let seconds = tally.seconds();
         let (val_accuracy, val_loss) = match val_set {
             Some(v) if !v.is_empty() => {
                 let (a, l) = evaluate_graph_candle(model, v, &cfg.normalize, plan)?;
@@ -154,8 +135,7 @@ pub fn finetune_graph(
             }
             _ => (None, None),
         };
-        let record =
-            EpochRecord::new(epoch, epoch_lr, loss_sum, correct, seen, val_loss, val_accuracy, seconds);
+        let record = EpochRecord::new(epoch, epoch_lr, &tally, val_loss, val_accuracy, seconds);
         if cfg.progress {
             eprintln!(
                 "epoch {:>3}: train loss {:.4} acc {:.2}% | val acc {} | {:.1}s",

@@ -19,7 +19,8 @@ pub use optim::{Optimizer, OptimizerConfig};
 pub use schedule::Schedule;
 pub use sparsity::{Penalty, SparsityConfig};
 pub use trainer::{
-    train, train_distilled, train_with_hooks, EpochRecord, HookContext, StepHook, TrainConfig, TrainReport,
+    train, train_distilled, train_with_hooks, EpochRecord, EpochTally, HookContext, StepHook, TrainConfig,
+    TrainReport,
 };
 
 /// Errors raised while training or evaluating.

@@ -67,28 +67,26 @@ pub struct EpochRecord {
 }
 
 impl EpochRecord {
-    /// The record of 0-based `epoch`: mean training loss and accuracy over `seen` examples
-    /// (`loss_sum` summed per example), validation loss and accuracy if any, throughput.
-    #[allow(clippy::too_many_arguments)]
+    /// The record of 0-based `epoch`: mean training loss and accuracy of `tally`, validation
+    /// loss and accuracy if any, throughput over `seconds`.
     pub fn new(
         epoch: usize,
         lr: f64,
-        loss_sum: f64,
-        correct: usize,
-        seen: usize,
+        tally: &EpochTally,
         val_loss: Option<f64>,
         val_accuracy: Option<f64>,
         seconds: f64,
     ) -> EpochRecord {
+        let seen = tally.seen.max(1) as f64;
         EpochRecord {
             epoch: epoch + 1,
             lr,
-            train_loss: loss_sum / seen.max(1) as f64,
-            train_accuracy: correct as f64 / seen.max(1) as f64,
+            train_loss: tally.loss_sum / seen,
+            train_accuracy: tally.correct as f64 / seen,
             val_loss,
             val_accuracy,
             seconds,
-            samples_per_sec: seen as f64 / seconds.max(1e-9),
+            samples_per_sec: tally.seen as f64 / seconds.max(1e-9),
         }
     }
 
@@ -104,6 +102,65 @@ impl EpochRecord {
             self.seconds,
             self.samples_per_sec
         );
+    }
+}
+
+/// One epoch's running training loss and accuracy (what the training, QAT and graph loops
+/// accumulate per step) and the progress bar's message.
+#[derive(Debug)]
+pub struct EpochTally {
+    /// Sum over examples of the per-example loss.
+    pub loss_sum: f64,
+    /// Correctly classified training examples.
+    pub correct: usize,
+    /// Training examples seen.
+    pub seen: usize,
+    start: Instant,
+}
+
+impl EpochTally {
+    /// An empty tally; the epoch's clock starts now.
+    pub fn start() -> EpochTally {
+        EpochTally { loss_sum: 0.0, correct: 0, seen: 0, start: Instant::now() }
+    }
+
+    /// Adds 0-based `step` of 0-based `epoch`: `loss` is the batch's mean over `n` examples,
+    /// `ok` of them correct. A loss that is not finite is an error naming the epoch and step;
+    /// every tenth step refreshes `pb`'s message.
+    pub fn add(
+        &mut self,
+        loss: f64,
+        ok: usize,
+        n: usize,
+        epoch: usize,
+        step: usize,
+        pb: &ProgressBar,
+    ) -> Result<()> {
+        if !loss.is_finite() {
+            return Err(TrainError::Config(format!(
+                "loss became {loss} at epoch {} step {step}; lower --lr",
+                epoch + 1
+            )));
+        }
+        self.loss_sum += loss * n as f64;
+        self.correct += ok;
+        self.seen += n;
+        pb.inc(n as u64);
+        if step % 10 == 0 {
+            let rate = self.seen as f64 / self.seconds().max(1e-9);
+            pb.set_message(format!(
+                "loss {:.4} acc {:.2}% {:.0} ex/s",
+                self.loss_sum / self.seen as f64,
+                100.0 * self.correct as f64 / self.seen as f64,
+                rate
+            ));
+        }
+        Ok(())
+    }
+
+    /// Seconds since [`EpochTally::start`].
+    pub fn seconds(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
     }
 }
 
@@ -288,8 +345,7 @@ pub fn train_distilled(
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, 1, epoch as u64)));
         let mut aug_rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, 2, epoch as u64));
         let pb = bar(order.len() as u64, cfg.progress, format!("epoch {}/{}", epoch + 1, cfg.epochs));
-        let start = Instant::now();
-        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        let mut tally = EpochTally::start();
         for (step, chunk) in order.chunks(cfg.batch_size).enumerate() {
             let lr = if per_iteration {
                 let lr = cfg.schedule.lr_at(cfg.lr, position(epoch, step));
@@ -347,29 +403,10 @@ pub fn train_distilled(
                 model.params.apply_masks()?;
             }
             call_hooks!(after_step, epoch, step);
-            let l = loss.to_scalar::<f32>()? as f64;
-            if !l.is_finite() {
-                return Err(TrainError::Config(format!(
-                    "loss became {l} at epoch {} step {step}; lower --lr",
-                    epoch + 1
-                )));
-            }
-            loss_sum += l * chunk.len() as f64;
-            correct += ok;
-            seen += chunk.len();
-            pb.inc(chunk.len() as u64);
-            if step % 10 == 0 {
-                let rate = seen as f64 / start.elapsed().as_secs_f64().max(1e-9);
-                pb.set_message(format!(
-                    "loss {:.4} acc {:.2}% {:.0} ex/s",
-                    loss_sum / seen as f64,
-                    100.0 * correct as f64 / seen as f64,
-                    rate
-                ));
-            }
+            tally.add(loss.to_scalar::<f32>()? as f64, ok, chunk.len(), epoch, step, &pb)?;
         }
         pb.finish_and_clear();
-        let seconds = start.elapsed().as_secs_f64();
+        let seconds = tally.seconds();
         let (val_loss, val_accuracy) = match val_set {
             Some(v) if !v.is_empty() => {
                 let r = evaluate(model, v, &cfg.normalize, cfg.eval_batch_size, None)?;
@@ -377,8 +414,7 @@ pub fn train_distilled(
             }
             _ => (None, None),
         };
-        let record =
-            EpochRecord::new(epoch, epoch_lr, loss_sum, correct, seen, val_loss, val_accuracy, seconds);
+        let record = EpochRecord::new(epoch, epoch_lr, &tally, val_loss, val_accuracy, seconds);
         if cfg.progress {
             record.log("val acc");
         }

@@ -66,7 +66,7 @@ impl DirectGeom {
     }
 
     /// Flattened output positions computed (`(OH − 1)·Wp + OW`).
-    fn positions(&self) -> usize {
+    pub fn positions(&self) -> usize {
         let (oh, ow) = self.out_hw();
         if oh == 0 || ow == 0 {
             return 0;
@@ -75,7 +75,7 @@ impl DirectGeom {
     }
 
     /// 16-lane vectors covering the positions.
-    fn vectors(&self) -> usize {
+    pub fn vectors(&self) -> usize {
         self.positions().div_ceil(16)
     }
 

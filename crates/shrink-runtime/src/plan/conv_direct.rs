@@ -13,6 +13,7 @@
 //! AVX-512 at run time; elsewhere a scalar loop (the reference of the tests).
 
 use super::epilogue::Epilogue;
+use shrink_kernels::DirectGeom;
 
 /// Output channels per register tile.
 pub const MC: usize = 8;
@@ -35,30 +36,35 @@ pub struct DirectF32Geo {
 }
 
 impl DirectF32Geo {
+    /// The spatial geometry, shared with the int8 direct kernel (padding, output size, the
+    /// flattened positions and their 16-lane vectors are the same for both).
+    fn spatial(&self) -> DirectGeom {
+        DirectGeom {
+            c: self.c,
+            h: self.h,
+            w: self.w,
+            kh: self.kh,
+            kw: self.kw,
+            pad: (self.pad[0], self.pad[1], self.pad[2], self.pad[3]),
+            dilation: (self.dilation[0], self.dilation[1]),
+        }
+    }
+
     fn padded(&self) -> (usize, usize) {
-        (self.h + self.pad[0] + self.pad[2], self.w + self.pad[1] + self.pad[3])
+        self.spatial().padded()
     }
 
     /// Output height and width.
     pub fn out_hw(&self) -> (usize, usize) {
-        let (hp, wp) = self.padded();
-        let ext = |k: usize, d: usize| (k.max(1) - 1) * d + 1;
-        (
-            (hp + 1).saturating_sub(ext(self.kh, self.dilation[0])),
-            (wp + 1).saturating_sub(ext(self.kw, self.dilation[1])),
-        )
+        self.spatial().out_hw()
     }
 
     fn positions(&self) -> usize {
-        let (oh, ow) = self.out_hw();
-        if oh == 0 || ow == 0 {
-            return 0;
-        }
-        (oh - 1) * self.padded().1 + ow
+        self.spatial().positions()
     }
 
     fn vectors(&self) -> usize {
-        self.positions().div_ceil(16)
+        self.spatial().vectors()
     }
 
     /// Floats of the padded image buffer (with the slack the last vectors read).

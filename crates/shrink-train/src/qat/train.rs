@@ -9,7 +9,7 @@ use crate::eval::{evaluate, loss_and_correct};
 use crate::kd::{kd_loss, KdConfig};
 use crate::optim::Optimizer;
 use crate::schedule::Position;
-use crate::trainer::{bar, derive_seed, EpochRecord, TrainConfig, TrainReport};
+use crate::trainer::{bar, derive_seed, EpochRecord, EpochTally, TrainConfig, TrainReport};
 use crate::{Result, TrainError};
 use candle_core::{DType, Tensor};
 use rand::seq::SliceRandom;
@@ -17,7 +17,6 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use shrink_io::data::{make_batch, Dataset};
 use shrink_ir::{Mode, Model};
-use std::time::Instant;
 
 /// `model` with the quantizers in force attached as slots (weights shared, not copied).
 fn quantized_view(model: &Model, quant: &Quantizers) -> Result<Model> {
@@ -86,8 +85,7 @@ pub fn train_qat(
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, 1, epoch as u64)));
         let mut aug_rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, 2, epoch as u64));
         let pb = bar(order.len() as u64, cfg.progress, format!("qat {}/{}", epoch + 1, cfg.epochs));
-        let start = Instant::now();
-        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        let mut tally = EpochTally::start();
         quant.set_training(true);
         for (step, chunk) in order.chunks(cfg.batch_size).enumerate() {
             if per_iteration {
@@ -113,30 +111,11 @@ pub fn train_qat(
             if has_masks {
                 model.params.apply_masks()?;
             }
-            let l = loss.to_scalar::<f32>()? as f64;
-            if !l.is_finite() {
-                return Err(TrainError::Config(format!(
-                    "loss became {l} at epoch {} step {step}; lower --lr",
-                    epoch + 1
-                )));
-            }
-            loss_sum += l * chunk.len() as f64;
-            correct += ok;
-            seen += chunk.len();
-            pb.inc(chunk.len() as u64);
-            if step % 10 == 0 {
-                let rate = seen as f64 / start.elapsed().as_secs_f64().max(1e-9);
-                pb.set_message(format!(
-                    "loss {:.4} acc {:.2}% {:.0} ex/s",
-                    loss_sum / seen as f64,
-                    100.0 * correct as f64 / seen as f64,
-                    rate
-                ));
-            }
+            tally.add(loss.to_scalar::<f32>()? as f64, ok, chunk.len(), epoch, step, &pb)?;
         }
         quant.set_training(false);
         pb.finish_and_clear();
-        let seconds = start.elapsed().as_secs_f64();
+        let seconds = tally.seconds();
         let view = quantized_view(model, quant)?;
         let (val_loss, val_accuracy) = match val_set {
             Some(v) if !v.is_empty() => {
@@ -145,8 +124,7 @@ pub fn train_qat(
             }
             _ => (None, None),
         };
-        let record =
-            EpochRecord::new(epoch, epoch_lr, loss_sum, correct, seen, val_loss, val_accuracy, seconds);
+        let record = EpochRecord::new(epoch, epoch_lr, &tally, val_loss, val_accuracy, seconds);
         if cfg.progress {
             record.log("quantized val acc");
         }
