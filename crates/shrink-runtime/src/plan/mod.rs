@@ -179,7 +179,9 @@ impl Plan {
             let mut add_suffix = "";
             // A residual: `Add(conv, r)` where nothing else reads the conv's output, and which
             // no earlier step absorbed (when both operands are convs, the first one takes it).
-            if let Some((add, r)) = residual_add(&g, &consumers, &kernel, outputs[0]).filter(|&(a, _)| !fused[a]) {
+            if let Some((add, r)) =
+                residual_add(&g, &consumers, &kernel, outputs[0]).filter(|&(a, _)| !fused[a])
+            {
                 let residual_ok = match &mut kernel {
                     StepKind::Conv(s) => {
                         s.residual = true;
