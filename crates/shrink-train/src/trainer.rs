@@ -146,7 +146,7 @@ impl EpochTally {
         self.correct += ok;
         self.seen += n;
         pb.inc(n as u64);
-        if step % 10 == 0 {
+        if step.is_multiple_of(10) {
             let rate = self.seen as f64 / self.seconds().max(1e-9);
             pb.set_message(format!(
                 "loss {:.4} acc {:.2}% {:.0} ex/s",
