@@ -68,9 +68,9 @@ pub use error::{KernelError, Result};
 pub use int4::{linear_i4, Int4Group, PackedI4};
 pub use int4_u8::{linear_i4u8, quantize_row_u8, row_params, PackedI4U8, MAX_K_I4U8};
 pub use int8::{
-    conv_direct_u8i8, depthwise_u8i8, gemm_u8i8_f32, gemm_u8i8_f32_channel_major, gemm_u8i8_i32,
-    gemm_u8i8_u8, im2col_u8, pack_direct_input_u8, Conv2dGeom, DirectGeom, DwOut, PackedDirectI8, PackedI8,
-    DIRECT_MC, MAX_K, NB,
+    conv_direct_u8i8, depthwise_u8i8, direct_lanes, gemm_u8i8_f32, gemm_u8i8_f32_channel_major,
+    gemm_u8i8_i32, gemm_u8i8_u8, im2col_u8, pack_direct_input_u8, Conv2dGeom, DirectGeom, DwOut, Lanes,
+    PackedDirectI8, PackedI8, DIRECT_MC, MAX_K, NB,
 };
 pub use isa::{Isa, ISA_ENV};
 pub use sparse::{block14_linear, csr_i8_linear, csr_linear, Block14, Csr, CsrI8, MAX_SPARSE_K};

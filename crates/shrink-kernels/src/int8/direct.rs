@@ -176,14 +176,20 @@ impl PackedDirectI8 {
 
 /// Where a vector of 16 positions lands: its valid lanes (in order they are consecutive
 /// output pixels), the first one's index in the output plane, and how many there are.
-#[derive(Clone, Copy)]
-struct Lanes {
-    mask: u16,
-    dst: usize,
-    count: usize,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lanes {
+    /// Bit `j` set: lane `j` is an output pixel (not past the row's end or the image's).
+    pub mask: u16,
+    /// The first valid lane's index in the output plane.
+    pub dst: usize,
+    /// Valid lanes.
+    pub count: usize,
 }
 
-fn lanes(vi: usize, wp: usize, ow: usize, positions: usize) -> Lanes {
+/// The [`Lanes`] of vector `vi` of a direct conv whose padded rows are `wp` wide, output rows
+/// `ow` wide, over `positions` flattened positions ([`DirectGeom::positions`]); the f32 direct
+/// conv of shrink-runtime stores its vectors the same way.
+pub fn lanes(vi: usize, wp: usize, ow: usize, positions: usize) -> Lanes {
     let q0 = vi * 16;
     let (mut row, mut col) = (q0 / wp, q0 % wp);
     let mut mask = 0u16;

@@ -11,7 +11,10 @@ pub(crate) mod pack;
 mod x86;
 
 pub use depthwise::{depthwise_u8i8, DwOut};
-pub use direct::{conv_direct_u8i8, pack_direct_input_u8, DirectGeom, PackedDirectI8, DIRECT_MC};
+pub use direct::{
+    conv_direct_u8i8, lanes as direct_lanes, pack_direct_input_u8, DirectGeom, Lanes, PackedDirectI8,
+    DIRECT_MC,
+};
 pub use gemm::{gemm_u8i8_f32, gemm_u8i8_f32_channel_major, gemm_u8i8_i32, gemm_u8i8_u8};
 pub use im2col::{im2col_u8, Conv2dGeom};
 pub use pack::{PackedI8, MAX_K, NB};

@@ -217,21 +217,8 @@ mod avx512 {
             let positions = g.positions();
             let plane = oh * ow;
             let lanes: [(u16, usize, usize); NV] = std::array::from_fn(|v| {
-                let q0 = (v0 + v) * 16;
-                let (mut row, mut col) = (q0 / wp, q0 % wp);
-                let mut mask = 0u16;
-                let mut first = None;
-                for j in 0..16 {
-                    if q0 + j < positions && col < ow {
-                        mask |= 1 << j;
-                        first.get_or_insert(row * ow + col);
-                    }
-                    col += 1;
-                    if col == wp {
-                        (row, col) = (row + 1, 0);
-                    }
-                }
-                (mask, first.unwrap_or(0), mask.count_ones() as usize)
+                let l = shrink_kernels::direct_lanes(v0 + v, wp, ow, positions);
+                (l.mask, l.dst, l.count)
             });
             for o in 0..MC {
                 let ch = b * MC + o;
