@@ -89,7 +89,7 @@ fn check_grad(w: &[f32], grad: &[f32]) -> Result<()> {
 fn check_groups(w: &[f32], group_size: usize) -> Result<()> {
     if group_size == 0 {
         Err(RegularizerError::ZeroGroupSize)
-    } else if w.len() % group_size != 0 {
+    } else if !w.len().is_multiple_of(group_size) {
         Err(RegularizerError::RaggedGroups { len: w.len(), group_size })
     } else {
         Ok(())
