@@ -99,6 +99,16 @@ fn check_against_onnxruntime(name: &str) {
             };
             assert!(matches!(q.nodes[node].op, Op::DequantizeLinear(_)), "{name}: {} input {k}", n.name);
         }
+        // The bias is int32 codes at s_x · s_w (onnxruntime's convention: it rewrites an f32 bias so).
+        if let Some(&b) = n.inputs.get(2) {
+            let ValueDef::Node { node, .. } = q.values[b].def else {
+                panic!("{name}: {} bias stays f32", n.name)
+            };
+            let dq = &q.nodes[node];
+            assert!(matches!(dq.op, Op::DequantizeLinear(_)), "{name}: {} bias", n.name);
+            let codes = q.const_value(dq.inputs[0]).unwrap();
+            assert_eq!(codes.dtype(), shrink_graph::DType::I32, "{name}: {} bias codes", n.name);
+        }
     }
     let got = shrink_runtime::run(&q, &[x]).unwrap().remove(0);
     let ort = load(&dir.join(format!("{name}.ort.safetensors")));

@@ -63,8 +63,12 @@ pub fn quantize_graph(graph: &Graph, ranges: &ActRanges, cfg: &QdqConfig) -> Res
         let v = &graph.values[i];
         map.insert(i, out.add_input(&v.name, v.fact.clone()).map_err(gerr)?);
     }
-    // Dequantized replacements, so a shared weight or activation is quantized once.
+    // Dequantized replacements, so a shared weight or activation is quantized once, with the
+    // weight's per-channel scales and the activation's scale (what an int32 bias needs).
     let mut dq: HashMap<ValueId, ValueId> = HashMap::new();
+    let mut weight_scales: HashMap<ValueId, Vec<f32>> = HashMap::new();
+    let mut act_scale: HashMap<ValueId, f32> = HashMap::new();
+    let mut bias_dq: HashMap<(ValueId, u32, Vec<u32>), ValueId> = HashMap::new();
     for (k, node) in graph.nodes.iter().enumerate() {
         let mut inputs = Vec::with_capacity(node.inputs.len());
         for &v in &node.inputs {
@@ -75,8 +79,10 @@ pub fn quantize_graph(graph: &Graph, ranges: &ActRanges, cfg: &QdqConfig) -> Res
                 if let Some(&d) = dq.get(&w) {
                     inputs[i] = d;
                 } else {
-                    let d = quantize_weight(graph, &mut out, w, axis, cfg.weight_bits, "_quantized")?;
+                    let (d, scales) =
+                        quantize_weight_scales(graph, &mut out, w, axis, cfg.weight_bits, "_quantized")?;
                     dq.insert(w, d);
+                    weight_scales.insert(w, scales);
                     inputs[i] = d;
                 }
             }
@@ -88,8 +94,28 @@ pub fn quantize_graph(graph: &Graph, ranges: &ActRanges, cfg: &QdqConfig) -> Res
                 let name = &graph.values[a].name;
                 let (lo, hi) = ranges.get(name).ok_or_else(|| QdqError::NoRange(name.clone()))?;
                 let d = fake_quantize(&mut out, inputs[i], name, lo, hi, cfg.act_bits)?;
+                act_scale.insert(a, activation_params(lo, hi, cfg.act_bits).0);
                 dq.insert(a, d);
                 inputs[i] = d;
+            }
+            // The bias (input 2 of Conv / Gemm) of a node whose data input and weight are both
+            // quantized becomes int32 codes at scale s_x · s_w[c], as onnxruntime's quantizer
+            // writes it (and as onnxruntime rewrites an f32 bias itself otherwise).
+            let x_scale = node.inputs.first().and_then(|x| act_scale.get(x));
+            let w_scales = t.weight.and_then(|(_, w, _)| weight_scales.get(&w));
+            if let (Some(&sx), Some(sw), Some(&b)) = (x_scale, w_scales, node.inputs.get(2)) {
+                let key = (b, sx.to_bits(), sw.iter().map(|s| s.to_bits()).collect::<Vec<_>>());
+                if let Some(&d) = bias_dq.get(&key) {
+                    inputs[2] = d;
+                } else if matches!(node.op, shrink_graph::Op::Conv(_) | shrink_graph::Op::Gemm(_))
+                    && !bias_dq.keys().any(|(v, _, _)| *v == b)
+                {
+                    // (A bias shared by nodes of other scales stays f32 after its first use.)
+                    if let Some(d) = quantize_bias(graph, &mut out, b, sx, sw)? {
+                        bias_dq.insert(key, d);
+                        inputs[2] = d;
+                    }
+                }
             }
         }
         let names: Vec<String> = node.outputs.iter().map(|&o| graph.values[o].name.clone()).collect();
@@ -139,6 +165,59 @@ pub(super) fn quantize_weight(
     bits: u32,
     codes_suffix: &str,
 ) -> Result<ValueId, QdqError> {
+    Ok(quantize_weight_scales(graph, out, w, axis, bits, codes_suffix)?.0)
+}
+
+/// Int32 codes `round(b[c] / (sx · sw[c]))` of the f32 constant bias `b` (one per output channel;
+/// `sw` per channel or one for all) and their DequantizeLinear; `None` (the bias stays f32) when
+/// `b` is not such a constant or a code would not fit in i32 (a channel of near-zero weights).
+fn quantize_bias(
+    graph: &Graph,
+    out: &mut Graph,
+    b: ValueId,
+    sx: f32,
+    sw: &[f32],
+) -> Result<Option<ValueId>, QdqError> {
+    let gerr = |e: shrink_graph::GraphError| QdqError::Graph(e.to_string());
+    let Some(t) = graph.const_value(b) else { return Ok(None) };
+    let Some(data) = t.as_f32() else { return Ok(None) };
+    if t.shape.len() != 1 || !(sw.len() == data.len() || sw.len() == 1) {
+        return Ok(None);
+    }
+    let scales: Vec<f32> = (0..data.len()).map(|c| sx * sw[if sw.len() == 1 { 0 } else { c }]).collect();
+    let mut codes = Vec::with_capacity(data.len());
+    for (&v, &s) in data.iter().zip(&scales) {
+        let q = round_ties_even(v / s);
+        if !(s.is_normal() && q.is_finite() && q.abs() < i32::MAX as f32) {
+            return Ok(None);
+        }
+        codes.push(q as i32);
+    }
+    let name = &graph.values[b].name;
+    let c = data.len();
+    let q = out.add_const(&format!("{name}_quantized"), Tensor::i32(vec![c], codes)).map_err(gerr)?;
+    let s = out.add_const(&format!("{name}_scale"), Tensor::f32(vec![c], scales)).map_err(gerr)?;
+    // No zero point input: 0, its default.
+    let d = out
+        .add_node(
+            &format!("{name}_DequantizeLinear"),
+            DequantizeLinear { axis: 0 },
+            &[q, s],
+            &[format!("{name}_dequantized")],
+        )
+        .map_err(gerr)?;
+    Ok(Some(d[0]))
+}
+
+/// [`quantize_weight`], also returning the per-channel scales.
+fn quantize_weight_scales(
+    graph: &Graph,
+    out: &mut Graph,
+    w: ValueId,
+    axis: usize,
+    bits: u32,
+    codes_suffix: &str,
+) -> Result<(ValueId, Vec<f32>), QdqError> {
     let gerr = |e: shrink_graph::GraphError| QdqError::Graph(e.to_string());
     let name = &graph.values[w].name;
     let t =
@@ -148,7 +227,7 @@ pub(super) fn quantize_weight(
     let c = scales.len();
     let q =
         out.add_const(&format!("{name}{codes_suffix}"), Tensor::i8(t.shape.clone(), codes)).map_err(gerr)?;
-    let s = out.add_const(&format!("{name}_scale"), Tensor::f32(vec![c], scales)).map_err(gerr)?;
+    let s = out.add_const(&format!("{name}_scale"), Tensor::f32(vec![c], scales.clone())).map_err(gerr)?;
     let z = out.add_const(&format!("{name}_zero_point"), Tensor::i8(vec![c], vec![0; c])).map_err(gerr)?;
     let d = out
         .add_node(
@@ -158,7 +237,7 @@ pub(super) fn quantize_weight(
             &[format!("{name}_dequantized")],
         )
         .map_err(gerr)?;
-    Ok(d[0])
+    Ok((d[0], scales))
 }
 
 /// QuantizeLinear → DequantizeLinear of activation `x` (new id) named `name`; returns the output.
@@ -208,6 +287,22 @@ mod tests {
         let (s, q) = weight_params(&[-1.0, 0.5, 0.25], &[1, 3], 0, 2);
         assert_eq!(s, vec![1.0]);
         assert_eq!(q, vec![-1, 0, 0]);
+    }
+
+    #[test]
+    fn bias_codes_are_int32_at_the_product_of_scales_or_stay_f32_when_they_overflow() {
+        let mut g = Graph::new();
+        let b = g.add_const("b", Tensor::f32(vec![3], vec![1.0, -0.25, 2.5])).unwrap();
+        let mut out = Graph::new();
+        let d = quantize_bias(&g, &mut out, b, 0.5, &[0.01, 0.1, 1.0]).unwrap().unwrap();
+        let ValueDef::Node { node, .. } = out.values[d].def else { panic!("not a node") };
+        let codes = out.const_value(out.nodes[node].inputs[0]).unwrap();
+        // 1 / 0.005 = 200, -0.25 / 0.05 = -5, 2.5 / 0.5 = 5 (ties to even elsewhere).
+        assert_eq!(codes.as_i32().unwrap(), &[200, -5, 5]);
+        // A channel scale of 1e-12 puts the code past i32: the bias stays f32.
+        let mut out = Graph::new();
+        assert!(quantize_bias(&g, &mut out, b, 0.5, &[0.01, 1e-12, 1.0]).unwrap().is_none());
+        assert!(out.nodes.is_empty());
     }
 
     #[test]
