@@ -111,7 +111,7 @@ pub fn bind_inputs(graph: &Graph, inputs: &[Tensor]) -> Result<HashMap<String, u
 /// Run `graph` on `inputs` (in the order of `graph.inputs`); returns its outputs in order.
 pub fn run(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, EvalError> {
     let syms = bind_inputs(graph, inputs)?;
-    let ctx = EvalCtx { syms };
+    let mut ctx = EvalCtx { syms, exact_accumulation: false };
     let mut slots: Vec<Option<Tensor>> = vec![None; graph.values.len()];
     for (&id, t) in graph.inputs.iter().zip(inputs) {
         slots[id] = Some(t.clone());
@@ -143,6 +143,7 @@ pub fn run(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, EvalError> {
                 })
             })
             .collect::<Result<_, _>>()?;
+        ctx.exact_accumulation = reads_dequantized_operands(graph, node);
         let outs = eval_op(&node.op, &ins, &ctx).map_err(|e| match e {
             EvalError::Op(msg) => EvalError::Node { node: node.name.clone(), op: node.op.def().name(), msg },
             other => other,
@@ -173,4 +174,64 @@ pub fn run(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, EvalError> {
                 .ok_or_else(|| EvalError::Op(format!("output `{}` was not computed", graph.values[o].name)))
         })
         .collect()
+}
+
+/// Whether `node` is a Conv / Gemm / MatMul whose two operands are both DequantizeLinear outputs
+/// (a QDQ product: its exact value is an integer dot product times scales).
+fn reads_dequantized_operands(graph: &Graph, node: &shrink_graph::Node) -> bool {
+    let dequantized = |v: &usize| {
+        matches!(graph.values[*v].def, ValueDef::Node { node, .. }
+            if matches!(graph.nodes[node].op, Op::DequantizeLinear(_)))
+    };
+    matches!(node.op, Op::Conv(_) | Op::Gemm(_) | Op::MatMul(_))
+        && node.inputs.iter().take(2).all(dequantized)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shrink_graph::ops::matmul::MatMul;
+    use shrink_graph::ops::quant::DequantizeLinear;
+
+    /// `x · w` with `x = [2^25, 1, -2^25]` (int32 codes, scale 1) and `w = [1, 1, 1]ᵀ`, each read
+    /// through DequantizeLinear, or both as plain f32 constants.
+    fn product(dequantized: bool) -> f32 {
+        let big = 33_554_432;
+        let mut g = Graph::new();
+        let (x, w) = if dequantized {
+            let xq = g.add_const("xq", Tensor::i32(vec![1, 3], vec![big, 1, -big])).unwrap();
+            let wq = g.add_const("wq", Tensor::i8(vec![3, 1], vec![1, 1, 1])).unwrap();
+            let s = g.add_const("s", Tensor::f32(vec![], vec![1.0])).unwrap();
+            let x = g.add_node("dqx", DequantizeLinear { axis: 1 }, &[xq, s], &["x".into()]).unwrap()[0];
+            let w = g.add_node("dqw", DequantizeLinear { axis: 1 }, &[wq, s], &["w".into()]).unwrap()[0];
+            (x, w)
+        } else {
+            let x = g.add_const("x", Tensor::f32(vec![1, 3], vec![big as f32, 1.0, -big as f32])).unwrap();
+            let w = g.add_const("w", Tensor::f32(vec![3, 1], vec![1.0; 3])).unwrap();
+            (x, w)
+        };
+        let y = g.add_node("mm", MatMul {}, &[x, w], &["y".into()]).unwrap()[0];
+        g.set_outputs(vec![y]);
+        run(&g, &[]).unwrap()[0].as_f32().unwrap()[0]
+    }
+
+    #[test]
+    fn products_of_dequantized_operands_are_summed_exactly() {
+        assert!(reads_dequantized_operands_of_mm());
+        assert_eq!(product(true), 1.0);
+        // The same f32 values as plain constants: summed in f32 left to right the 1 is lost.
+        assert_eq!(33_554_432f32 + 1.0 - 33_554_432f32, 0.0);
+        assert!(product(false).is_finite());
+    }
+
+    fn reads_dequantized_operands_of_mm() -> bool {
+        let mut g = Graph::new();
+        let q = g.add_const("q", Tensor::i8(vec![2, 2], vec![1; 4])).unwrap();
+        let s = g.add_const("s", Tensor::f32(vec![], vec![0.5])).unwrap();
+        let a = g.add_node("dq", DequantizeLinear { axis: 1 }, &[q, s], &["a".into()]).unwrap()[0];
+        let f = g.add_const("f", Tensor::f32(vec![2, 2], vec![1.0; 4])).unwrap();
+        g.add_node("both", MatMul {}, &[a, a], &["y".into()]).unwrap();
+        g.add_node("one", MatMul {}, &[a, f], &["z".into()]).unwrap();
+        reads_dequantized_operands(&g, &g.nodes[1]) && !reads_dequantized_operands(&g, &g.nodes[2])
+    }
 }

@@ -73,6 +73,57 @@ pub(crate) fn gemm_strided(
     }
 }
 
+/// [`gemm_strided`] with every product summed exactly: in f64 (a product of two f32 is exact
+/// there, and sums of up to millions of them keep ~1e-16 relative error), `alpha` and the value
+/// already in `dst` added in f64 too, one rounding to f32 per output.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_strided_exact(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    lhs: &[f32],
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: &[f32],
+    (rhs_rs, rhs_cs): (usize, usize),
+    alpha: f32,
+    accumulate: bool,
+) {
+    let mut sum = vec![0f64; n];
+    for (i, row) in dst.chunks_mut(n.max(1)).take(m).enumerate() {
+        sum.fill(0.0);
+        for p in 0..k {
+            let a = lhs[i * lhs_rs + p * lhs_cs] as f64;
+            if a == 0.0 {
+                continue;
+            }
+            let r = &rhs[p * rhs_rs..];
+            if rhs_cs == 1 {
+                sum.iter_mut().zip(&r[..n]).for_each(|(s, &b)| *s += a * b as f64);
+            } else {
+                sum.iter_mut().enumerate().for_each(|(j, s)| *s += a * r[j * rhs_cs] as f64);
+            }
+        }
+        for (d, &s) in row.iter_mut().zip(&sum) {
+            let init = if accumulate { *d as f64 } else { 0.0 };
+            *d = (init + alpha as f64 * s) as f32;
+        }
+    }
+}
+
+/// The product [`Eval`]s use: exact when the context asks for it.
+pub(crate) type GemmFn =
+    fn(usize, usize, usize, &mut [f32], &[f32], (usize, usize), &[f32], (usize, usize), f32, bool);
+
+/// [`gemm_strided_exact`] or [`gemm_strided`], as `ctx` says.
+pub(crate) fn gemm_for(ctx: &EvalCtx) -> GemmFn {
+    if ctx.exact_accumulation {
+        gemm_strided_exact
+    } else {
+        gemm_strided
+    }
+}
+
 /// Geometry of one convolution with its spatial axes padded to three.
 pub(crate) struct Geo {
     pub(crate) batch: usize,
@@ -251,7 +302,8 @@ pub(crate) fn init_bias(out: &mut [f32], bias: Option<&[f32]>, m: usize, plane: 
 }
 
 impl Eval for Conv {
-    fn eval(&self, ins: &[&Tensor], _ctx: &EvalCtx) -> Result<Vec<Tensor>, EvalError> {
+    fn eval(&self, ins: &[&Tensor], ctx: &EvalCtx) -> Result<Vec<Tensor>, EvalError> {
+        let gemm_strided = gemm_for(ctx);
         let out_shape = infer_fixed(self, ins)?.remove(0);
         let (x, w) = (f32_input(ins, 0)?, f32_input(ins, 1)?);
         let bias = if ins.len() > 2 { Some(f32_input(ins, 2)?) } else { None };
@@ -371,6 +423,29 @@ impl Eval for ConvTranspose {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exact_gemm_rounds_once_where_f32_sums_lose_the_small_term() {
+        // 2^25 + 1 - 2^25: in f32 (left to right) the 1 is lost; exactly it is 1.
+        let big = 33_554_432f32;
+        assert_eq!(big + 1.0 - big, 0.0);
+        let lhs = [big, 1.0, -big];
+        let mut out = [0.5f32];
+        gemm_strided_exact(1, 1, 3, &mut out, &lhs, (3, 1), &[1.0, 1.0, 1.0], (1, 1), 2.0, true);
+        assert_eq!(out, [2.5]);
+        // Strided operands (lhs transposed, rhs with a column stride) against an f64 loop.
+        let (m, n, k) = (3, 4, 5);
+        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin() * 1e3).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.91).cos()).collect();
+        let mut got = vec![0f32; m * n];
+        gemm_strided_exact(m, n, k, &mut got, &a, (1, m), &b, (1, k), 1.0, false);
+        for i in 0..m {
+            for j in 0..n {
+                let want: f64 = (0..k).map(|p| a[p * m + i] as f64 * b[j * k + p] as f64).sum();
+                assert_eq!(got[i * n + j], want as f32, "({i}, {j})");
+            }
+        }
+    }
 
     /// Direct N-D (≤ 2 spatial) reference convolution.
     fn reference(x: &Tensor, w: &Tensor, b: Option<&[f32]>, op: &Conv) -> Vec<f32> {

@@ -1,6 +1,6 @@
 //! Evaluation of matrix products (gemm crate kernels).
 
-use super::conv::{gemm_strided, infer_fixed};
+use super::conv::{gemm_for, infer_fixed};
 use super::{f32_input, Eval, EvalCtx};
 use crate::exec::EvalError;
 use shrink_graph::ops::matmul::*;
@@ -45,7 +45,8 @@ pub(crate) fn broadcast_to<T: Copy>(src: &[T], from: &[usize], to: &[usize]) -> 
 }
 
 impl Eval for Gemm {
-    fn eval(&self, ins: &[&Tensor], _ctx: &EvalCtx) -> Result<Vec<Tensor>, EvalError> {
+    fn eval(&self, ins: &[&Tensor], ctx: &EvalCtx) -> Result<Vec<Tensor>, EvalError> {
+        let gemm_strided = gemm_for(ctx);
         let out_shape = infer_fixed(self, ins)?.remove(0);
         let (a, b) = (f32_input(ins, 0)?, f32_input(ins, 1)?);
         let (m, n) = (out_shape[0], out_shape[1]);
@@ -70,7 +71,8 @@ impl Eval for Gemm {
 }
 
 impl Eval for MatMul {
-    fn eval(&self, ins: &[&Tensor], _ctx: &EvalCtx) -> Result<Vec<Tensor>, EvalError> {
+    fn eval(&self, ins: &[&Tensor], ctx: &EvalCtx) -> Result<Vec<Tensor>, EvalError> {
+        let gemm_strided = gemm_for(ctx);
         let out_shape = infer_fixed(self, ins)?.remove(0);
         let (a, b) = (f32_input(ins, 0)?, f32_input(ins, 1)?);
         // 1-D promotion: a [K] → [1, K], b [K] → [K, 1].

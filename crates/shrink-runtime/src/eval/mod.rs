@@ -20,6 +20,10 @@ use std::collections::HashMap;
 pub struct EvalCtx {
     /// Sizes of the symbolic dimensions, bound from the graph inputs.
     pub syms: HashMap<String, usize>,
+    /// Sum the products of Conv / Gemm / MatMul exactly (f64, one rounding to f32 at the end)
+    /// instead of in f32: set for nodes whose operands are dequantized codes, so the reference
+    /// gives the exact value of the fake-quantized model (as integer kernels compute it).
+    pub exact_accumulation: bool,
 }
 
 impl EvalCtx {

@@ -327,7 +327,7 @@ mod tests {
         let y = run(&Transpose { perm: vec![1, 0] }, &[&x]);
         assert_eq!(y.shape, vec![3, 2]);
         assert_eq!(y.as_f32().unwrap(), &[0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
-        let ctx = EvalCtx { syms: [("N".to_string(), 3)].into() };
+        let ctx = EvalCtx { syms: [("N".to_string(), 3)].into(), ..Default::default() };
         let y = Reshape { shape: vec![Dim::Sym("N".into()), Dim::Fixed(2)] }.eval(&[&x], &ctx).unwrap();
         assert_eq!(y[0].shape, vec![3, 2]);
         assert!(Reshape { shape: vec![Dim::Fixed(4)] }.eval(&[&x], &ctx).is_err());

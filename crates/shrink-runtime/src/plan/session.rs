@@ -72,7 +72,7 @@ impl<'p> Session<'p> {
         let stand_ins: Vec<Tensor> =
             g.inputs.iter().zip(input_shapes).map(|(&i, s)| empty_like(g.values[i].fact.dtype, s)).collect();
         let syms = crate::exec::bind_inputs(g, &stand_ins)?;
-        let ctx = EvalCtx { syms };
+        let ctx = EvalCtx { syms, exact_accumulation: false };
         let nv = g.values.len();
         let mut loc = vec![Loc::Owned; nv];
         for (k, &i) in g.inputs.iter().enumerate() {
