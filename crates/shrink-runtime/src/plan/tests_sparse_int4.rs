@@ -72,8 +72,11 @@ fn pruned_weights_get_sparse_candidates_that_match_the_reference() {
         // 90 % zeros: the sparse kernel is the default at batch 1 and beyond.
         assert_eq!(s.kernel_name(0), "sparse-csr-f32");
         for &k in linear::candidates(&linear(&plan, 0).weights) {
+            // The 5-output layer's dense copy is rows, not panels (fewer outputs than a panel).
             for i in 0..3 {
-                s.set_linear_kernel(i, k).unwrap();
+                if linear::candidates(&linear(&plan, i).weights).contains(&k) {
+                    s.set_linear_kernel(i, k).unwrap();
+                }
             }
             let e = max_err(&s.run(std::slice::from_ref(&x)).unwrap()[0], &want);
             assert!(e <= 1e-5, "{k:?} batch {batch}: {e}");

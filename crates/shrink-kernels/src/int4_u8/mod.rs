@@ -13,18 +13,32 @@
 //! and the zero point are removed per scale group with precomputed sums:
 //! `Σ (qa − za)·q = Σ qa·u − 8·Σ qa − za·Σ q`.
 //!
+//! The rows are interleaved in tiles of [`NR`] output channels (N padded with zero rows): chunk
+//! `c` of the tile's channels `0..NR` are `NR` consecutive 64-byte lines, so a tile is one
+//! contiguous stream that a register tile reads front to back (one hardware-prefetch stream per
+//! thread instead of `NR`).
+//!
 //! A batch-1 call streams K/2 bytes per output channel: half the int8 GEMM's bytes, with the
 //! same kind of integer arithmetic. Groups: per output channel, or `G` a multiple of 128
 //! (whole chunks; the f32-activation [`crate::linear_i4`] also takes G = 32 / 64).
+//!
+//! Every path computes the same exact i32 sum per (row, channel, group) and combines the groups
+//! in the same f32 order, so all ISAs give the same bits as the portable path.
 use crate::epilogue::Activation;
 use crate::error::{check_len, mul, KernelError, Result};
 use crate::par::{for_each_task, split, task_count, OutPtr};
 use crate::{Int4Group, Isa, QuantParams};
 
+mod rowquant;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
 /// Codes per chunk (64 bytes).
 const CHUNK: usize = 128;
-/// Output channels per register tile.
-const NR: usize = 4;
+/// Output channels per tile of the layout (and per batch-1 register tile).
+const NR: usize = 8;
+/// Output channels per register tile of several rows (half a layout tile).
+const HALF: usize = NR / 2;
 /// Activation rows per register tile (batches of at least `MR` rows).
 const MR: usize = 4;
 
@@ -71,7 +85,7 @@ impl PackedI4U8 {
         if let Some(bad) = q.iter().find(|&&v| !(-8..=7).contains(&v)) {
             return Err(KernelError::new(format!("int4 code {bad} outside -8..=7")));
         }
-        let mut data = vec![0x88u8; n * kc * 64];
+        let mut data = vec![0x88u8; mul("int4 codes", n.div_ceil(NR) * NR, kc * 64)?];
         let mut qsum = vec![0i32; n * ng];
         let g_codes = gc * CHUNK;
         for r in 0..n {
@@ -79,7 +93,7 @@ impl PackedI4U8 {
                 let v = q[r * k + kk];
                 let u = (v + 8) as u8;
                 let (c, i) = (kk / CHUNK, kk % CHUNK);
-                let byte = &mut data[(r * kc + c) * 64 + i % 64];
+                let byte = &mut data[line(kc, r, c) + i % 64];
                 *byte = if i < 64 { (*byte & 0xF0) | u } else { (*byte & 0x0F) | (u << 4) };
                 qsum[r * ng + kk / g_codes] += v as i32;
             }
@@ -132,7 +146,7 @@ impl PackedI4U8 {
     pub fn code(&self, r: usize, kk: usize) -> i8 {
         assert!(r < self.n && kk < self.k, "int4 code ({r}, {kk}) out of [{}, {}]", self.n, self.k);
         let (c, i) = (kk / CHUNK, kk % CHUNK);
-        let b = self.data[(r * self.kc + c) * 64 + i % 64];
+        let b = self.data[line(self.kc, r, c) + i % 64];
         let u = if i < 64 { b & 0xF } else { b >> 4 };
         u as i8 - 8
     }
@@ -154,22 +168,18 @@ impl PackedI4U8 {
     }
 }
 
+/// Byte offset of chunk `c` of channel `r` (rows of `kc` chunks, interleaved in tiles of [`NR`]).
+#[inline(always)]
+fn line(kc: usize, r: usize, c: usize) -> usize {
+    ((r / NR * kc + c) * NR + r % NR) * 64
+}
+
 /// The u8 quantization of one activation row: `[min(x, 0), max(x, 0)]` mapped onto `0..=255`
 /// (scale `(max − min) / 255`, zero point `round(−min / scale)`; an all-zero row gets scale 1,
 /// zero point 0). Non-finite values are ignored for the range (and saturate).
 pub fn row_params(x: &[f32]) -> QuantParams {
-    let (mut lo, mut hi) = (0f32, 0f32);
-    for &v in x {
-        if v.is_finite() {
-            lo = lo.min(v);
-            hi = hi.max(v);
-        }
-    }
-    let s = (hi - lo) / 255.0;
-    if !(s > 0.0 && s.is_finite()) {
-        return QuantParams { scale: 1.0, zero_point: 0 };
-    }
-    QuantParams { scale: s, zero_point: (-lo / s).round().clamp(0.0, 255.0) as u8 }
+    let (lo, hi) = rowquant::range_scalar(x);
+    rowquant::params_of_range(lo, hi)
 }
 
 /// Quantizes `x` to u8 with [`row_params`]; returns the codes and their parameters.
@@ -209,23 +219,18 @@ pub fn linear_i4u8(
     if m == 0 || w.n == 0 {
         return Ok(());
     }
+    let isa = isa.effective();
     let kp = w.kc * CHUNK;
     let mut xq = vec![0u8; m * kp];
     let mut params = Vec::with_capacity(m);
     let mut asum = vec![0i32; m * w.ng];
-    let g_codes = w.gc * CHUNK;
     for r in 0..m {
-        let p = row_params(&x[r * w.k..(r + 1) * w.k]);
-        let dst = &mut xq[r * kp..r * kp + w.k];
-        for (kk, (d, &v)) in dst.iter_mut().zip(&x[r * w.k..(r + 1) * w.k]).enumerate() {
-            *d = p.quantize(v);
-            asum[r * w.ng + kk / g_codes] += *d as i32;
-        }
-        params.push(p);
+        let row = &mut xq[r * kp..(r + 1) * kp];
+        params.push(rowquant::quantize_row(isa, &x[r * w.k..(r + 1) * w.k], row));
+        rowquant::group_sums(row, w.gc * CHUNK, &mut asum[r * w.ng..(r + 1) * w.ng]);
     }
     let work = m.saturating_mul(w.n).saturating_mul(w.k.max(1)) / 4;
     let bounds = split(w.n, task_count(work), NR);
-    let isa = isa.effective();
     let a =
         Args { xq: &xq, kp, m, params: &params, asum: &asum, w, bias, act, out: OutPtr(out.as_mut_ptr()) };
     #[allow(unused_unsafe)]
@@ -281,6 +286,20 @@ impl Args<'_> {
     fn chunks(&self, g: usize) -> (usize, usize) {
         (g * self.w.gc, ((g + 1) * self.w.gc).min(self.w.kc))
     }
+
+    /// Adds group `g`'s term `scale · (d − correction)` of `(row, n)` to `s` (the one f32
+    /// combination every path uses; `d = Σ qa·u` over the group, exact).
+    #[inline(always)]
+    fn add_group(&self, s: &mut f32, row: usize, n: usize, g: usize, d: i32) {
+        *s += self.w.scales[n * self.w.ng + g] * d.wrapping_sub(self.correction(row, n, g)) as f32;
+    }
+
+    /// The first byte of layout tile `n / NR`'s chunk `c` (channel `n % NR == 0`).
+    #[inline(always)]
+    fn tile_ptr(&self, n: usize, c: usize) -> *const u8 {
+        // Only dereferenced for chunks that exist (then in bounds: N is padded to whole tiles).
+        self.w.data.as_ptr().wrapping_add(line(self.w.kc, n, c))
+    }
 }
 
 /// The portable path: exact i32 group sums, then the f32 combination.
@@ -292,223 +311,17 @@ fn task_scalar(a: &Args, n0: usize, n1: usize) {
             let mut s = 0f32;
             for g in 0..w.ng {
                 let (c0, c1) = a.chunks(g);
-                let mut d = -a.correction(row, n, g);
+                let mut d = 0i32;
                 for c in c0..c1 {
-                    let wb = &w.data[(n * w.kc + c) * 64..][..64];
+                    let wb = &w.data[line(w.kc, n, c)..][..64];
                     let xc = &xr[c * CHUNK..][..CHUNK];
                     for i in 0..64 {
                         d += xc[i] as i32 * (wb[i] & 0xF) as i32 + xc[64 + i] as i32 * (wb[i] >> 4) as i32;
                     }
                 }
-                s += w.scales[n * w.ng + g] * d as f32;
+                a.add_group(&mut s, row, n, g, d);
             }
             a.put(row, n, s);
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use std::arch::x86_64::*;
-
-    use super::{Args, CHUNK, MR, NR};
-
-    /// Channel `n + j`'s weight pointer, or the last channel's for a tile past `n1` (computed,
-    /// never written).
-    #[inline(always)]
-    fn wptrs(a: &Args, n: usize, n1: usize) -> [*const u8; NR] {
-        let w = a.w;
-        std::array::from_fn(|j| unsafe { w.data.as_ptr().add((n + j).min(n1 - 1) * w.kc * 64) })
-    }
-
-    /// AVX-512 VNNI: tiles of `MR` rows (or 1) × `NR` channels; each 64-byte line is unpacked
-    /// once (AND, shift) and fed to `vpdpbusd` for every row of the tile.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
-    pub(super) unsafe fn task_vnni(a: &Args, n0: usize, n1: usize) {
-        let mut n = n0;
-        while n < n1 {
-            let nr = (n1 - n).min(NR);
-            let wp = wptrs(a, n, n1);
-            let mut row = 0;
-            while row + MR <= a.m {
-                let mut y = [[0f32; NR]; MR];
-                unsafe { tile_vnni::<MR>(a, row, n, nr, &wp, &mut y) };
-                for r in 0..MR {
-                    for j in 0..nr {
-                        a.put(row + r, n + j, y[r][j]);
-                    }
-                }
-                row += MR;
-            }
-            while row < a.m {
-                let mut y = [[0f32; NR]; 1];
-                unsafe { tile_vnni::<1>(a, row, n, nr, &wp, &mut y) };
-                for j in 0..nr {
-                    a.put(row, n + j, y[0][j]);
-                }
-                row += 1;
-            }
-            n += nr;
-        }
-    }
-
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
-    #[inline]
-    unsafe fn tile_vnni<const R: usize>(
-        a: &Args,
-        row: usize,
-        n: usize,
-        nr: usize,
-        wp: &[*const u8; NR],
-        y: &mut [[f32; NR]; R],
-    ) {
-        unsafe {
-            let w = a.w;
-            let mask = _mm512_set1_epi8(0x0F);
-            let xp: [*const u8; R] = std::array::from_fn(|r| a.xq.as_ptr().add((row + r) * a.kp));
-            let mut tot = [[_mm512_setzero_ps(); NR]; R];
-            for g in 0..w.ng {
-                let (c0, c1) = a.chunks(g);
-                // Start from −correction (lane 0): the sums stay exact integers.
-                let mut acc = [[_mm512_setzero_si512(); NR]; R];
-                for r in 0..R {
-                    for j in 0..NR {
-                        let nj = (n + j).min(n + nr - 1);
-                        acc[r][j] = _mm512_zextsi128_si512(_mm_cvtsi32_si128(-a.correction(row + r, nj, g)));
-                    }
-                }
-                for c in c0..c1 {
-                    let mut lo = [_mm512_setzero_si512(); NR];
-                    let mut hi = [_mm512_setzero_si512(); NR];
-                    for j in 0..NR {
-                        let v = _mm512_loadu_si512(wp[j].add(c * 64) as *const _);
-                        lo[j] = _mm512_and_si512(v, mask);
-                        hi[j] = _mm512_and_si512(_mm512_srli_epi16::<4>(v), mask);
-                    }
-                    for r in 0..R {
-                        let x0 = _mm512_loadu_si512(xp[r].add(c * CHUNK) as *const _);
-                        let x1 = _mm512_loadu_si512(xp[r].add(c * CHUNK + 64) as *const _);
-                        for j in 0..NR {
-                            acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], x0, lo[j]);
-                            acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], x1, hi[j]);
-                        }
-                    }
-                }
-                for j in 0..NR {
-                    let nj = (n + j).min(n + nr - 1);
-                    let s = _mm512_set1_ps(w.scales[nj * w.ng + g]);
-                    for r in 0..R {
-                        tot[r][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][j]), s, tot[r][j]);
-                    }
-                }
-            }
-            for r in 0..R {
-                for j in 0..NR {
-                    y[r][j] = _mm512_reduce_add_ps(tot[r][j]);
-                }
-            }
-        }
-    }
-
-    /// AVX2 (also the AVX-512 level without VNNI): `pmaddubsw` u8 × u4 pairs into i16 (at most
-    /// 4 · 2 · 255 · 15 = 30 600: no saturation when four are added), `pmaddwd` into i32.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn task_avx2(a: &Args, n0: usize, n1: usize) {
-        let mut n = n0;
-        while n < n1 {
-            let nr = (n1 - n).min(NR);
-            let wp = wptrs(a, n, n1);
-            let mut row = 0;
-            while row + 2 <= a.m {
-                let mut y = [[0f32; NR]; 2];
-                unsafe { tile_avx2::<2>(a, row, n, nr, &wp, &mut y) };
-                for r in 0..2 {
-                    for j in 0..nr {
-                        a.put(row + r, n + j, y[r][j]);
-                    }
-                }
-                row += 2;
-            }
-            while row < a.m {
-                let mut y = [[0f32; NR]; 1];
-                unsafe { tile_avx2::<1>(a, row, n, nr, &wp, &mut y) };
-                for j in 0..nr {
-                    a.put(row, n + j, y[0][j]);
-                }
-                row += 1;
-            }
-            n += nr;
-        }
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    unsafe fn tile_avx2<const R: usize>(
-        a: &Args,
-        row: usize,
-        n: usize,
-        nr: usize,
-        wp: &[*const u8; NR],
-        y: &mut [[f32; NR]; R],
-    ) {
-        unsafe {
-            let w = a.w;
-            let mask = _mm256_set1_epi8(0x0F);
-            let ones = _mm256_set1_epi16(1);
-            let xp: [*const u8; R] = std::array::from_fn(|r| a.xq.as_ptr().add((row + r) * a.kp));
-            let mut tot = [[_mm256_setzero_ps(); NR]; R];
-            for g in 0..w.ng {
-                let (c0, c1) = a.chunks(g);
-                let mut acc = [[_mm256_setzero_si256(); NR]; R];
-                for r in 0..R {
-                    for j in 0..NR {
-                        let nj = (n + j).min(n + nr - 1);
-                        acc[r][j] = _mm256_zextsi128_si256(_mm_cvtsi32_si128(-a.correction(row + r, nj, g)));
-                    }
-                }
-                for c in c0..c1 {
-                    // Bytes 0..32: K 0..32 (low) and 64..96 (high); bytes 32..64: 32..64, 96..128.
-                    for j in 0..NR {
-                        let v0 = _mm256_loadu_si256(wp[j].add(c * 64) as *const _);
-                        let v1 = _mm256_loadu_si256(wp[j].add(c * 64 + 32) as *const _);
-                        let wv = [
-                            _mm256_and_si256(v0, mask),
-                            _mm256_and_si256(v1, mask),
-                            _mm256_and_si256(_mm256_srli_epi16::<4>(v0), mask),
-                            _mm256_and_si256(_mm256_srli_epi16::<4>(v1), mask),
-                        ];
-                        for r in 0..R {
-                            let xb = xp[r].add(c * CHUNK);
-                            let xv: [__m256i; 4] =
-                                std::array::from_fn(|q| _mm256_loadu_si256(xb.add(32 * q) as *const _));
-                            let p01 = _mm256_add_epi16(
-                                _mm256_maddubs_epi16(xv[0], wv[0]),
-                                _mm256_maddubs_epi16(xv[1], wv[1]),
-                            );
-                            let p23 = _mm256_add_epi16(
-                                _mm256_maddubs_epi16(xv[2], wv[2]),
-                                _mm256_maddubs_epi16(xv[3], wv[3]),
-                            );
-                            let p = _mm256_madd_epi16(_mm256_add_epi16(p01, p23), ones);
-                            acc[r][j] = _mm256_add_epi32(acc[r][j], p);
-                        }
-                    }
-                }
-                for j in 0..NR {
-                    let nj = (n + j).min(n + nr - 1);
-                    let s = _mm256_set1_ps(w.scales[nj * w.ng + g]);
-                    for r in 0..R {
-                        tot[r][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r][j]), s, tot[r][j]);
-                    }
-                }
-            }
-            let mut t = [0f32; 8];
-            for r in 0..R {
-                for j in 0..NR {
-                    _mm256_storeu_ps(t.as_mut_ptr(), tot[r][j]);
-                    y[r][j] = t.iter().sum();
-                }
-            }
         }
     }
 }
