@@ -93,8 +93,8 @@ pub fn quantize_graph(graph: &Graph, ranges: &ActRanges, cfg: &QdqConfig) -> Res
                 }
                 let name = &graph.values[a].name;
                 let (lo, hi) = ranges.get(name).ok_or_else(|| QdqError::NoRange(name.clone()))?;
-                let d = fake_quantize(&mut out, inputs[i], name, lo, hi, cfg.act_bits)?;
-                act_scale.insert(a, activation_params(lo, hi, cfg.act_bits).0);
+                let (d, scale) = fake_quantize(&mut out, inputs[i], name, lo, hi, cfg.act_bits)?;
+                act_scale.insert(a, scale);
                 dq.insert(a, d);
                 inputs[i] = d;
             }
@@ -240,7 +240,8 @@ fn quantize_weight_scales(
     Ok((d[0], scales))
 }
 
-/// QuantizeLinear → DequantizeLinear of activation `x` (new id) named `name`; returns the output.
+/// QuantizeLinear → DequantizeLinear of activation `x` (new id) named `name`; returns the output
+/// and the scale.
 fn fake_quantize(
     out: &mut Graph,
     x: ValueId,
@@ -248,7 +249,7 @@ fn fake_quantize(
     lo: f32,
     hi: f32,
     bits: u32,
-) -> Result<ValueId, QdqError> {
+) -> Result<(ValueId, f32), QdqError> {
     let gerr = |e: shrink_graph::GraphError| QdqError::Graph(e.to_string());
     let (scale, zp) = activation_params(lo, hi, bits);
     let s = out.add_const(&format!("{name}_scale"), Tensor::f32(vec![], vec![scale])).map_err(gerr)?;
@@ -269,7 +270,7 @@ fn fake_quantize(
             &[format!("{name}_dequantized")],
         )
         .map_err(gerr)?;
-    Ok(d[0])
+    Ok((d[0], scale))
 }
 
 #[cfg(test)]
